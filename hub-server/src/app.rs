@@ -1,0 +1,85 @@
+//! The one application state, built from the same parts by `serve` and by tests.
+
+use crate::config::Settings;
+use crate::db::Db;
+use crate::git::GitStore;
+use crate::storage::Storage;
+use axum::http::HeaderMap;
+use std::collections::HashMap;
+use std::ops::Deref;
+use std::sync::{Arc, Mutex};
+
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub db: Db,
+    pub storage: Storage,
+    pub git: GitStore,
+    pub settings: Settings,
+    /// HMAC key for self-authenticating LFS transfer URLs.
+    pub secret: Vec<u8>,
+    /// Serializes writes to one repository within this process.
+    repo_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// Opens (and migrates) the database and storage named by `settings`.
+    pub async fn open(settings: Settings) -> anyhow::Result<AppState> {
+        settings.validate()?;
+        std::fs::create_dir_all(&settings.data_dir)?;
+        let db = Db::connect(&settings.database_url()).await?;
+        db.migrate().await?;
+        let storage = Storage::local(settings.data_dir.join("objects"))?;
+        let git = GitStore::new(settings.data_dir.join("repos"))?;
+        let secret = match &settings.secret {
+            Some(s) => s.as_bytes().to_vec(),
+            None => load_or_create_secret(&settings.data_dir.join("secret"))?,
+        };
+        Ok(AppState(Arc::new(Inner { db, storage, git, settings, secret, repo_locks: Mutex::new(HashMap::new()) })))
+    }
+
+    /// The base URL clients reach us on: configured, or from the request's Host header.
+    pub fn base_url(&self, headers: &HeaderMap) -> String {
+        if let Some(url) = &self.settings.public_url {
+            return url.trim_end_matches('/').to_string();
+        }
+        let host = headers.get(axum::http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+        let proto = headers.get("x-forwarded-proto").and_then(|h| h.to_str().ok()).unwrap_or("http");
+        format!("{proto}://{host}")
+    }
+
+    /// The write lock of one repository (commits, ref updates).
+    pub fn repo_lock(&self, repo_id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.repo_locks.lock().unwrap_or_else(|e| e.into_inner());
+        if locks.len() > 1024 {
+            locks.retain(|_, l| Arc::strong_count(l) > 1);
+        }
+        locks.entry(repo_id.to_string()).or_default().clone()
+    }
+}
+
+fn load_or_create_secret(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    if let Ok(existing) = std::fs::read(path) {
+        if existing.len() >= 32 {
+            return Ok(existing);
+        }
+    }
+    let secret: [u8; 32] = rand::random();
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, secret)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
+    }
+    std::fs::rename(&tmp, path)?;
+    Ok(secret.to_vec())
+}

@@ -1,0 +1,168 @@
+//! Who is calling, and what they may do. Tokens arrive as `Authorization: Bearer <token>` (the
+//! HTTP API) or as the password of HTTP Basic (git, git-lfs); only their SHA-256 is stored.
+
+use crate::app::AppState;
+use crate::db::{Account, Role, Token};
+use crate::error::ApiError;
+use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use base64::Engine;
+use rand::Rng;
+use sha2::{Digest, Sha256};
+
+/// The authenticated user behind a request.
+#[derive(Debug, Clone)]
+pub struct AuthUser {
+    pub account: Account,
+    pub token: Token,
+    pub orgs: Vec<(String, Role)>,
+}
+
+/// The caller of a request: anonymous or a token's user.
+#[derive(Debug, Clone, Default)]
+pub struct Caller {
+    pub user: Option<AuthUser>,
+}
+
+impl Caller {
+    pub fn is_authenticated(&self) -> bool {
+        self.user.is_some()
+    }
+
+    pub fn name(&self) -> Option<&str> {
+        self.user.as_ref().map(|u| u.account.name.as_str())
+    }
+
+    /// The user's own role in a namespace, ignoring the token's scope.
+    fn membership(&self, namespace: &str) -> Option<Role> {
+        let user = self.user.as_ref()?;
+        if user.account.name == namespace {
+            return Some(Role::Admin);
+        }
+        user.orgs.iter().find(|(org, _)| org == namespace).map(|(_, role)| *role)
+    }
+
+    /// What this request may do in a namespace: the membership, capped by a read token.
+    pub fn role_in(&self, namespace: &str) -> Option<Role> {
+        let role = self.membership(namespace)?;
+        let token_role = self.user.as_ref()?.token.role;
+        Some(role.min(if token_role == Role::Read { Role::Read } else { Role::Admin }))
+    }
+
+    pub fn can_read_private(&self, namespace: &str) -> bool {
+        self.membership(namespace).is_some()
+    }
+
+    /// Checks write access to a namespace, with an error that says what to do.
+    pub fn require_write(&self, namespace: &str) -> Result<(), ApiError> {
+        self.require(namespace, Role::Write)
+    }
+
+    /// Checks that this request may act with `needed` in a namespace.
+    pub fn require(&self, namespace: &str, needed: Role) -> Result<(), ApiError> {
+        let Some(user) = &self.user else {
+            return Err(ApiError::unauthorized("You must be authenticated (pass a write access token) to do this"));
+        };
+        match self.membership(namespace) {
+            Some(role) if role >= needed => {
+                if user.token.role == Role::Read {
+                    Err(ApiError::forbidden(format!(
+                        "token '{}' is read-only; create a write token with `hub-server token create {} --role write`",
+                        user.token.name, user.account.name
+                    )))
+                } else {
+                    Ok(())
+                }
+            }
+            _ => Err(ApiError::forbidden(format!("{} lacks {} access to namespace '{namespace}'", user.account.name, needed.as_str()))),
+        }
+    }
+
+    /// Namespaces whose private repos this caller may list.
+    pub fn visible_namespaces(&self) -> Vec<String> {
+        match &self.user {
+            None => Vec::new(),
+            Some(u) => std::iter::once(u.account.name.clone()).chain(u.orgs.iter().map(|(o, _)| o.clone())).collect(),
+        }
+    }
+}
+
+/// A new access token: `hf_` and 34 random alphanumerics, like huggingface.co's.
+pub fn generate_token() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::thread_rng();
+    let body: String = (0..34).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char).collect();
+    format!("hf_{body}")
+}
+
+/// Tokens carry 200 bits of randomness, so a fast hash is enough to store them.
+pub fn hash_token(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+pub fn hash_password(password: &str) -> anyhow::Result<String> {
+    let salt = SaltString::generate(&mut OsRng);
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| anyhow::anyhow!("could not hash password: {e}"))
+}
+
+/// The token in an Authorization header, if any (empty bearer = anonymous, as hf-hub 0.4 sends).
+fn token_from_header(value: &str) -> Option<String> {
+    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+    let rest = rest.trim();
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return (!rest.is_empty()).then(|| rest.to_string());
+    }
+    if scheme.eq_ignore_ascii_case("basic") {
+        let decoded = base64::engine::general_purpose::STANDARD.decode(rest).ok()?;
+        let decoded = String::from_utf8(decoded).ok()?;
+        let (_, password) = decoded.split_once(':')?;
+        return (!password.is_empty()).then(|| password.to_string());
+    }
+    None
+}
+
+pub fn invalid_credentials() -> ApiError {
+    ApiError::unauthorized("Invalid credentials in Authorization header")
+}
+
+pub async fn authenticate(state: &AppState, header: Option<&str>) -> Result<Caller, ApiError> {
+    let Some(token) = header.and_then(token_from_header) else { return Ok(Caller::default()) };
+    let Some((token, account)) = state.db.find_token(&hash_token(&token)).await? else {
+        return Err(invalid_credentials());
+    };
+    let orgs = state.db.orgs_of(account.id).await?;
+    Ok(Caller { user: Some(AuthUser { account, token, orgs }) })
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        if let Some(caller) = parts.extensions.get::<Caller>() {
+            return Ok(caller.clone());
+        }
+        let header = parts.headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        let caller = authenticate(state, header).await?;
+        parts.extensions.insert(caller.clone());
+        Ok(caller)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_read_from_bearer_and_basic() {
+        assert_eq!(token_from_header("Bearer hf_abc"), Some("hf_abc".into()));
+        assert_eq!(token_from_header("Bearer "), None);
+        assert_eq!(token_from_header("Bearer"), None);
+        let basic = base64::engine::general_purpose::STANDARD.encode("anyone:hf_xyz");
+        assert_eq!(token_from_header(&format!("Basic {basic}")), Some("hf_xyz".into()));
+        assert!(generate_token().starts_with("hf_") && generate_token().len() == 37);
+    }
+}

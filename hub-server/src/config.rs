@@ -1,0 +1,59 @@
+//! Settings shared by every subcommand, from flags or `HUB_*` environment variables.
+
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct Settings {
+    /// Where repositories, LFS objects and the SQLite database live.
+    #[arg(long, env = "HUB_DATA_DIR", default_value = "./data", global = true)]
+    pub data_dir: PathBuf,
+
+    /// Metadata database: sqlite://PATH (default: DATA_DIR/hub.db) or postgres://…
+    #[arg(long, env = "HUB_DATABASE_URL", global = true)]
+    pub database_url: Option<String>,
+
+    /// The URL clients use to reach this hub (default: http://<Host header>).
+    #[arg(long, env = "HUB_PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
+
+    /// Key for signing LFS transfer URLs (default: generated once into DATA_DIR/secret).
+    #[arg(long, env = "HUB_SECRET", global = true, hide_env_values = true)]
+    pub secret: Option<String>,
+
+    /// LFS objects at least this large are offered the multipart transfer (bytes).
+    #[arg(long, env = "HUB_LFS_MULTIPART_THRESHOLD", default_value_t = 512 * 1024 * 1024, global = true)]
+    pub lfs_multipart_threshold: u64,
+
+    /// Part size of multipart LFS uploads (bytes).
+    #[arg(long, env = "HUB_LFS_PART_SIZE", default_value_t = 64 * 1024 * 1024, global = true)]
+    pub lfs_part_size: u64,
+
+    /// Largest NDJSON commit body accepted (bytes); inline files count base64-encoded.
+    #[arg(long, env = "HUB_MAX_COMMIT_BYTES", default_value_t = 1024 * 1024 * 1024, global = true)]
+    pub max_commit_bytes: u64,
+
+    /// Log as JSON lines instead of text.
+    #[arg(long, env = "HUB_LOG_JSON", global = true)]
+    pub log_json: bool,
+}
+
+impl Settings {
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", self.data_dir.join("hub.db").display()),
+        }
+    }
+
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if let Some(url) = &self.public_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                anyhow::bail!("HUB_PUBLIC_URL must start with http:// or https:// (got {url:?})");
+            }
+        }
+        if self.lfs_part_size < 5 * 1024 * 1024 {
+            anyhow::bail!("HUB_LFS_PART_SIZE must be at least 5 MiB (the S3 minimum part size)");
+        }
+        Ok(())
+    }
+}

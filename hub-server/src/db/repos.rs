@@ -1,0 +1,289 @@
+//! Repository metadata: names, visibility, card metadata, counters, redirects.
+
+use super::{get, now_ms, Db};
+use crate::names::{RepoName, RepoType};
+use sqlx::any::AnyRow;
+
+#[derive(Debug, Clone)]
+pub struct RepoRow {
+    /// Stable storage id: names the git repository on disk.
+    pub id: String,
+    pub name: RepoName,
+    pub private: bool,
+    pub created_at: i64,
+    pub last_modified: i64,
+    pub sha: Option<String>,
+    pub card_data: Option<serde_json::Value>,
+    pub tags: Vec<String>,
+    pub pipeline_tag: Option<String>,
+    pub library_name: Option<String>,
+    pub downloads: i64,
+    pub likes: i64,
+}
+
+/// Metadata derived from the default branch's README.md front matter.
+#[derive(Debug, Clone, Default)]
+pub struct CardMeta {
+    pub card_data: Option<serde_json::Value>,
+    pub tags: Vec<String>,
+    pub pipeline_tag: Option<String>,
+    pub library_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RepoSort {
+    LastModified,
+    CreatedAt,
+    Downloads,
+    Likes,
+    Id,
+}
+
+#[derive(Debug, Clone)]
+pub struct RepoQuery {
+    pub repo_type: RepoType,
+    pub search: Option<String>,
+    pub author: Option<String>,
+    pub tags: Vec<String>,
+    pub pipeline_tag: Option<String>,
+    pub sort: RepoSort,
+    pub ascending: bool,
+    /// Namespaces whose private repos the caller may see.
+    pub visible_namespaces: Vec<String>,
+    pub offset: i64,
+    pub limit: i64,
+}
+
+const REPO_COLS: &str = "id, repo_type, namespace, name, private, created_at, last_modified, sha, card_data, tags, \
+                         pipeline_tag, library_name, downloads, likes";
+
+fn repo(row: &AnyRow) -> Result<RepoRow, sqlx::Error> {
+    let repo_type: String = get(row, "repo_type")?;
+    let repo_type = RepoType::parse(&repo_type).map_err(|e| sqlx::Error::Decode(e.message.into()))?;
+    let card: Option<String> = get(row, "card_data")?;
+    let tags: String = get(row, "tags")?;
+    Ok(RepoRow {
+        id: get(row, "id")?,
+        name: RepoName { repo_type, namespace: get(row, "namespace")?, name: get(row, "name")? },
+        private: get::<i64>(row, "private")? != 0,
+        created_at: get(row, "created_at")?,
+        last_modified: get(row, "last_modified")?,
+        sha: get(row, "sha")?,
+        card_data: card.and_then(|c| serde_json::from_str(&c).ok()),
+        tags: serde_json::from_str(&tags).unwrap_or_default(),
+        pipeline_tag: get(row, "pipeline_tag")?,
+        library_name: get(row, "library_name")?,
+        downloads: get(row, "downloads")?,
+        likes: get(row, "likes")?,
+    })
+}
+
+/// A value bound to a dynamically built query.
+enum Arg {
+    Text(String),
+    Int(i64),
+}
+
+impl Db {
+    pub async fn insert_repo(&self, id: &str, name: &RepoName, private: bool, sha: &str) -> Result<RepoRow, sqlx::Error> {
+        let now = now_ms();
+        let mut tx = self.pool().begin().await?;
+        // A new repo takes the name over from any moved repo that used to answer to it.
+        sqlx::query("DELETE FROM repo_redirects WHERE repo_type = $1 AND namespace = $2 AND name = $3")
+            .bind(name.repo_type.as_str())
+            .bind(&name.namespace)
+            .bind(&name.name)
+            .execute(&mut *tx)
+            .await?;
+        let row = sqlx::query(&format!(
+            "INSERT INTO repos (id, repo_type, namespace, name, private, created_at, last_modified, sha) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {REPO_COLS}"
+        ))
+        .bind(id)
+        .bind(name.repo_type.as_str())
+        .bind(&name.namespace)
+        .bind(&name.name)
+        .bind(private as i64)
+        .bind(now)
+        .bind(now)
+        .bind(sha)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        repo(&row)
+    }
+
+    pub async fn find_repo(&self, name: &RepoName) -> Result<Option<RepoRow>, sqlx::Error> {
+        let row = sqlx::query(&format!("SELECT {REPO_COLS} FROM repos WHERE repo_type = $1 AND namespace = $2 AND name = $3"))
+            .bind(name.repo_type.as_str())
+            .bind(&name.namespace)
+            .bind(&name.name)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(repo).transpose()
+    }
+
+    /// The repo an old (moved-away) name now points to.
+    pub async fn find_redirect(&self, name: &RepoName) -> Result<Option<RepoRow>, sqlx::Error> {
+        let row = sqlx::query(&format!(
+            "SELECT {} FROM repo_redirects d JOIN repos r ON r.id = d.repo_id \
+             WHERE d.repo_type = $1 AND d.namespace = $2 AND d.name = $3",
+            REPO_COLS.split(", ").map(|c| format!("r.{c}")).collect::<Vec<_>>().join(", ")
+        ))
+        .bind(name.repo_type.as_str())
+        .bind(&name.namespace)
+        .bind(&name.name)
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(repo).transpose()
+    }
+
+    pub async fn delete_repo(&self, id: &str) -> Result<(), sqlx::Error> {
+        let mut tx = self.pool().begin().await?;
+        for table in ["repo_tags", "repo_redirects"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE repo_id = $1")).bind(id).execute(&mut *tx).await?;
+        }
+        sqlx::query("DELETE FROM repos WHERE id = $1").bind(id).execute(&mut *tx).await?;
+        tx.commit().await
+    }
+
+    /// Renames a repo and keeps its old name as a redirect.
+    pub async fn move_repo(&self, current: &RepoRow, to: &RepoName) -> Result<(), sqlx::Error> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("DELETE FROM repo_redirects WHERE repo_type = $1 AND namespace = $2 AND name = $3")
+            .bind(to.repo_type.as_str())
+            .bind(&to.namespace)
+            .bind(&to.name)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE repos SET namespace = $1, name = $2, last_modified = $3 WHERE id = $4")
+            .bind(&to.namespace)
+            .bind(&to.name)
+            .bind(now_ms())
+            .bind(&current.id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO repo_redirects (repo_type, namespace, name, repo_id) VALUES ($1, $2, $3, $4)")
+            .bind(current.name.repo_type.as_str())
+            .bind(&current.name.namespace)
+            .bind(&current.name.name)
+            .bind(&current.id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await
+    }
+
+    pub async fn set_private(&self, id: &str, private: bool) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE repos SET private = $1 WHERE id = $2").bind(private as i64).bind(id).execute(self.pool()).await?;
+        Ok(())
+    }
+
+    /// Records a new head of the default branch, with the card metadata read from it.
+    pub async fn record_head(&self, id: &str, sha: &str, card: &CardMeta) -> Result<(), sqlx::Error> {
+        let mut tx = self.pool().begin().await?;
+        let card_json = card.card_data.as_ref().map(|c| c.to_string());
+        let tags_json = serde_json::to_string(&card.tags).unwrap_or_else(|_| "[]".into());
+        sqlx::query(
+            "UPDATE repos SET sha = $1, last_modified = $2, card_data = $3, tags = $4, pipeline_tag = $5, library_name = $6 \
+             WHERE id = $7",
+        )
+        .bind(sha)
+        .bind(now_ms())
+        .bind(card_json)
+        .bind(tags_json)
+        .bind(card.pipeline_tag.as_deref())
+        .bind(card.library_name.as_deref())
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM repo_tags WHERE repo_id = $1").bind(id).execute(&mut *tx).await?;
+        for tag in &card.tags {
+            sqlx::query("INSERT INTO repo_tags (repo_id, tag) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                .bind(id)
+                .bind(tag)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await
+    }
+
+    /// Marks a change that does not move the default branch (another branch, a tag).
+    pub async fn touch_repo(&self, id: &str) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE repos SET last_modified = $1 WHERE id = $2").bind(now_ms()).bind(id).execute(self.pool()).await?;
+        Ok(())
+    }
+
+    pub async fn count_download(&self, id: &str) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE repos SET downloads = downloads + 1 WHERE id = $1").bind(id).execute(self.pool()).await?;
+        Ok(())
+    }
+
+    /// One page of repos matching the query, and whether more follow.
+    pub async fn list_repos(&self, q: &RepoQuery) -> Result<(Vec<RepoRow>, bool), sqlx::Error> {
+        let mut args: Vec<Arg> = vec![Arg::Text(q.repo_type.as_str().to_string())];
+        let mut sql = format!("SELECT {REPO_COLS} FROM repos WHERE repo_type = $1");
+        let mut push = |sql: &mut String, clause: &str, arg: Arg| {
+            args.push(arg);
+            sql.push_str(&clause.replace("$?", &format!("${}", args.len())));
+        };
+        // Visibility: public repos, plus private ones in the caller's namespaces.
+        if q.visible_namespaces.is_empty() {
+            sql.push_str(" AND private = 0");
+        } else {
+            sql.push_str(" AND (private = 0");
+            for ns in &q.visible_namespaces {
+                push(&mut sql, " OR namespace = $?", Arg::Text(ns.clone()));
+            }
+            sql.push(')');
+        }
+        if let Some(author) = &q.author {
+            push(&mut sql, " AND namespace = $?", Arg::Text(author.clone()));
+        }
+        if let Some(search) = &q.search {
+            let pattern = format!("%{}%", search.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+            push(&mut sql, " AND LOWER(namespace || '/' || name) LIKE $? ESCAPE '\\'", Arg::Text(pattern));
+        }
+        if let Some(pipeline) = &q.pipeline_tag {
+            push(&mut sql, " AND pipeline_tag = $?", Arg::Text(pipeline.clone()));
+        }
+        for tag in &q.tags {
+            push(&mut sql, " AND id IN (SELECT repo_id FROM repo_tags WHERE tag = $?)", Arg::Text(tag.clone()));
+        }
+        let column = match q.sort {
+            RepoSort::LastModified => "last_modified",
+            RepoSort::CreatedAt => "created_at",
+            RepoSort::Downloads => "downloads",
+            RepoSort::Likes => "likes",
+            RepoSort::Id => "namespace",
+        };
+        let dir = if q.ascending { "ASC" } else { "DESC" };
+        sql.push_str(&format!(" ORDER BY {column} {dir}, namespace {dir}, name {dir}"));
+        push(&mut sql, " LIMIT $?", Arg::Int(q.limit + 1));
+        push(&mut sql, " OFFSET $?", Arg::Int(q.offset));
+        let mut query = sqlx::query(&sql);
+        for arg in args {
+            query = match arg {
+                Arg::Text(s) => query.bind(s),
+                Arg::Int(i) => query.bind(i),
+            };
+        }
+        let rows = query.fetch_all(self.pool()).await?;
+        let more = rows.len() as i64 > q.limit;
+        let repos = rows.iter().take(q.limit as usize).map(repo).collect::<Result<Vec<_>, _>>()?;
+        Ok((repos, more))
+    }
+
+    pub async fn safetensors_params(&self, oid: &str) -> Result<Option<String>, sqlx::Error> {
+        let row = sqlx::query("SELECT parameters FROM safetensors_params WHERE oid = $1").bind(oid).fetch_optional(self.pool()).await?;
+        row.as_ref().map(|r| get(r, "parameters")).transpose()
+    }
+
+    pub async fn store_safetensors_params(&self, oid: &str, parameters: &str) -> Result<(), sqlx::Error> {
+        sqlx::query("INSERT INTO safetensors_params (oid, parameters) VALUES ($1, $2) ON CONFLICT (oid) DO NOTHING")
+            .bind(oid)
+            .bind(parameters)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+}

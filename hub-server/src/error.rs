@@ -1,0 +1,142 @@
+//! The one error type: it speaks the Hub's error protocol (status, JSON body, `X-Error-Code`).
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+/// Machine codes clients branch on (huggingface_hub's `hf_raise_for_status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    RepoNotFound,
+    RevisionNotFound,
+    EntryNotFound,
+}
+
+impl ErrorCode {
+    fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::RepoNotFound => "RepoNotFound",
+            ErrorCode::RevisionNotFound => "RevisionNotFound",
+            ErrorCode::EntryNotFound => "EntryNotFound",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: Option<ErrorCode>,
+    pub message: String,
+    /// `X-Repo-Commit` on EntryNotFound, so clients can negative-cache the path.
+    pub repo_commit: Option<String>,
+    /// Extra JSON fields merged into the body (e.g. `url` on a 409 for create_repo(exist_ok)).
+    pub extra: Option<serde_json::Value>,
+    /// Extra response headers (e.g. `WWW-Authenticate`).
+    pub headers: Vec<(header::HeaderName, String)>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError { status, code: None, message: message.into(), repo_commit: None, extra: None, headers: Vec::new() }
+    }
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, message)
+    }
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, message)
+    }
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, message)
+    }
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, message)
+    }
+    pub fn payload_too_large(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, message)
+    }
+    /// A repo that does not exist, or that the caller may not see: 401 for anonymous callers,
+    /// 404 for authenticated ones, so a private repo is indistinguishable from a missing one.
+    pub fn repo_not_found(authenticated: bool) -> Self {
+        let status = if authenticated { StatusCode::NOT_FOUND } else { StatusCode::UNAUTHORIZED };
+        let mut e = Self::new(status, "Repository not found");
+        e.code = Some(ErrorCode::RepoNotFound);
+        e
+    }
+    pub fn revision_not_found(rev: &str) -> Self {
+        let mut e = Self::new(StatusCode::NOT_FOUND, format!("Invalid rev id: {rev}"));
+        e.code = Some(ErrorCode::RevisionNotFound);
+        e
+    }
+    pub fn entry_not_found(path: &str, commit: &str) -> Self {
+        let mut e = Self::new(StatusCode::NOT_FOUND, format!("Entry not found: {path}"));
+        e.code = Some(ErrorCode::EntryNotFound);
+        e.repo_commit = Some(commit.to_string());
+        e
+    }
+    pub fn internal(err: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %err, "internal error");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
+    }
+    pub fn with_extra(mut self, extra: serde_json::Value) -> Self {
+        self.extra = Some(extra);
+        self
+    }
+    pub fn with_header(mut self, name: header::HeaderName, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.status, self.message)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = json!({ "error": self.message });
+        if let (Some(extra), Some(map)) = (self.extra, body.as_object_mut()) {
+            if let Some(extra) = extra.as_object() {
+                for (k, v) in extra {
+                    map.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        let mut resp = (self.status, axum::Json(body)).into_response();
+        let h = resp.headers_mut();
+        if let Some(code) = self.code {
+            h.insert("x-error-code", HeaderValue::from_static(code.as_str()));
+        }
+        // Header values must be visible ASCII; fall back to a generic message otherwise.
+        let msg: String = self.message.chars().map(|c| if c.is_ascii() && !c.is_ascii_control() { c } else { '?' }).collect();
+        if let Ok(v) = HeaderValue::from_str(&msg) {
+            h.insert("x-error-message", v);
+        }
+        if let Some(commit) = self.repo_commit.and_then(|c| HeaderValue::from_str(&c).ok()) {
+            h.insert("x-repo-commit", commit);
+        }
+        for (name, value) in self.headers {
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                h.append(name, v);
+            }
+        }
+        resp
+    }
+}
+
+macro_rules! internal_from {
+    ($($t:ty),*) => {$(
+        impl From<$t> for ApiError {
+            fn from(e: $t) -> Self { ApiError::internal(e) }
+        }
+    )*};
+}
+internal_from!(sqlx::Error, git2::Error, object_store::Error, std::io::Error, tokio::task::JoinError, anyhow::Error);

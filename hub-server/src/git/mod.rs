@@ -1,0 +1,300 @@
+//! Bare git repositories (git2): every revision, branch and tag is a real git object, so the
+//! ids the API returns are the ids git serves. All functions here block: call them from
+//! `spawn_blocking`.
+
+mod lfs_pointer;
+mod tree_edit;
+
+pub use lfs_pointer::LfsPointer;
+pub use tree_edit::{apply_ops, TreeError, TreeOp};
+
+use git2::{ObjectType, Oid, Repository, Signature, Sort};
+use std::path::PathBuf;
+
+#[derive(Clone)]
+pub struct GitStore {
+    root: PathBuf,
+}
+
+/// A file or directory at some revision.
+#[derive(Debug, Clone)]
+pub enum Entry {
+    File { path: String, blob: Oid, size: u64, lfs: Option<(LfsPointer, u64)> },
+    Dir { path: String, tree: Oid },
+}
+
+impl Entry {
+    pub fn path(&self) -> &str {
+        match self {
+            Entry::File { path, .. } | Entry::Dir { path, .. } => path,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct CommitInfo {
+    pub id: String,
+    pub title: String,
+    pub message: String,
+    pub author: String,
+    pub time_ms: i64,
+    pub parents: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RefInfo {
+    pub name: String,
+    pub refname: String,
+    pub target: String,
+}
+
+impl GitStore {
+    pub fn new(root: PathBuf) -> std::io::Result<GitStore> {
+        std::fs::create_dir_all(&root)?;
+        Ok(GitStore { root })
+    }
+
+    pub fn path(&self, repo_id: &str) -> PathBuf {
+        self.root.join(&repo_id[..2.min(repo_id.len())]).join(format!("{repo_id}.git"))
+    }
+
+    pub fn open(&self, repo_id: &str) -> Result<Repository, git2::Error> {
+        Repository::open_bare(self.path(repo_id))
+    }
+
+    /// Creates a bare repository whose `main` holds one commit with `files`.
+    pub fn create(&self, repo_id: &str, files: &[(&str, &[u8])], sig: &Signature, message: &str) -> Result<Oid, git2::Error> {
+        let path = self.path(repo_id);
+        let repo = Repository::init_opts(&path, git2::RepositoryInitOptions::new().bare(true).initial_head("main").mkpath(true))?;
+        // Let pushes over smart HTTP (a later issue) and our writes share the same config.
+        repo.config()?.set_bool("core.logAllRefUpdates", true)?;
+        let mut ops = Vec::new();
+        for (p, data) in files {
+            ops.push(TreeOp::Put { path: p.to_string(), blob: repo.blob(data)?, mode: git2::FileMode::Blob });
+        }
+        let tree = apply_ops(&repo, None, ops).map_err(|e| git2::Error::from_str(&e.to_string()))?;
+        let tree = repo.find_tree(tree)?;
+        repo.commit(Some("refs/heads/main"), sig, sig, message, &tree, &[])
+    }
+
+    pub fn delete(&self, repo_id: &str) -> std::io::Result<()> {
+        let path = self.path(repo_id);
+        if path.exists() {
+            std::fs::remove_dir_all(path)?;
+        }
+        Ok(())
+    }
+}
+
+fn is_hex(s: &str) -> bool {
+    s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// A branch, tag, `refs/…` name, or full/short commit id → the commit it names.
+pub fn resolve_revision(repo: &Repository, rev: &str) -> Option<Oid> {
+    if rev.is_empty() || rev.contains("..") || rev.contains(['\0', ' ', '~', '^', ':', '\\', '*', '?', '[']) {
+        return None;
+    }
+    let candidates: Vec<String> =
+        if rev.starts_with("refs/") { vec![rev.to_string()] } else { vec![format!("refs/heads/{rev}"), format!("refs/tags/{rev}")] };
+    for name in candidates {
+        if let Ok(reference) = repo.find_reference(&name) {
+            if let Ok(commit) = reference.peel_to_commit() {
+                return Some(commit.id());
+            }
+        }
+    }
+    if (7..=40).contains(&rev.len()) && is_hex(rev) {
+        let object = repo.revparse_single(rev).ok()?;
+        return object.peel_to_commit().ok().map(|c| c.id());
+    }
+    None
+}
+
+/// The commit a branch points at.
+pub fn branch_head(repo: &Repository, branch_ref: &str) -> Option<Oid> {
+    repo.find_reference(branch_ref).ok()?.peel_to_commit().ok().map(|c| c.id())
+}
+
+/// Size and LFS pointer of a blob, reading the content only when it could be a pointer.
+pub fn describe_blob(repo: &Repository, blob: Oid) -> Result<(u64, Option<(LfsPointer, u64)>), git2::Error> {
+    let odb = repo.odb()?;
+    let (size, _) = odb.read_header(blob)?;
+    if size > lfs_pointer::MAX_POINTER_SIZE {
+        return Ok((size as u64, None));
+    }
+    let object = odb.read(blob)?;
+    match LfsPointer::parse(object.data()) {
+        Some(p) => Ok((p.size, Some((p, size as u64)))),
+        None => Ok((size as u64, None)),
+    }
+}
+
+fn make_entry(repo: &Repository, path: String, entry: &git2::TreeEntry) -> Result<Option<Entry>, git2::Error> {
+    Ok(match entry.kind() {
+        Some(ObjectType::Tree) => Some(Entry::Dir { path, tree: entry.id() }),
+        Some(ObjectType::Blob) => {
+            let (size, lfs) = describe_blob(repo, entry.id())?;
+            Some(Entry::File { path, blob: entry.id(), size, lfs })
+        }
+        _ => None, // submodules have no content here
+    })
+}
+
+/// The entry at `path` in a commit ("" = the root directory).
+pub fn entry_at(repo: &Repository, commit: Oid, path: &str) -> Result<Option<Entry>, git2::Error> {
+    let tree = repo.find_commit(commit)?.tree()?;
+    if path.is_empty() {
+        return Ok(Some(Entry::Dir { path: String::new(), tree: tree.id() }));
+    }
+    match tree.get_path(std::path::Path::new(path)) {
+        Ok(e) => make_entry(repo, path.to_string(), &e),
+        Err(e) if e.code() == git2::ErrorCode::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Reads the whole content of a (small) file at a commit.
+pub fn read_file(repo: &Repository, commit: Oid, path: &str) -> Result<Option<Vec<u8>>, git2::Error> {
+    let tree = repo.find_commit(commit)?.tree()?;
+    match tree.get_path(std::path::Path::new(path)) {
+        Ok(e) if e.kind() == Some(ObjectType::Blob) => Ok(Some(repo.find_blob(e.id())?.content().to_vec())),
+        Ok(_) => Ok(None),
+        Err(e) if e.code() == git2::ErrorCode::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Entries under the directory `tree` (whose path is `prefix`), sorted by path; depth-first when recursive.
+pub fn list_dir(repo: &Repository, tree: Oid, prefix: &str, recursive: bool, out: &mut Vec<Entry>) -> Result<(), git2::Error> {
+    let tree = repo.find_tree(tree)?;
+    for e in tree.iter() {
+        let Some(name) = e.name() else { continue };
+        let path = if prefix.is_empty() { name.to_string() } else { format!("{prefix}/{name}") };
+        if let Some(entry) = make_entry(repo, path.clone(), &e)? {
+            let sub = match &entry {
+                Entry::Dir { tree, .. } if recursive => Some(*tree),
+                _ => None,
+            };
+            out.push(entry);
+            if let Some(sub) = sub {
+                list_dir(repo, sub, &path, true, out)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// All file paths of a commit (recursive), sorted.
+pub fn all_files(repo: &Repository, commit: Oid) -> Result<Vec<Entry>, git2::Error> {
+    let tree = repo.find_commit(commit)?.tree_id();
+    let mut out = Vec::new();
+    list_dir(repo, tree, "", true, &mut out)?;
+    out.retain(|e| matches!(e, Entry::File { .. }));
+    Ok(out)
+}
+
+pub fn commit_info(commit: &git2::Commit) -> CommitInfo {
+    let message = commit.message().unwrap_or("").to_string();
+    let title = commit.summary().unwrap_or("").to_string();
+    CommitInfo {
+        id: commit.id().to_string(),
+        title,
+        message,
+        author: commit.author().name().unwrap_or("").to_string(),
+        time_ms: commit.time().seconds() * 1000,
+        parents: commit.parent_ids().map(|p| p.to_string()).collect(),
+    }
+}
+
+/// History from `start`, newest first: (page of commits, total count).
+pub fn log(repo: &Repository, start: Oid, skip: usize, limit: usize) -> Result<(Vec<CommitInfo>, usize), git2::Error> {
+    let mut walk = repo.revwalk()?;
+    walk.set_sorting(Sort::TOPOLOGICAL | Sort::TIME)?;
+    walk.push(start)?;
+    let mut page = Vec::new();
+    let mut total = 0;
+    for oid in walk {
+        let oid = oid?;
+        if total >= skip && page.len() < limit {
+            page.push(commit_info(&repo.find_commit(oid)?));
+        }
+        total += 1;
+    }
+    Ok((page, total))
+}
+
+/// For each path, the newest commit (from `start`) that changed it.
+pub fn last_commits(repo: &Repository, start: Oid, paths: &[String]) -> Result<Vec<Option<CommitInfo>>, git2::Error> {
+    const MAX_WALK: usize = 5000;
+    let mut found: Vec<Option<CommitInfo>> = vec![None; paths.len()];
+    let mut remaining = paths.len();
+    let entry_id = |tree: &git2::Tree, path: &str| -> Option<Oid> {
+        if path.is_empty() {
+            Some(tree.id())
+        } else {
+            tree.get_path(std::path::Path::new(path)).ok().map(|e| e.id())
+        }
+    };
+    let mut walk = repo.revwalk()?;
+    walk.set_sorting(Sort::TOPOLOGICAL | Sort::TIME)?;
+    walk.push(start)?;
+    for oid in walk.take(MAX_WALK) {
+        if remaining == 0 {
+            break;
+        }
+        let commit = repo.find_commit(oid?)?;
+        let tree = commit.tree()?;
+        let parent_tree = match commit.parent(0) {
+            Ok(p) => Some(p.tree()?),
+            Err(_) => None,
+        };
+        for (i, path) in paths.iter().enumerate() {
+            if found[i].is_some() {
+                continue;
+            }
+            let here = entry_id(&tree, path);
+            let before = parent_tree.as_ref().and_then(|t| entry_id(t, path));
+            if here.is_some() && here != before {
+                found[i] = Some(commit_info(&commit));
+                remaining -= 1;
+            }
+        }
+    }
+    Ok(found)
+}
+
+fn list_refs(repo: &Repository, glob: &str, strip: &str) -> Result<Vec<RefInfo>, git2::Error> {
+    let mut out = Vec::new();
+    for r in repo.references_glob(glob)? {
+        let r = r?;
+        let Some(refname) = r.name().map(str::to_string) else { continue };
+        let Ok(commit) = r.peel_to_commit() else { continue };
+        let name = refname.strip_prefix(strip).unwrap_or(&refname).to_string();
+        out.push(RefInfo { name, refname, target: commit.id().to_string() });
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+pub fn branches(repo: &Repository) -> Result<Vec<RefInfo>, git2::Error> {
+    list_refs(repo, "refs/heads/*", "refs/heads/")
+}
+
+pub fn tags(repo: &Repository) -> Result<Vec<RefInfo>, git2::Error> {
+    list_refs(repo, "refs/tags/*", "refs/tags/")
+}
+
+pub fn pull_requests(repo: &Repository) -> Result<Vec<RefInfo>, git2::Error> {
+    list_refs(repo, "refs/pr/*", "")
+}
+
+/// The next free pull-request number (`refs/pr/N`).
+pub fn next_pr_number(repo: &Repository) -> Result<u64, git2::Error> {
+    let max = pull_requests(repo)?
+        .iter()
+        .filter_map(|r| r.refname.strip_prefix("refs/pr/").and_then(|n| n.parse::<u64>().ok()))
+        .max()
+        .unwrap_or(0);
+    Ok(max + 1)
+}

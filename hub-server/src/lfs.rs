@@ -1,0 +1,193 @@
+//! The Git LFS batch API and its self-authenticating transfer URLs. Python's LFS PUT carries no
+//! hub headers, so upload and download hrefs are signed with the hub's secret (HMAC-SHA256) and
+//! expire; the hub verifies size and SHA-256 before an object becomes visible.
+
+use crate::app::AppState;
+use crate::error::ApiResult;
+use crate::storage::is_sha256;
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sha2::Sha256;
+
+/// Transfer URLs stay valid this long (large uploads and resumes reuse them).
+pub const URL_TTL_SECS: i64 = 24 * 3600;
+
+fn now_secs() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// Signs `what` with the hub's secret, valid until `exp` (unix seconds).
+pub fn sign(secret: &[u8], what: &str, exp: i64) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
+    mac.update(format!("{what}\n{exp}").as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// Checks a signature made by `sign` and that it has not expired.
+pub fn verify(secret: &[u8], what: &str, exp: i64, sig: &str) -> bool {
+    if exp < now_secs() {
+        return false;
+    }
+    let Ok(sig) = hex::decode(sig) else { return false };
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
+    mac.update(format!("{what}\n{exp}").as_bytes());
+    mac.verify_slice(&sig).is_ok()
+}
+
+#[derive(Deserialize)]
+pub struct SignedQuery {
+    pub exp: i64,
+    pub sig: String,
+}
+
+fn signed(state: &AppState, base: &str, path: &str) -> String {
+    let exp = now_secs() + URL_TTL_SECS;
+    let sig = sign(&state.secret, path, exp);
+    format!("{base}{path}?exp={exp}&sig={sig}")
+}
+
+pub fn upload_path(oid: &str, size: u64) -> String {
+    format!("/lfs/upload/{oid}/{size}")
+}
+
+pub fn part_path(upload_id: &str, oid: &str, size: u64, chunk: u64, part: u64) -> String {
+    format!("/lfs/multipart/{upload_id}/{oid}/{size}/{chunk}/{part}")
+}
+
+pub fn complete_path(upload_id: &str, oid: &str, size: u64, chunk: u64) -> String {
+    format!("/lfs/multipart/{upload_id}/{oid}/{size}/{chunk}/complete")
+}
+
+pub fn download_path(oid: &str) -> String {
+    format!("/lfs/objects/{oid}")
+}
+
+pub fn download_url(state: &AppState, base: &str, oid: &str) -> String {
+    signed(state, base, &download_path(oid))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct BatchRequest {
+    pub operation: String,
+    #[serde(default)]
+    pub transfers: Vec<String>,
+    pub objects: Vec<BatchObject>,
+    #[serde(default)]
+    pub hash_algo: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Serialize, Clone)]
+pub struct BatchObject {
+    pub oid: String,
+    pub size: i64,
+}
+
+/// Where the verify action points and which headers it should carry.
+pub struct VerifyTarget {
+    pub href: String,
+    pub authorization: Option<String>,
+}
+
+fn object_error(obj: &BatchObject, code: u16, message: &str) -> Value {
+    json!({ "oid": obj.oid, "size": obj.size, "error": { "code": code, "message": message } })
+}
+
+/// Answers an upload batch: nothing to do for stored objects, signed basic or multipart
+/// actions for the rest.
+pub async fn upload_batch(state: &AppState, base: &str, req: &BatchRequest, verify: &VerifyTarget) -> ApiResult<Value> {
+    let multipart_ok = req.transfers.iter().any(|t| t == "multipart");
+    let threshold = state.settings.lfs_multipart_threshold;
+    let chunk = state.settings.lfs_part_size;
+    let mut any_multipart = false;
+    let mut objects = Vec::with_capacity(req.objects.len());
+    for obj in &req.objects {
+        let oid = obj.oid.to_ascii_lowercase();
+        if !is_sha256(&oid) {
+            objects.push(object_error(obj, 422, "oid must be a lowercase hex SHA-256"));
+            continue;
+        }
+        if obj.size < 0 {
+            objects.push(object_error(obj, 422, "size must not be negative"));
+            continue;
+        }
+        let size = obj.size as u64;
+        match state.storage.object_size(&oid).await? {
+            Some(stored) if stored == size => {
+                objects.push(json!({ "oid": oid, "size": size }));
+                continue;
+            }
+            Some(stored) => {
+                objects.push(object_error(obj, 422, &format!("object {oid} is already stored with size {stored}")));
+                continue;
+            }
+            None => {}
+        }
+        let mut verify_action = json!({ "href": verify.href, "expires_in": URL_TTL_SECS });
+        if let Some(auth) = &verify.authorization {
+            verify_action["header"] = json!({ "Authorization": auth });
+        }
+        let upload = if multipart_ok && size >= threshold && size > chunk {
+            any_multipart = true;
+            let upload_id = uuid::Uuid::new_v4().simple().to_string();
+            let parts = size.div_ceil(chunk);
+            let mut header = serde_json::Map::new();
+            header.insert("chunk_size".into(), json!(chunk.to_string()));
+            for n in 1..=parts {
+                header.insert(n.to_string(), json!(signed(state, base, &part_path(&upload_id, &oid, size, chunk, n))));
+            }
+            json!({
+                "href": signed(state, base, &complete_path(&upload_id, &oid, size, chunk)),
+                "header": header,
+                "expires_in": URL_TTL_SECS,
+            })
+        } else {
+            json!({ "href": signed(state, base, &upload_path(&oid, size)), "expires_in": URL_TTL_SECS })
+        };
+        objects.push(json!({
+            "oid": oid,
+            "size": size,
+            "authenticated": true,
+            "actions": { "upload": upload, "verify": verify_action },
+        }));
+    }
+    let transfer = if any_multipart { "multipart" } else { "basic" };
+    Ok(json!({ "transfer": transfer, "hash_algo": "sha256", "objects": objects }))
+}
+
+/// Answers a download batch with signed URLs of the stored objects.
+pub async fn download_batch(state: &AppState, base: &str, req: &BatchRequest) -> ApiResult<Value> {
+    let mut objects = Vec::with_capacity(req.objects.len());
+    for obj in &req.objects {
+        let oid = obj.oid.to_ascii_lowercase();
+        let stored = if is_sha256(&oid) { state.storage.object_size(&oid).await? } else { None };
+        match stored {
+            Some(size) => objects.push(json!({
+                "oid": oid,
+                "size": size,
+                "authenticated": true,
+                "actions": { "download": { "href": download_url(state, base, &oid), "expires_in": URL_TTL_SECS } },
+            })),
+            None => objects.push(object_error(obj, 404, "Object does not exist")),
+        }
+    }
+    Ok(json!({ "transfer": "basic", "hash_algo": "sha256", "objects": objects }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures_bind_path_and_expiry() {
+        let secret = b"0123456789abcdef0123456789abcdef";
+        let exp = now_secs() + 60;
+        let sig = sign(secret, "/lfs/upload/x/1", exp);
+        assert!(verify(secret, "/lfs/upload/x/1", exp, &sig));
+        assert!(!verify(secret, "/lfs/upload/x/2", exp, &sig));
+        assert!(!verify(secret, "/lfs/upload/x/1", exp + 1, &sig));
+        assert!(!verify(b"another secret", "/lfs/upload/x/1", exp, &sig));
+        let past = now_secs() - 1;
+        assert!(!verify(secret, "/p", past, &sign(secret, "/p", past)));
+    }
+}

@@ -1,0 +1,22 @@
+//! hub-server: a self-hostable hub that speaks the Hugging Face Hub protocol.
+
+pub mod accounts;
+pub mod app;
+pub mod attributes;
+pub mod auth;
+pub mod card;
+pub mod commits;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod extract;
+pub mod git;
+pub mod lfs;
+pub mod names;
+pub mod repos;
+pub mod routes;
+pub mod safetensors;
+pub mod storage;
+
+pub use app::AppState;
+pub use config::Settings;

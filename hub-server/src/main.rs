@@ -1,0 +1,148 @@
+use clap::{Parser, Subcommand};
+use hub_server::db::Role;
+use hub_server::{accounts, routes, AppState, Settings};
+use std::io::Read;
+use std::net::SocketAddr;
+
+/// A self-hostable, Hugging Face compatible model hub.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(flatten)]
+    settings: Settings,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the hub's HTTP server (migrations run first).
+    Serve {
+        /// Address to listen on.
+        #[arg(long, env = "HUB_BIND", default_value = "127.0.0.1:8080")]
+        bind: SocketAddr,
+    },
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage access tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Manage organisations.
+    #[command(subcommand)]
+    Org(OrgCommand),
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user.
+    Create {
+        name: String,
+        #[arg(long)]
+        email: Option<String>,
+        /// Read a password for web login from standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create an access token for USER and print it (alone) on stdout; it is not shown again.
+    Create {
+        user: String,
+        #[arg(long, default_value = "cli")]
+        name: String,
+        #[arg(long, default_value = "write", value_parser = ["read", "write"])]
+        role: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum OrgCommand {
+    /// Create an organisation with OWNER as its first admin.
+    Create {
+        name: String,
+        #[arg(long)]
+        owner: String,
+    },
+    /// Add USER to ORG (or change their role).
+    AddMember {
+        org: String,
+        user: String,
+        #[arg(long, default_value = "write", value_parser = ["read", "write", "admin"])]
+        role: String,
+    },
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging(cli.settings.log_json);
+    let state = AppState::open(cli.settings).await?;
+    match cli.command {
+        Command::Serve { bind } => {
+            state.storage.sweep_staging();
+            let listener = tokio::net::TcpListener::bind(bind).await?;
+            tracing::info!("hub listening on http://{}", listener.local_addr()?);
+            axum::serve(listener, routes::router(state)).with_graceful_shutdown(shutdown()).await?;
+        }
+        Command::Migrate => eprintln!("database is up to date"),
+        Command::User(UserCommand::Create { name, email, password_stdin }) => {
+            let password = if password_stdin {
+                let mut p = String::new();
+                std::io::stdin().read_to_string(&mut p)?;
+                let p = p.trim_end_matches(['\n', '\r']).to_string();
+                if p.is_empty() {
+                    anyhow::bail!("empty password on standard input");
+                }
+                Some(p)
+            } else {
+                None
+            };
+            let user = accounts::create_user(&state, &name, email.as_deref(), password.as_deref()).await?;
+            eprintln!("created user {}", user.name);
+        }
+        Command::Token(TokenCommand::Create { user, name, role }) => {
+            let role = Role::parse(&role).unwrap_or(Role::Read);
+            println!("{}", accounts::create_token(&state, &user, &name, role).await?);
+        }
+        Command::Org(OrgCommand::Create { name, owner }) => {
+            accounts::create_org(&state, &name, &owner).await?;
+            eprintln!("created organisation {name} with admin {owner}");
+        }
+        Command::Org(OrgCommand::AddMember { org, user, role }) => {
+            let role = Role::parse(&role).unwrap_or(Role::Read);
+            accounts::add_member(&state, &org, &user, role).await?;
+            eprintln!("{user} is now {} in {org}", role.as_str());
+        }
+    }
+    Ok(())
+}
+
+async fn shutdown() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

@@ -1,0 +1,159 @@
+//! Repository types, names and in-repo paths, validated once at the edge.
+
+use crate::error::{ApiError, ApiResult};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RepoType {
+    Model,
+    Dataset,
+    Space,
+}
+
+impl RepoType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RepoType::Model => "model",
+            RepoType::Dataset => "dataset",
+            RepoType::Space => "space",
+        }
+    }
+    /// `models`, `datasets`, `spaces`: the segment after `/api/`.
+    pub fn from_plural(s: &str) -> Option<Self> {
+        match s {
+            "models" => Some(RepoType::Model),
+            "datasets" => Some(RepoType::Dataset),
+            "spaces" => Some(RepoType::Space),
+            _ => None,
+        }
+    }
+    pub fn parse(s: &str) -> ApiResult<Self> {
+        match s {
+            "model" => Ok(RepoType::Model),
+            "dataset" => Ok(RepoType::Dataset),
+            "space" => Ok(RepoType::Space),
+            other => Err(ApiError::bad_request(format!("unknown repo type {other:?}: expected model, dataset or space"))),
+        }
+    }
+    pub fn plural(self) -> &'static str {
+        match self {
+            RepoType::Model => "models",
+            RepoType::Dataset => "datasets",
+            RepoType::Space => "spaces",
+        }
+    }
+    /// The prefix of web, resolve and git URLs: none for models.
+    pub fn url_prefix(self) -> &'static str {
+        match self {
+            RepoType::Model => "",
+            RepoType::Dataset => "datasets/",
+            RepoType::Space => "spaces/",
+        }
+    }
+}
+
+/// Hub naming rules (the same huggingface_hub validates client-side): ASCII letters, digits,
+/// `-`, `_`, `.`; 1–96 characters; no leading/trailing `-` or `.`; no `--` or `..`; no `.git` suffix.
+pub fn validate_name(kind: &str, name: &str) -> ApiResult<()> {
+    let bad = |why: &str| Err(ApiError::bad_request(format!("invalid {kind} name {name:?}: {why}")));
+    if name.is_empty() {
+        return bad("it is empty");
+    }
+    if name.len() > 96 {
+        return bad("it is longer than 96 characters");
+    }
+    if !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
+        return bad("only ASCII letters, digits, '-', '_' and '.' are allowed");
+    }
+    if name.starts_with(['-', '.']) || name.ends_with(['-', '.']) {
+        return bad("it must not start or end with '-' or '.'");
+    }
+    if name.contains("--") || name.contains("..") {
+        return bad("'--' and '..' are not allowed");
+    }
+    if name.ends_with(".git") {
+        return bad("it must not end with '.git'");
+    }
+    Ok(())
+}
+
+/// A repo as named in a request: type + namespace + name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RepoName {
+    pub repo_type: RepoType,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl RepoName {
+    pub fn new(repo_type: RepoType, namespace: &str, name: &str) -> ApiResult<Self> {
+        validate_name("namespace", namespace)?;
+        validate_name("repository", name)?;
+        Ok(RepoName { repo_type, namespace: namespace.to_string(), name: name.to_string() })
+    }
+    pub fn id(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+    /// `{prefix}{ns}/{name}`, the web path of the repo (no leading slash).
+    pub fn web_path(&self) -> String {
+        format!("{}{}/{}", self.repo_type.url_prefix(), self.namespace, self.name)
+    }
+}
+
+/// Validates a repo-relative file path from a commit or upload. Returns it unchanged.
+pub fn validate_repo_path(path: &str) -> ApiResult<&str> {
+    let bad = |why: &str| Err(ApiError::bad_request(format!("invalid path {path:?}: {why}")));
+    if path.is_empty() {
+        return bad("it is empty");
+    }
+    if path.len() > 4096 {
+        return bad("it is longer than 4096 bytes");
+    }
+    if path.starts_with('/') {
+        return bad("it must be relative to the repository root (no leading '/')");
+    }
+    if path.contains('\0') {
+        return bad("it contains a NUL byte");
+    }
+    if path.contains('\\') {
+        return bad("use '/' as the separator, not '\\'");
+    }
+    for seg in path.split('/') {
+        match seg {
+            "" => return bad("it contains an empty segment"),
+            "." | ".." => return bad("'.' and '..' segments are not allowed"),
+            ".git" => return bad("'.git' components are not allowed"),
+            _ => {}
+        }
+        if seg.len() > 255 {
+            return bad("a segment is longer than 255 bytes");
+        }
+    }
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_hub_rules() {
+        for ok in ["bert", "a", "my_model.v2", "A-b_c.d", &"x".repeat(96)] {
+            assert!(validate_name("repository", ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "-x", "x-", ".x", "x.", "a--b", "a..b", "x.git", "has space", "a/b", "é", &"x".repeat(97)] {
+            assert!(validate_name("repository", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn repo_paths_are_relative_and_clean() {
+        for ok in ["a", "a/b.txt", "sub dir/big.bin", ".gitattributes", "x/.gitignore"] {
+            assert!(validate_repo_path(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "/a", "a//b", "a/", "../a", "a/./b", ".git/config", "a/.git/x", "a\0b", "a\\b"] {
+            assert!(validate_repo_path(bad).is_err(), "{bad:?}");
+        }
+    }
+}

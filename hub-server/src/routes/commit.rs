@@ -1,0 +1,115 @@
+//! `POST …/preupload/{rev}` and `POST …/commit/{rev}`.
+
+use crate::app::AppState;
+use crate::attributes::{IgnoreRules, LfsRules, LFS_SIZE_THRESHOLD};
+use crate::auth::Caller;
+use crate::commits;
+use crate::db::Role;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, QueryPairs, RepoPath};
+use crate::git::{self, Entry};
+use crate::names::validate_repo_path;
+use crate::repos::{find_with_role, signature};
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::Json;
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+#[derive(Deserialize)]
+pub struct PreuploadFile {
+    path: String,
+    #[serde(default)]
+    sample: String,
+    size: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PreuploadBody {
+    files: Vec<PreuploadFile>,
+    git_ignore: Option<String>,
+}
+
+/// Decides, per file, LFS or inline, whether `.gitignore` excludes it, and the remote oid.
+pub async fn preupload(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: RepoPath,
+    ApiJson(body): ApiJson<PreuploadBody>,
+) -> ApiResult<Json<Value>> {
+    let row = find_with_role(&state, &caller, &path.name, &path.uri, Role::Write).await?;
+    if body.files.len() > 1000 {
+        return Err(ApiError::bad_request("at most 1000 files per preupload request"));
+    }
+    for f in &body.files {
+        validate_repo_path(&f.path)?;
+    }
+    let rev = path.param("rev").to_string();
+    let (commit, attributes, gitignore, remote) = state
+        .with_git(&row.id, move |g| {
+            let commit = git::resolve_revision(g, &rev).ok_or_else(|| ApiError::revision_not_found(&rev))?;
+            let read = |p: &str| -> ApiResult<String> {
+                Ok(git::read_file(g, commit, p)?.map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default())
+            };
+            let attributes = read(".gitattributes")?;
+            let gitignore = read(".gitignore")?;
+            let mut remote = Vec::new();
+            for f in &body.files {
+                remote.push(match git::entry_at(g, commit, &f.path)? {
+                    Some(Entry::File { lfs: Some((p, _)), .. }) => Some(p.oid),
+                    Some(Entry::File { blob, .. }) => Some(blob.to_string()),
+                    _ => None,
+                });
+            }
+            Ok((commit, attributes, gitignore, (body, remote)))
+        })
+        .await?;
+    let (body, remote) = remote;
+    let rules = LfsRules::parse(&attributes);
+    let mut ignore_sources = vec![gitignore.as_str()];
+    if let Some(extra) = body.git_ignore.as_deref() {
+        ignore_sources.push(extra);
+    }
+    let ignore = IgnoreRules::parse(&ignore_sources);
+    let mut files = Vec::with_capacity(body.files.len());
+    for (f, oid) in body.files.iter().zip(remote) {
+        let sample = base64::engine::general_purpose::STANDARD.decode(f.sample.as_bytes()).unwrap_or_default();
+        let lfs = f.size > 0 && (rules.is_lfs(&f.path) || f.size >= LFS_SIZE_THRESHOLD || sample.contains(&0));
+        files.push(json!({
+            "path": f.path,
+            "uploadMode": if lfs { "lfs" } else { "regular" },
+            "shouldIgnore": ignore.is_ignored(&f.path),
+            "oid": oid,
+        }));
+    }
+    Ok(Json(json!({ "files": files, "commitOid": commit.to_string() })))
+}
+
+pub async fn commit(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: RepoPath,
+    headers: HeaderMap,
+    q: QueryPairs,
+    body: Body,
+) -> ApiResult<Json<Value>> {
+    let row = find_with_role(&state, &caller, &path.name, &path.uri, Role::Write).await?;
+    let sig = signature(&caller)?;
+    let (header, ops) = commits::parse_body(&state, &row, body).await?;
+    let create_pr = q.flag("create_pr");
+    let outcome = commits::commit(&state, &row, path.param("rev"), create_pr, header, ops, sig).await?;
+    let repo_url = crate::repos::repo_url(&state.base_url(&headers), &row.name);
+    let mut v = json!({
+        "success": true,
+        "commitOid": outcome.commit.to_string(),
+        "commitUrl": format!("{repo_url}/commit/{}", outcome.commit),
+    });
+    if let Some(n) = outcome.pr_number {
+        v["pullRequestUrl"] = json!(format!("{repo_url}/discussions/{n}"));
+        v["prNum"] = json!(n);
+    }
+    Ok(Json(v))
+}

@@ -1,0 +1,332 @@
+//! Repo info, listing, tree and paths-info.
+
+use super::{format_time, next_link};
+use crate::app::AppState;
+use crate::auth::Caller;
+use crate::card;
+use crate::db::{RepoQuery, RepoRow, RepoSort};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{QueryPairs, RepoPath};
+use crate::git::{self, CommitInfo, Entry};
+use crate::names::{validate_name, RepoType};
+use crate::repos::find_readable;
+use crate::safetensors;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+
+/// A tree entry as the tree and paths-info routes return it.
+fn entry_json(entry: &Entry, last_commit: Option<&CommitInfo>) -> Value {
+    let mut v = match entry {
+        Entry::Dir { path, tree } => json!({ "type": "directory", "oid": tree.to_string(), "size": 0, "path": path }),
+        Entry::File { path, blob, size, lfs } => {
+            let mut v = json!({ "type": "file", "oid": blob.to_string(), "size": size, "path": path });
+            if let Some((pointer, pointer_size)) = lfs {
+                v["lfs"] = json!({ "oid": pointer.oid, "size": pointer.size, "pointerSize": pointer_size });
+            }
+            v
+        }
+    };
+    if let Some(c) = last_commit {
+        v["lastCommit"] = json!({ "id": c.id, "title": c.title, "date": format_time(c.time_ms) });
+    }
+    v
+}
+
+fn sibling_json(entry: &Entry, blobs: bool) -> Option<Value> {
+    let Entry::File { path, blob, size, lfs } = entry else { return None };
+    if !blobs {
+        return Some(json!({ "rfilename": path }));
+    }
+    let mut v = json!({ "rfilename": path, "size": size, "blobId": blob.to_string() });
+    if let Some((pointer, pointer_size)) = lfs {
+        v["lfs"] = json!({ "sha256": pointer.oid, "size": pointer.size, "pointerSize": pointer_size });
+    }
+    Some(v)
+}
+
+/// Everything the info route reports about one revision.
+struct Snapshot {
+    commit: String,
+    files: Vec<Entry>,
+    readme: Option<String>,
+}
+
+async fn snapshot(state: &AppState, row: &RepoRow, rev: &str) -> ApiResult<Snapshot> {
+    let rev = rev.to_string();
+    state
+        .with_git(&row.id, move |g| {
+            let commit = git::resolve_revision(g, &rev).ok_or_else(|| ApiError::revision_not_found(&rev))?;
+            let files = git::all_files(g, commit)?;
+            let readme = git::read_file(g, commit, "README.md")?.map(|b| String::from_utf8_lossy(&b).into_owned());
+            Ok(Snapshot { commit: commit.to_string(), files, readme })
+        })
+        .await
+}
+
+/// Parameter counts of the safetensors files in a revision, cached per LFS object.
+async fn safetensors_summary(state: &AppState, files: &[Entry]) -> ApiResult<Option<Value>> {
+    let mut totals: BTreeMap<String, u64> = BTreeMap::new();
+    let mut any = false;
+    for entry in files {
+        let Entry::File { path, lfs: Some((pointer, _)), .. } = entry else { continue };
+        if !path.ends_with(".safetensors") {
+            continue;
+        }
+        let counts: Option<BTreeMap<String, u64>> = match state.db.safetensors_params(&pointer.oid).await? {
+            Some(json) => serde_json::from_str(&json).ok(),
+            None => {
+                let counts = safetensors::parameter_counts(&state.storage, &pointer.oid, pointer.size).await;
+                if let Some(c) = &counts {
+                    state.db.store_safetensors_params(&pointer.oid, &serde_json::to_string(c).unwrap_or_default()).await?;
+                }
+                counts
+            }
+        };
+        if let Some(counts) = counts {
+            any = true;
+            for (dtype, n) in counts {
+                *totals.entry(dtype).or_insert(0) += n;
+            }
+        }
+    }
+    Ok(any.then(|| json!({ "parameters": totals, "total": totals.values().sum::<u64>() })))
+}
+
+/// The `expand` values of a query (`expand=a&expand=b`, also `expand[]=`).
+fn expand_list(q: &QueryPairs) -> Vec<String> {
+    q.all("expand").into_iter().chain(q.all("expand[]")).flat_map(|v| v.split(',')).map(str::to_string).collect()
+}
+
+fn base_fields(row: &RepoRow) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("_id".into(), json!(row.id));
+    m.insert("id".into(), json!(row.name.id()));
+    m.insert("author".into(), json!(row.name.namespace));
+    m.insert("private".into(), json!(row.private));
+    m.insert("gated".into(), json!(false));
+    m.insert("disabled".into(), json!(false));
+    m.insert("downloads".into(), json!(row.downloads));
+    m.insert("likes".into(), json!(row.likes));
+    m.insert("createdAt".into(), json!(format_time(row.created_at)));
+    m.insert("lastModified".into(), json!(format_time(row.last_modified)));
+    m
+}
+
+/// Keeps only the requested properties (plus the ids) when `expand` was given.
+fn apply_expand(mut m: Map<String, Value>, expand: &[String]) -> Value {
+    if !expand.is_empty() {
+        m.retain(|k, _| k == "id" || k == "_id" || expand.iter().any(|e| e == k));
+    }
+    Value::Object(m)
+}
+
+/// `GET /api/{t}s/{ns}/{name}` and `…/revision/{rev}`.
+pub async fn info(State(state): State<AppState>, caller: Caller, path: RepoPath, q: QueryPairs) -> ApiResult<Json<Value>> {
+    let row = find_readable(&state, &caller, &path.name, &path.uri).await?;
+    let rev = path.params.get("rev").cloned().unwrap_or_else(|| "main".to_string());
+    let snap = snapshot(&state, &row, &rev).await?;
+    let expand = expand_list(&q);
+    let wants = |k: &str| expand.is_empty() || expand.iter().any(|e| e == k);
+    let blobs = q.flag("blobs");
+    let meta = card::card_meta(snap.readme.as_deref());
+    let mut m = base_fields(&row);
+    m.insert("sha".into(), json!(snap.commit));
+    m.insert("tags".into(), json!(meta.tags));
+    m.insert("cardData".into(), meta.card_data.clone().unwrap_or_else(|| json!({})));
+    m.insert("siblings".into(), json!(snap.files.iter().filter_map(|e| sibling_json(e, blobs)).collect::<Vec<_>>()));
+    let used: u64 = snap.files.iter().map(|e| if let Entry::File { size, .. } = e { *size } else { 0 }).sum();
+    m.insert("usedStorage".into(), json!(used));
+    if row.name.repo_type == RepoType::Model {
+        m.insert("library_name".into(), json!(meta.library_name));
+        m.insert("pipeline_tag".into(), json!(meta.pipeline_tag));
+        m.insert("spaces".into(), json!([]));
+        if wants("safetensors") {
+            if let Some(st) = safetensors_summary(&state, &snap.files).await? {
+                m.insert("safetensors".into(), st);
+            }
+        }
+    }
+    if meta.card_data.is_none() {
+        m.remove("cardData");
+    }
+    Ok(Json(apply_expand(m, &expand)))
+}
+
+pub async fn auth_check(State(state): State<AppState>, caller: Caller, path: RepoPath) -> ApiResult<Json<Value>> {
+    find_readable(&state, &caller, &path.name, &path.uri).await?;
+    Ok(Json(json!({})))
+}
+
+/// `GET /api/models` (datasets, spaces): search, author, filter, pipeline_tag, sort, limit.
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(t): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+    q: QueryPairs,
+) -> ApiResult<Response> {
+    let repo_type = RepoType::from_plural(&t).ok_or_else(|| ApiError::not_found(format!("no route /api/{t}")))?;
+    let sort = match q.get("sort").unwrap_or("lastModified") {
+        "lastModified" | "last_modified" => RepoSort::LastModified,
+        "createdAt" | "created_at" => RepoSort::CreatedAt,
+        "downloads" | "trendingScore" | "trending_score" | "downloadsAllTime" => RepoSort::Downloads,
+        "likes" => RepoSort::Likes,
+        "id" | "modelId" => RepoSort::Id,
+        other => return Err(ApiError::bad_request(format!("unknown sort {other:?}"))),
+    };
+    let ascending = q.get("direction").is_some_and(|d| d == "1");
+    let limit = q.number("limit")?.unwrap_or(1000).clamp(1, 1000) as i64;
+    let offset =
+        q.get("cursor").map(|c| c.parse::<i64>().map_err(|_| ApiError::bad_request("invalid cursor"))).transpose()?.unwrap_or(0).max(0);
+    let author = q.get("author").filter(|a| !a.is_empty()).map(str::to_string);
+    if let Some(a) = &author {
+        if validate_name("author", a).is_err() {
+            return Ok(Json(json!([])).into_response());
+        }
+    }
+    let query = RepoQuery {
+        repo_type,
+        search: q.get("search").filter(|s| !s.is_empty()).map(str::to_string),
+        author,
+        tags: q.all("filter").into_iter().flat_map(|f| f.split(',')).filter(|f| !f.is_empty()).map(str::to_string).collect(),
+        pipeline_tag: q.get("pipeline_tag").filter(|s| !s.is_empty()).map(str::to_string),
+        sort,
+        ascending,
+        visible_namespaces: caller.visible_namespaces(),
+        offset,
+        limit,
+    };
+    let (rows, more) = state.db.list_repos(&query).await?;
+    let expand = expand_list(&q);
+    let wants = |k: &str| expand.iter().any(|e| e == k);
+    let full = q.flag("full");
+    let mut items = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let mut m = base_fields(row);
+        m.insert("tags".into(), json!(row.tags));
+        if row.name.repo_type == RepoType::Model {
+            m.insert("pipeline_tag".into(), json!(row.pipeline_tag));
+            m.insert("library_name".into(), json!(row.library_name));
+        }
+        if q.flag("cardData") || wants("cardData") {
+            m.insert("cardData".into(), row.card_data.clone().unwrap_or_else(|| json!({})));
+        }
+        if full || wants("sha") || wants("siblings") {
+            if let Some(sha) = &row.sha {
+                m.insert("sha".into(), json!(sha));
+                let sha = sha.clone();
+                let files = state.with_git(&row.id, move |g| Ok(git::all_files(g, git2::Oid::from_str(&sha)?)?)).await.unwrap_or_default();
+                m.insert("siblings".into(), json!(files.iter().filter_map(|e| sibling_json(e, false)).collect::<Vec<_>>()));
+            }
+        }
+        items.push(apply_expand(m, &expand));
+    }
+    let mut resp = Json(Value::Array(items)).into_response();
+    if more {
+        let link = next_link(&state.base_url(&headers), &uri, "cursor", &(offset + limit).to_string());
+        if let Ok(v) = HeaderValue::from_str(&link) {
+            resp.headers_mut().insert(header::LINK, v);
+        }
+    }
+    Ok(resp)
+}
+
+/// `GET …/tree/{rev}[/{path}]`: one page of a directory listing, optionally recursive and with
+/// each entry's last commit.
+pub async fn tree(State(state): State<AppState>, caller: Caller, path: RepoPath, headers: HeaderMap, q: QueryPairs) -> ApiResult<Response> {
+    let row = find_readable(&state, &caller, &path.name, &path.uri).await?;
+    let rev = path.param("rev").to_string();
+    let dir = path.param("path").trim_matches('/').to_string();
+    let recursive = q.flag("recursive");
+    let expand = q.flag("expand");
+    let page_size = q.number("limit")?.unwrap_or(if expand { 50 } else { 1000 }).clamp(1, if expand { 1000 } else { 10_000 }) as usize;
+    let offset = q.get("cursor").map(|c| c.parse::<usize>().map_err(|_| ApiError::bad_request("invalid cursor"))).transpose()?.unwrap_or(0);
+    let (entries, commits, more) = state
+        .with_git(&row.id, move |g| {
+            let commit = git::resolve_revision(g, &rev).ok_or_else(|| ApiError::revision_not_found(&rev))?;
+            let tree = match git::entry_at(g, commit, &dir)? {
+                Some(Entry::Dir { tree, .. }) => tree,
+                _ => return Err(ApiError::entry_not_found(&dir, &commit.to_string())),
+            };
+            let mut all = Vec::new();
+            git::list_dir(g, tree, &dir, recursive, &mut all)?;
+            let more = all.len() > offset + page_size;
+            let page: Vec<Entry> = all.into_iter().skip(offset).take(page_size).collect();
+            let commits = if expand {
+                let paths: Vec<String> = page.iter().map(|e| e.path().to_string()).collect();
+                git::last_commits(g, commit, &paths)?
+            } else {
+                vec![None; page.len()]
+            };
+            Ok((page, commits, more))
+        })
+        .await?;
+    let items: Vec<Value> = entries.iter().zip(&commits).map(|(e, c)| entry_json(e, c.as_ref())).collect();
+    let mut resp = Json(Value::Array(items)).into_response();
+    if more {
+        let link = next_link(&state.base_url(&headers), &path.uri, "cursor", &(offset + page_size).to_string());
+        if let Ok(v) = HeaderValue::from_str(&link) {
+            resp.headers_mut().insert(header::LINK, v);
+        }
+    }
+    Ok(resp)
+}
+
+/// `POST …/paths-info/{rev}`: form-encoded from Python, JSON from hf-hub 1.0.
+pub async fn paths_info(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: RepoPath,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    let row = find_readable(&state, &caller, &path.name, &path.uri).await?;
+    let is_json = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("json"));
+    let (paths, expand) = if is_json {
+        let v: Value = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
+        let paths = v
+            .get("paths")
+            .and_then(Value::as_array)
+            .ok_or_else(|| ApiError::bad_request("\"paths\" must be a list of strings"))?
+            .iter()
+            .map(|p| p.as_str().map(str::to_string).ok_or_else(|| ApiError::bad_request("\"paths\" must be a list of strings")))
+            .collect::<ApiResult<Vec<_>>>()?;
+        (paths, v.get("expand").and_then(Value::as_bool).unwrap_or(false))
+    } else {
+        let q = QueryPairs::parse(Some(std::str::from_utf8(&body).map_err(|_| ApiError::bad_request("body is not UTF-8"))?));
+        (q.all("paths").into_iter().map(str::to_string).collect(), q.flag("expand"))
+    };
+    if paths.len() > 10_000 {
+        return Err(ApiError::bad_request("at most 10000 paths per request"));
+    }
+    let rev = path.param("rev").to_string();
+    let (entries, commits) = state
+        .with_git(&row.id, move |g| {
+            let commit = git::resolve_revision(g, &rev).ok_or_else(|| ApiError::revision_not_found(&rev))?;
+            let mut entries = Vec::new();
+            for p in &paths {
+                let p = p.trim_matches('/');
+                if p.is_empty() || crate::names::validate_repo_path(p).is_err() {
+                    continue;
+                }
+                if let Some(e) = git::entry_at(g, commit, p)? {
+                    entries.push(e);
+                }
+            }
+            let commits = if expand {
+                let ps: Vec<String> = entries.iter().map(|e| e.path().to_string()).collect();
+                git::last_commits(g, commit, &ps)?
+            } else {
+                vec![None; entries.len()]
+            };
+            Ok((entries, commits))
+        })
+        .await?;
+    Ok(Json(Value::Array(entries.iter().zip(&commits).map(|(e, c)| entry_json(e, c.as_ref())).collect())))
+}

@@ -1,0 +1,136 @@
+//! The signed LFS transfer endpoints: basic PUT, multipart parts and completion, and GET.
+
+use super::repo_paths::serve_lfs_object;
+use crate::app::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::QueryPairs;
+use crate::lfs;
+use crate::storage::{is_sha256, PutError};
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::json;
+
+/// Checks the `exp`/`sig` query of a signed URL for `path`.
+fn check_signature(state: &AppState, q: &QueryPairs, path: &str) -> ApiResult<()> {
+    let exp = q.get("exp").and_then(|e| e.parse::<i64>().ok());
+    let sig = q.get("sig").unwrap_or("");
+    match exp {
+        Some(exp) if lfs::verify(&state.secret, path, exp, sig) => Ok(()),
+        _ => Err(ApiError::forbidden("invalid or expired transfer URL; ask the LFS batch endpoint for a new one")),
+    }
+}
+
+fn put_error(e: PutError) -> ApiError {
+    match e {
+        PutError::Store(e) => ApiError::internal(e),
+        other => ApiError::bad_request(other.to_string()),
+    }
+}
+
+/// Runs a store write in its own task, so a client that disconnects cannot cancel it halfway:
+/// the body stream ends with an error and the write aborts cleanly.
+async fn detached<T: Send + 'static>(fut: impl std::future::Future<Output = Result<T, PutError>> + Send + 'static) -> ApiResult<T> {
+    tokio::spawn(fut).await.map_err(ApiError::internal)?.map_err(put_error)
+}
+
+pub async fn put_object(
+    State(state): State<AppState>,
+    Path((oid, size)): Path<(String, u64)>,
+    q: QueryPairs,
+    body: Body,
+) -> ApiResult<Json<serde_json::Value>> {
+    check_signature(&state, &q, &lfs::upload_path(&oid, size))?;
+    let storage = state.storage.clone();
+    detached(async move { storage.put_verified(&oid, size, body.into_data_stream()).await }).await?;
+    Ok(Json(json!({})))
+}
+
+pub async fn put_part(
+    State(state): State<AppState>,
+    Path((upload, oid, size, chunk, part)): Path<(String, String, u64, u64, String)>,
+    q: QueryPairs,
+    body: Body,
+) -> ApiResult<Response> {
+    let part: u64 = part.parse().map_err(|_| ApiError::not_found("unknown part"))?;
+    check_signature(&state, &q, &lfs::part_path(&upload, &oid, size, chunk, part))?;
+    let parts = size.div_ceil(chunk);
+    if part == 0 || part > parts {
+        return Err(ApiError::bad_request(format!("part {part} is outside 1..={parts}")));
+    }
+    let expected = if part < parts { chunk } else { size - chunk * (parts - 1) };
+    let storage = state.storage.clone();
+    let etag = detached(async move { storage.put_part(&upload, part as u32, expected, body.into_data_stream()).await }).await?;
+    let mut resp = Json(json!({})).into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{etag}\"")) {
+        resp.headers_mut().insert(header::ETAG, v);
+    }
+    Ok(resp)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CompletionPart {
+    part_number: u64,
+    #[allow(dead_code)]
+    etag: String,
+}
+
+#[derive(Deserialize)]
+struct Completion {
+    oid: String,
+    parts: Vec<CompletionPart>,
+}
+
+/// Joins the parts, checks size and SHA-256, then publishes the object.
+pub async fn complete(
+    State(state): State<AppState>,
+    Path((upload, oid, size, chunk, part)): Path<(String, String, u64, u64, String)>,
+    q: QueryPairs,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<serde_json::Value>> {
+    if part != "complete" {
+        return Err(ApiError::not_found("POST goes to the completion URL"));
+    }
+    check_signature(&state, &q, &lfs::complete_path(&upload, &oid, size, chunk))?;
+    let req: Completion = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("invalid completion body: {e}")))?;
+    if req.oid != oid {
+        return Err(ApiError::bad_request(format!("completion is for {oid}, not {}", req.oid)));
+    }
+    let parts = size.div_ceil(chunk);
+    let numbers: Vec<u64> = req.parts.iter().map(|p| p.part_number).collect();
+    if numbers != (1..=parts).collect::<Vec<_>>() {
+        return Err(ApiError::bad_request(format!("expected parts 1..={parts} in order")));
+    }
+    for n in 1..=parts {
+        if !state.storage.part_exists(&upload, n as u32).await? {
+            return Err(ApiError::bad_request(format!("part {n} was not uploaded")));
+        }
+    }
+    let storage = state.storage.clone();
+    detached(async move { storage.complete_parts(&upload, parts as u32, &oid, size).await }).await?;
+    Ok(Json(json!({})))
+}
+
+/// `GET /lfs/objects/{oid}`: signed, ignores `Authorization` (hf-hub 0.4 sends it to redirect targets).
+pub async fn get_object(
+    State(state): State<AppState>,
+    Path(oid): Path<String>,
+    q: QueryPairs,
+    method: Method,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    if !is_sha256(&oid) {
+        return Err(ApiError::not_found("no such object"));
+    }
+    check_signature(&state, &q, &lfs::download_path(&oid))?;
+    let size = state.storage.object_size(&oid).await?.ok_or_else(|| ApiError::not_found("no such object"))?;
+    let mut resp = serve_lfs_object(&state, &oid, size, &method, &headers).await?;
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{oid}\"")) {
+        resp.headers_mut().insert(header::ETAG, v);
+    }
+    Ok(resp)
+}

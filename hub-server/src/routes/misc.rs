@@ -1,0 +1,54 @@
+//! whoami, validate-yaml, agent-harnesses.
+
+use crate::app::AppState;
+use crate::auth::Caller;
+use crate::card::parse_card_data;
+use crate::error::{ApiError, ApiResult};
+use axum::body::Bytes;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+
+pub async fn whoami(caller: Caller) -> ApiResult<Json<Value>> {
+    let Some(user) = caller.user else {
+        return Err(ApiError::unauthorized("You must pass an access token (Authorization: Bearer <token>)"));
+    };
+    let a = &user.account;
+    let orgs: Vec<Value> =
+        user.orgs.iter().map(|(name, role)| json!({ "type": "org", "name": name, "fullname": name, "roleInOrg": role.as_str() })).collect();
+    Ok(Json(json!({
+        "type": "user",
+        "id": a.id.to_string(),
+        "name": a.name,
+        "fullname": a.fullname.clone().unwrap_or_else(|| a.name.clone()),
+        "email": a.email,
+        "emailVerified": a.email.is_some(),
+        "isPro": false,
+        "canPay": false,
+        "avatarUrl": format!("/avatars/{}.svg", a.name),
+        "orgs": orgs,
+        "auth": { "type": "access_token", "accessToken": { "displayName": user.token.name, "role": user.token.role.as_str() } },
+    })))
+}
+
+/// Checks a README's front matter. Always answers JSON: the client reads the body before the status.
+pub async fn validate_yaml(body: Bytes) -> Response {
+    let reject = |msg: String| {
+        (StatusCode::BAD_REQUEST, Json(json!({ "error": msg, "errors": [{ "message": msg }], "warnings": [] }))).into_response()
+    };
+    let Ok(req) = serde_json::from_slice::<Value>(&body) else {
+        return reject("invalid JSON body: expected {\"content\": \"...\", \"repoType\": \"model\"}".into());
+    };
+    let Some(content) = req.get("content").and_then(Value::as_str) else {
+        return reject("missing \"content\" (the README.md text)".into());
+    };
+    match parse_card_data(content) {
+        Ok(_) => Json(json!({ "errors": [], "warnings": [] })).into_response(),
+        Err(msg) => reject(msg),
+    }
+}
+
+pub async fn agent_harnesses(_state: axum::extract::State<AppState>) -> Json<Value> {
+    Json(json!({ "standardEnvVars": [], "harnesses": {} }))
+}

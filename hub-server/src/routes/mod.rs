@@ -1,0 +1,86 @@
+//! HTTP routes: extract, authorize, call the domain, map to a response.
+
+mod commit;
+mod info;
+mod lfs;
+mod misc;
+mod refs;
+mod repo_paths;
+mod repos;
+
+use crate::app::AppState;
+use axum::routing::{get, post, put};
+use axum::Router;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+pub fn router(state: AppState) -> Router {
+    let repo = "/api/{t}/{ns}/{name}";
+    Router::new()
+        .route("/api/whoami-v2", get(misc::whoami))
+        .route("/api/validate-yaml", post(misc::validate_yaml))
+        .route("/api/agent-harnesses", get(misc::agent_harnesses))
+        .route("/api/repos/create", post(repos::create))
+        .route("/api/repos/delete", axum::routing::delete(repos::delete))
+        .route("/api/repos/move", post(repos::rename))
+        .route("/api/{t}", get(info::list))
+        .route(repo, get(info::info))
+        .route(&format!("{repo}/revision/{{rev}}"), get(info::info))
+        .route(&format!("{repo}/auth-check"), get(info::auth_check))
+        .route(&format!("{repo}/tree/{{rev}}"), get(info::tree))
+        .route(&format!("{repo}/tree/{{rev}}/{{*path}}"), get(info::tree))
+        .route(&format!("{repo}/paths-info/{{rev}}"), post(info::paths_info))
+        .route(&format!("{repo}/refs"), get(refs::list))
+        .route(&format!("{repo}/commits/{{rev}}"), get(refs::commits))
+        .route(&format!("{repo}/branch/{{branch}}"), post(refs::create_branch).delete(refs::delete_branch))
+        .route(&format!("{repo}/tag/{{rev}}"), post(refs::create_tag).delete(refs::delete_tag))
+        .route(&format!("{repo}/super-squash/{{rev}}"), post(refs::super_squash))
+        .route(&format!("{repo}/settings"), put(repos::settings))
+        .route(&format!("{repo}/preupload/{{rev}}"), post(commit::preupload))
+        .route(&format!("{repo}/commit/{{rev}}"), post(commit::commit))
+        .route("/lfs/upload/{oid}/{size}", put(lfs::put_object))
+        .route("/lfs/multipart/{upload}/{oid}/{size}/{chunk}/{part}", put(lfs::put_part).post(lfs::complete))
+        .route("/lfs/objects/{oid}", get(lfs::get_object))
+        .fallback(repo_paths::dispatch)
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+                .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+                    let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+                    tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path())
+                }))
+                .layer(PropagateRequestIdLayer::x_request_id()),
+        )
+        .with_state(state)
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ`, the only form Python's parser accepts.
+pub fn format_time(ms: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let f = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+    t.format(&f).unwrap_or_default()
+}
+
+/// An absolute `Link: <url>; rel="next"` header value (clients need absolute URLs; commas
+/// inside the URL are percent-encoded because hf-hub 1.0 splits the header on them).
+pub fn next_link(base: &str, uri: &axum::http::Uri, key: &str, value: &str) -> String {
+    let mut pairs: Vec<(String, String)> = crate::extract::QueryPairs::parse(uri.query()).0.into_iter().filter(|(k, _)| k != key).collect();
+    pairs.push((key.to_string(), value.to_string()));
+    let query = form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish();
+    format!("<{base}{}?{}>; rel=\"next\"", uri.path(), query.replace(',', "%2C"))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn times_end_in_z_with_millis() {
+        assert_eq!(super::format_time(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+    }
+
+    #[test]
+    fn next_links_are_absolute_and_keep_parameters() {
+        let uri: axum::http::Uri = "/api/models/a/b/tree/main?recursive=true&cursor=5&expand=a,b".parse().unwrap();
+        let link = super::next_link("http://h:1", &uri, "cursor", "10");
+        assert_eq!(link, "<http://h:1/api/models/a/b/tree/main?recursive=true&expand=a%2Cb&cursor=10>; rel=\"next\"");
+    }
+}

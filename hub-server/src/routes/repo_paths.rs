@@ -1,0 +1,332 @@
+//! Routes under a repo's web path, parsed by hand because a repo may sit under a `datasets/` or
+//! `spaces/` prefix and its file paths are free-form: `/{prefix}{ns}/{name}/resolve/{rev}/{path}`
+//! and the Git LFS endpoints under `/{prefix}{ns}/{name}.git/info/lfs/`.
+
+use crate::app::AppState;
+use crate::auth::{authenticate, Caller};
+use crate::db::{RepoRow, Role};
+use crate::error::{ApiError, ApiResult};
+use crate::git::{self, Entry};
+use crate::lfs::{self, BatchRequest, VerifyTarget};
+use crate::names::{RepoName, RepoType};
+use crate::repos::{find_readable, find_with_role};
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use percent_encoding::percent_decode_str;
+use serde_json::json;
+
+pub async fn dispatch(State(state): State<AppState>, req: Request) -> Response {
+    match route(&state, req).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+fn decode(s: &str) -> ApiResult<String> {
+    percent_decode_str(s).decode_utf8().map(|s| s.into_owned()).map_err(|_| ApiError::bad_request("path is not valid UTF-8"))
+}
+
+async fn route(state: &AppState, req: Request) -> ApiResult<Response> {
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path().to_string();
+    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    if segs[0] == "api" {
+        // e.g. a single-segment id (`/api/models/gpt2`): no such repo here.
+        if segs.len() >= 3 && RepoType::from_plural(segs[1]).is_some() {
+            return Err(ApiError::repo_not_found(true));
+        }
+        return Err(ApiError::not_found(format!("no API route {path}")));
+    }
+    let (repo_type, rest) = match segs[0] {
+        "datasets" => (RepoType::Dataset, &segs[1..]),
+        "spaces" => (RepoType::Space, &segs[1..]),
+        _ => (RepoType::Model, &segs[..]),
+    };
+    if rest.len() < 3 {
+        return Err(ApiError::not_found(format!("no route {path}")));
+    }
+    let ns = rest[0];
+    let name = rest[1].strip_suffix(".git").unwrap_or(rest[1]);
+    let Ok(repo) = RepoName::new(repo_type, ns, name) else {
+        return Err(ApiError::repo_not_found(true));
+    };
+    let auth = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let method = parts.method.clone();
+    match (&rest[2..], &method) {
+        (["resolve", rev, file @ ..], &Method::GET | &Method::HEAD) if !file.is_empty() => {
+            let caller = authenticate(state, auth).await?;
+            let rev = decode(rev)?;
+            let file = decode(&file.join("/"))?;
+            resolve(state, &caller, &repo, &parts.uri, &method, &parts.headers, &rev, &file).await
+        }
+        (["info", "lfs", "objects", "batch"], &Method::POST) => {
+            let caller = authenticate(state, auth).await.map_err(lfs_challenge)?;
+            batch(state, &caller, &repo, &parts.uri, &parts.headers, body).await.map_err(lfs_challenge)
+        }
+        (["info", "lfs", "objects", "verify"], &Method::POST) => {
+            let caller = authenticate(state, auth).await.map_err(lfs_challenge)?;
+            verify(state, &caller, &repo, &parts.uri, body).await.map_err(lfs_challenge)
+        }
+        _ => Err(ApiError::not_found(format!("no route {path}"))),
+    }
+}
+
+/// git-lfs asks its credential helper only when a 401 carries this challenge.
+fn lfs_challenge(e: ApiError) -> ApiError {
+    if e.status == StatusCode::UNAUTHORIZED {
+        e.with_header(HeaderName::from_static("lfs-authenticate"), "Basic realm=\"hub\"")
+            .with_header(header::WWW_AUTHENTICATE, "Basic realm=\"hub\"")
+    } else {
+        e
+    }
+}
+
+use axum::http::HeaderName;
+
+/// A `Range` header resolved against a size: Ok(None) = whole content.
+fn parse_range(headers: &HeaderMap, size: u64) -> Result<Option<(u64, u64)>, ()> {
+    let Some(value) = headers.get(header::RANGE).and_then(|v| v.to_str().ok()) else { return Ok(None) };
+    let Some(spec) = value.trim().strip_prefix("bytes=") else { return Ok(None) };
+    if spec.contains(',') {
+        return Ok(None); // multiple ranges: answer with the whole content, as RFC 9110 allows
+    }
+    let Some((a, b)) = spec.split_once('-') else { return Ok(None) };
+    let (a, b) = (a.trim(), b.trim());
+    let (start, end) = if a.is_empty() {
+        let n: u64 = b.parse().map_err(|_| ())?;
+        if n == 0 {
+            return Err(());
+        }
+        (size.saturating_sub(n), size.saturating_sub(1))
+    } else {
+        let start: u64 = a.parse().map_err(|_| ())?;
+        // hf-hub 0.4 asks for one byte past the end: clamp instead of 416.
+        let end = if b.is_empty() { size.saturating_sub(1) } else { b.parse::<u64>().map_err(|_| ())?.min(size.saturating_sub(1)) };
+        if b.parse::<u64>().is_ok_and(|b| b < start) {
+            return Ok(None);
+        }
+        (start, end)
+    };
+    if start >= size {
+        return Err(());
+    }
+    Ok(Some((start, end)))
+}
+
+/// What to answer for content of some size under a Range header.
+struct RangeAnswer {
+    status: StatusCode,
+    /// Inclusive byte range to send; None = everything.
+    range: Option<(u64, u64)>,
+    headers: HeaderMap,
+}
+
+/// Status and headers for content of `size` bytes under a Range header; the byte range to send.
+fn range_response(headers: &HeaderMap, size: u64) -> Result<RangeAnswer, ApiError> {
+    let mut h = HeaderMap::new();
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if size == 0 {
+        // hf-hub 0.4 probes with bytes=0-0 and needs Content-Range even for empty files.
+        if headers.contains_key(header::RANGE) {
+            h.insert(header::CONTENT_RANGE, HeaderValue::from_static("bytes */0"));
+        }
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from(0));
+        return Ok(RangeAnswer { status: StatusCode::OK, range: None, headers: h });
+    }
+    match parse_range(headers, size) {
+        Ok(None) => {
+            h.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+            Ok(RangeAnswer { status: StatusCode::OK, range: None, headers: h })
+        }
+        Ok(Some((start, end))) => {
+            h.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start + 1));
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{end}/{size}")) {
+                h.insert(header::CONTENT_RANGE, v);
+            }
+            Ok(RangeAnswer { status: StatusCode::PARTIAL_CONTENT, range: Some((start, end)), headers: h })
+        }
+        Err(()) => Err(ApiError::new(StatusCode::RANGE_NOT_SATISFIABLE, format!("range not satisfiable for {size} bytes"))
+            .with_header(header::CONTENT_RANGE, format!("bytes */{size}"))),
+    }
+}
+
+/// Streams an LFS object (or a range of it) from storage.
+pub async fn serve_lfs_object(state: &AppState, oid: &str, size: u64, method: &Method, headers: &HeaderMap) -> ApiResult<Response> {
+    let RangeAnswer { status, range, headers: h } = range_response(headers, size)?;
+    let body = if method == Method::HEAD || size == 0 {
+        Body::empty()
+    } else {
+        let stream = state.storage.read(oid, range.map(|(a, b)| a..b + 1)).await?;
+        Body::from_stream(stream)
+    };
+    let mut resp = (status, body).into_response();
+    resp.headers_mut().extend(h);
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    Ok(resp)
+}
+
+fn quoted(v: &str) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"{v}\"")).unwrap_or_else(|_| HeaderValue::from_static("\"\""))
+}
+
+fn content_type(path: &str) -> &'static str {
+    match path.rsplit('.').next().unwrap_or("") {
+        "json" => "application/json",
+        "md" | "txt" | "csv" | "py" | "yaml" | "yml" | "gitattributes" | "gitignore" => "text/plain; charset=utf-8",
+        _ => "application/octet-stream",
+    }
+}
+
+/// `GET|HEAD /{repo}/resolve/{rev}/{path}`: the file's bytes with the headers clients cache by.
+#[allow(clippy::too_many_arguments)]
+async fn resolve(
+    state: &AppState,
+    caller: &Caller,
+    name: &RepoName,
+    uri: &Uri,
+    method: &Method,
+    headers: &HeaderMap,
+    rev: &str,
+    file: &str,
+) -> ApiResult<Response> {
+    let row: RepoRow = find_readable(state, caller, name, uri).await?;
+    let (rev_s, file_s) = (rev.to_string(), file.to_string());
+    let want_body = method == Method::GET;
+    let (commit, entry, content) = state
+        .with_git(&row.id, move |g| {
+            let commit = git::resolve_revision(g, &rev_s).ok_or_else(|| ApiError::revision_not_found(&rev_s))?;
+            let entry = match git::entry_at(g, commit, &file_s)? {
+                Some(e @ Entry::File { .. }) => e,
+                _ => return Err(ApiError::entry_not_found(&file_s, &commit.to_string())),
+            };
+            let content = match &entry {
+                Entry::File { blob, lfs: None, .. } if want_body => Some(Bytes::copy_from_slice(g.find_blob(*blob)?.content())),
+                _ => None,
+            };
+            Ok((commit, entry, content))
+        })
+        .await?;
+    let Entry::File { blob, size, lfs, .. } = entry else { unreachable!("only files are returned above") };
+    if method == Method::GET && (row.name.repo_type != RepoType::Model || file == "config.json") {
+        let (db, id) = (state.db.clone(), row.id.clone());
+        tokio::spawn(async move {
+            if let Err(e) = db.count_download(&id).await {
+                tracing::warn!(error = %e, "could not count a download");
+            }
+        });
+    }
+    let mut resp = match (&lfs, content) {
+        (Some((pointer, _)), _) => {
+            let mut r = serve_lfs_object(state, &pointer.oid, pointer.size, method, headers).await?;
+            let h = r.headers_mut();
+            h.insert(header::ETAG, quoted(&pointer.oid));
+            h.insert("x-linked-etag", quoted(&pointer.oid));
+            h.insert("x-linked-size", HeaderValue::from(pointer.size));
+            r
+        }
+        (None, content) => {
+            let RangeAnswer { status, range, headers: h } = range_response(headers, size)?;
+            let body = match (content, range) {
+                (Some(c), Some((a, b))) => Body::from(c.slice(a as usize..b as usize + 1)),
+                (Some(c), None) => Body::from(c),
+                (None, _) => Body::empty(),
+            };
+            let mut r = (status, body).into_response();
+            r.headers_mut().extend(h);
+            r.headers_mut().insert(header::ETAG, quoted(&blob.to_string()));
+            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type(file)));
+            r
+        }
+    };
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&commit.to_string()) {
+        h.insert("x-repo-commit", v);
+    }
+    Ok(resp)
+}
+
+async fn read_json<T: serde::de::DeserializeOwned>(body: Body) -> ApiResult<T> {
+    let bytes = axum::body::to_bytes(body, 16 * 1024 * 1024).await.map_err(|_| ApiError::payload_too_large("request body too large"))?;
+    serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+}
+
+fn lfs_json(v: serde_json::Value) -> Response {
+    let mut r = axum::Json(v).into_response();
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/vnd.git-lfs+json"));
+    r
+}
+
+/// `POST /{repo}.git/info/lfs/objects/batch`.
+async fn batch(state: &AppState, caller: &Caller, name: &RepoName, uri: &Uri, headers: &HeaderMap, body: Body) -> ApiResult<Response> {
+    let req: BatchRequest = read_json(body).await?;
+    if req.hash_algo.as_deref().is_some_and(|a| a != "sha256") {
+        return Err(ApiError::new(StatusCode::CONFLICT, "only the sha256 hash algorithm is supported"));
+    }
+    if req.objects.len() > 10_000 {
+        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "at most 10000 objects per batch"));
+    }
+    let base = state.base_url(headers);
+    match req.operation.as_str() {
+        "upload" => {
+            if !caller.is_authenticated() {
+                return Err(ApiError::unauthorized("Uploading needs credentials: a write access token"));
+            }
+            let row = find_with_role(state, caller, name, uri, Role::Write).await?;
+            let verify = VerifyTarget {
+                href: format!("{base}/{}.git/info/lfs/objects/verify", row.name.web_path()),
+                authorization: headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_string),
+            };
+            Ok(lfs_json(lfs::upload_batch(state, &base, &req, &verify).await?))
+        }
+        "download" => {
+            find_readable(state, caller, name, uri).await?;
+            Ok(lfs_json(lfs::download_batch(state, &base, &req).await?))
+        }
+        other => Err(ApiError::bad_request(format!("unknown LFS operation {other:?}: expected upload or download"))),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct VerifyBody {
+    oid: String,
+    size: u64,
+}
+
+/// `POST /{repo}.git/info/lfs/objects/verify`: 200 once the object is stored at that size.
+async fn verify(state: &AppState, caller: &Caller, name: &RepoName, uri: &Uri, body: Body) -> ApiResult<Response> {
+    find_with_role(state, caller, name, uri, Role::Write).await?;
+    let req: VerifyBody = read_json(body).await?;
+    match state.storage.object_size(&req.oid.to_ascii_lowercase()).await? {
+        Some(size) if size == req.size => Ok(lfs_json(json!({ "message": "ok" }))),
+        Some(size) => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("object {} is stored with {size} bytes, not {}", req.oid, req.size),
+        )),
+        None => Err(ApiError::not_found(format!("object {} is not stored", req.oid))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn range(v: &str, size: u64) -> Result<Option<(u64, u64)>, ()> {
+        let mut h = HeaderMap::new();
+        h.insert(header::RANGE, HeaderValue::from_str(v).unwrap());
+        parse_range(&h, size)
+    }
+
+    #[test]
+    fn ranges_clamp_past_the_end() {
+        assert_eq!(range("bytes=10-19", 100), Ok(Some((10, 19))));
+        assert_eq!(range("bytes=0-100", 100), Ok(Some((0, 99))));
+        assert_eq!(range("bytes=90-", 100), Ok(Some((90, 99))));
+        assert_eq!(range("bytes=-5", 100), Ok(Some((95, 99))));
+        assert_eq!(range("bytes=100-", 100), Err(()));
+        assert_eq!(range("bytes=0-1,5-6", 100), Ok(None));
+        assert_eq!(range("items=0-1", 100), Ok(None));
+    }
+}

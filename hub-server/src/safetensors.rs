@@ -1,0 +1,51 @@
+//! Parameter counts of safetensors files, read from the header only (two ranged reads).
+
+use crate::storage::Storage;
+use std::collections::BTreeMap;
+
+/// Headers beyond this are not read (the format caps them at 100 MB).
+const MAX_HEADER: u64 = 100 * 1024 * 1024;
+
+/// Parameters per dtype (`{"F32": n}`), or None when the object is not a readable safetensors file.
+pub async fn parameter_counts(storage: &Storage, oid: &str, size: u64) -> Option<BTreeMap<String, u64>> {
+    if size < 8 {
+        return None;
+    }
+    let len = storage.read_range(oid, 0..8).await.ok()?;
+    let n = u64::from_le_bytes(len.as_ref().try_into().ok()?);
+    if n == 0 || n > MAX_HEADER || 8 + n > size {
+        return None;
+    }
+    let header = storage.read_range(oid, 8..8 + n).await.ok()?;
+    count_parameters(&header)
+}
+
+pub fn count_parameters(header: &[u8]) -> Option<BTreeMap<String, u64>> {
+    let header: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(header).ok()?;
+    let mut counts = BTreeMap::new();
+    for (name, tensor) in header {
+        if name == "__metadata__" {
+            continue;
+        }
+        let dtype = tensor.get("dtype")?.as_str()?.to_string();
+        let shape = tensor.get("shape")?.as_array()?;
+        let mut n: u64 = 1;
+        for d in shape {
+            n = n.checked_mul(d.as_u64()?)?;
+        }
+        *counts.entry(dtype).or_insert(0) += n;
+    }
+    Some(counts)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn counts_by_dtype() {
+        let header = br#"{"__metadata__":{"format":"pt"},"a":{"dtype":"F32","shape":[768,4096],"data_offsets":[0,1]},"b":{"dtype":"F16","shape":[2,3],"data_offsets":[1,2]},"c":{"dtype":"F32","shape":[],"data_offsets":[2,3]}}"#;
+        let counts = super::count_parameters(header).unwrap();
+        assert_eq!(counts["F32"], 768 * 4096 + 1);
+        assert_eq!(counts["F16"], 6);
+        assert!(super::count_parameters(b"not json").is_none());
+    }
+}
