@@ -1,0 +1,150 @@
+//! Every malformed or hostile request gets a 4xx JSON error that says what is wrong, and the
+//! repository is unchanged.
+
+mod common;
+
+use axum::http::{Method, StatusCode};
+use common::*;
+use serde_json::json;
+
+#[tokio::test]
+async fn malformed_commits_are_refused_and_change_nothing() {
+    let hub = TestHub::new().await;
+    let repo = hub.create_repo("bad", false).await;
+    let before = hub.head_sha(&repo).await;
+    let commit_url = format!("/api/models/{repo}/commit/main");
+
+    let cases: Vec<(&str, String)> = vec![
+        ("not a JSON object", "{broken json\n".to_string()),
+        ("header", format!("{}\n", file_line("a.txt", b"a"))),
+        ("title", format!("{}\n{}\n", json!({"key": "header", "value": {"summary": "  "}}), file_line("a.txt", b"a"))),
+        ("unknown operation key", format!("{}\n{}\n", header_line("x"), json!({"key": "copyFile", "value": {"path": "a"}}))),
+        ("invalid base64", format!("{}\n{}\n", header_line("x"), json!({"key": "file", "value": {"path": "a.txt", "content": "!!!not base64!!!", "encoding": "base64"}}))),
+        ("unknown field", format!("{}\n{}\n", header_line("x"), json!({"key": "file", "value": {"path": "a.txt", "content": "", "bogus": 1}}))),
+        ("header", String::new()),
+        ("duplicate header", format!("{}\n{}\n", header_line("x"), header_line("y"))),
+        ("not stored", format!("{}\n{}\n", header_line("x"), json!({"key": "lfsFile", "value": {"path": "w.bin", "algo": "sha256", "oid": "a".repeat(64), "size": 3}}))),
+        ("not a sha256", format!("{}\n{}\n", header_line("x"), json!({"key": "lfsFile", "value": {"path": "w.bin", "algo": "sha256", "oid": "xyz", "size": 3}}))),
+        ("doesn't exist", format!("{}\n{}\n", header_line("x"), json!({"key": "deletedFile", "value": {"path": "missing.txt"}}))),
+        ("doesn't exist", format!("{}\n{}\n", header_line("x"), json!({"key": "deletedFolder", "value": {"path": "missing"}}))),
+        ("parentCommit", format!("{}\n", json!({"key": "header", "value": {"summary": "x", "parentCommit": "not-hex"}}))),
+    ];
+    for (needle, body) in cases {
+        let r = hub.call(Method::POST, &commit_url, Some(&hub.alice), body.clone()).await;
+        r.assert_client_error(needle);
+        assert_eq!(hub.head_sha(&repo).await, before, "repo changed after {body:?}");
+    }
+    // A good line after a bad one must not land either: the commit is all or nothing.
+    let r = hub.commit_lines(&repo, &[header_line("x"), file_line("ok.txt", b"ok"), json!({"key": "deletedFile", "value": {"path": "nope"}})]).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(r.header("x-error-code"), Some("EntryNotFound"));
+    assert_eq!(hub.files(&repo).await, [".gitattributes"]);
+}
+
+#[tokio::test]
+async fn hostile_paths_are_refused() {
+    let hub = TestHub::new().await;
+    let repo = hub.create_repo("paths", false).await;
+    let before = hub.head_sha(&repo).await;
+    for path in ["../escape.txt", "a/../../b", "/abs.txt", ".git/config", "sub/.git/hooks/x", "a\0b", "a//b", "dir/", "./x", ""] {
+        let r = hub.commit_lines(&repo, &[header_line("x"), file_line(path, b"data")]).await;
+        r.assert_client_error("invalid path");
+        assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    }
+    // Preupload validates paths the same way.
+    let r = hub.post_json(&format!("/api/models/{repo}/preupload/main"), Some(&hub.alice), json!({"files": [{"path": "../x", "sample": "", "size": 1}]})).await;
+    r.assert_client_error("invalid path");
+    assert_eq!(hub.head_sha(&repo).await, before);
+}
+
+#[tokio::test]
+async fn names_outside_the_rules_are_refused() {
+    let hub = TestHub::new().await;
+    for bad in ["-lead", "trail-", "a--b", "a..b", "x.git", "has space", "sl/ash", "", &"a".repeat(97)] {
+        let r = hub.post_json("/api/repos/create", Some(&hub.alice), json!({"name": bad, "organization": "alice"})).await;
+        r.assert_client_error("invalid");
+        assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    }
+    let r = hub.post_json("/api/repos/create", Some(&hub.alice), json!({"name": "ok", "organization": "alice", "type": "kernelz"})).await;
+    r.assert_client_error("unknown repo type");
+    let r = hub.call(Method::POST, "/api/repos/create", Some(&hub.alice), "{not json").await;
+    r.assert_client_error("invalid JSON body");
+    let r = hub.get("/api/models?author=alice", None).await;
+    assert_eq!(r.json(), json!([]));
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_refused() {
+    let hub = TestHub::new().await; // max_commit_bytes = 4 MiB in tests
+    let repo = hub.create_repo("big", false).await;
+    let before = hub.head_sha(&repo).await;
+    let r = hub.commit_lines(&repo, &[header_line("too big"), file_line("big.txt", &vec![b'x'; 5 * 1024 * 1024])]).await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+    r.assert_client_error("exceeds");
+    assert_eq!(hub.head_sha(&repo).await, before);
+    let r = hub.call(Method::POST, "/api/repos/create", Some(&hub.alice), vec![b' '; 17 * 1024 * 1024]).await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test]
+async fn stale_parent_commit_gets_412_and_changes_nothing() {
+    let hub = TestHub::new().await;
+    let repo = hub.create_repo("stale", false).await;
+    let stale = hub.head_sha(&repo).await;
+    let r = hub.commit_lines(&repo, &[header_line("one"), file_line("one.txt", b"1")]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let head = r.json()["commitOid"].as_str().unwrap().to_string();
+    let r = hub
+        .commit_lines(&repo, &[json!({"key": "header", "value": {"summary": "stale", "parentCommit": stale}}), file_line("two.txt", b"2")])
+        .await;
+    assert_eq!(r.status, StatusCode::PRECONDITION_FAILED);
+    assert_eq!(hub.head_sha(&repo).await, head);
+    // The current head (even abbreviated) is accepted.
+    let r = hub
+        .commit_lines(&repo, &[json!({"key": "header", "value": {"summary": "fresh", "parentCommit": &head[..8]}}), file_line("two.txt", b"2")])
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn concurrent_commits_to_one_branch_lose_nothing() {
+    let hub = std::sync::Arc::new(TestHub::new().await);
+    let repo = hub.create_repo("race", false).await;
+    let mut tasks = Vec::new();
+    for i in 0..12 {
+        let (hub, repo) = (hub.clone(), repo.clone());
+        tasks.push(tokio::spawn(async move {
+            let r = hub.commit_lines(&repo, &[header_line(&format!("c{i}")), file_line(&format!("c/{i}.txt"), i.to_string().as_bytes())]).await;
+            assert_eq!(r.status, StatusCode::OK, "{}", String::from_utf8_lossy(&r.body));
+            r.json()["commitOid"].as_str().unwrap().to_string()
+        }));
+    }
+    let mut oids = Vec::new();
+    for t in tasks {
+        oids.push(t.await.unwrap());
+    }
+    oids.sort();
+    oids.dedup();
+    assert_eq!(oids.len(), 12);
+    assert_eq!(hub.files(&repo).await.len(), 13);
+    let commits = hub.get(&format!("/api/models/{repo}/commits/main"), Some(&hub.alice)).await;
+    assert_eq!(commits.json().as_array().unwrap().len(), 13);
+}
+
+#[tokio::test]
+async fn commits_to_tags_and_missing_branches_are_refused() {
+    let hub = TestHub::new().await;
+    let repo = hub.create_repo("targets", false).await;
+    let r = hub.post_json(&format!("/api/models/{repo}/tag/main"), Some(&hub.alice), json!({"tag": "v1"})).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let body = format!("{}\n{}\n", header_line("x"), file_line("a.txt", b"a"));
+    let r = hub.call(Method::POST, &format!("/api/models/{repo}/commit/v1"), Some(&hub.alice), body.clone()).await;
+    r.assert_client_error("only branches");
+    let r = hub.call(Method::POST, &format!("/api/models/{repo}/commit/nope"), Some(&hub.alice), body).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(r.header("x-error-code"), Some("RevisionNotFound"));
+    for bad in ["refs/pr/5", "a..b", "with space"] {
+        let r = hub.post_json(&format!("/api/models/{repo}/branch/{}", bad.replace('/', "%2F").replace(' ', "%20")), Some(&hub.alice), json!({})).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
+    }
+}

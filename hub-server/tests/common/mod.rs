@@ -1,0 +1,132 @@
+//! A real hub for tests: the real router over a fresh SQLite file and a temporary storage root.
+#![allow(dead_code)]
+
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use hub_server::db::Role;
+use hub_server::{accounts, routes, AppState, Settings};
+use serde_json::Value;
+use tower::ServiceExt;
+
+pub struct TestHub {
+    pub state: AppState,
+    pub router: axum::Router,
+    pub dir: tempfile::TempDir,
+    pub alice: String,
+    pub bob: String,
+    pub alice_read: String,
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+    /// Asserts a 4xx answer with a JSON `error` message containing `needle`.
+    pub fn assert_client_error(&self, needle: &str) {
+        assert!(self.status.is_client_error(), "expected a 4xx, got {} {}", self.status, String::from_utf8_lossy(&self.body));
+        let err = self.json()["error"].as_str().unwrap_or_default().to_string();
+        assert!(err.contains(needle), "error {err:?} does not mention {needle:?}");
+    }
+}
+
+pub fn settings(dir: &std::path::Path) -> Settings {
+    Settings {
+        data_dir: dir.to_path_buf(),
+        database_url: None,
+        public_url: Some("http://hub.test".into()),
+        secret: Some("test-secret-test-secret-test-secret".into()),
+        lfs_multipart_threshold: 16 * 1024 * 1024,
+        lfs_part_size: 5 * 1024 * 1024,
+        max_commit_bytes: 4 * 1024 * 1024,
+        log_json: false,
+    }
+}
+
+impl TestHub {
+    pub async fn new() -> TestHub {
+        let dir = tempfile::tempdir().unwrap();
+        let state = AppState::open(settings(dir.path())).await.unwrap();
+        accounts::create_user(&state, "alice", Some("alice@example.org"), None).await.unwrap();
+        accounts::create_user(&state, "bob", None, None).await.unwrap();
+        let alice = accounts::create_token(&state, "alice", "write", Role::Write).await.unwrap();
+        let alice_read = accounts::create_token(&state, "alice", "read", Role::Read).await.unwrap();
+        let bob = accounts::create_token(&state, "bob", "write", Role::Write).await.unwrap();
+        let router = routes::router(state.clone());
+        TestHub { state, router, dir, alice, bob, alice_read }
+    }
+
+    pub async fn send(&self, req: Request<Body>) -> Reply {
+        let resp = self.router.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        Reply { status, headers, body }
+    }
+
+    pub async fn call(&self, method: Method, uri: &str, token: Option<&str>, body: impl Into<Body>) -> Reply {
+        let mut req = Request::builder().method(method).uri(uri);
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        self.send(req.body(body.into()).unwrap()).await
+    }
+
+    pub async fn get(&self, uri: &str, token: Option<&str>) -> Reply {
+        self.call(Method::GET, uri, token, Body::empty()).await
+    }
+
+    pub async fn post_json(&self, uri: &str, token: Option<&str>, body: Value) -> Reply {
+        self.call(Method::POST, uri, token, body.to_string()).await
+    }
+
+    /// Creates `alice/{name}` and returns its id.
+    pub async fn create_repo(&self, name: &str, private: bool) -> String {
+        let r = self.post_json("/api/repos/create", Some(&self.alice), serde_json::json!({"name": name, "organization": "alice", "private": private})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", String::from_utf8_lossy(&r.body));
+        format!("alice/{name}")
+    }
+
+    pub async fn head_sha(&self, repo: &str) -> String {
+        let r = self.get(&format!("/api/models/{repo}"), Some(&self.alice)).await;
+        assert_eq!(r.status, StatusCode::OK);
+        r.json()["sha"].as_str().unwrap().to_string()
+    }
+
+    pub async fn files(&self, repo: &str) -> Vec<String> {
+        let r = self.get(&format!("/api/models/{repo}/tree/main?recursive=true"), Some(&self.alice)).await;
+        let mut files: Vec<String> =
+            r.json().as_array().unwrap().iter().filter(|e| e["type"] == "file").map(|e| e["path"].as_str().unwrap().to_string()).collect();
+        files.sort();
+        files
+    }
+
+    /// Sends an NDJSON commit made of `lines` (each a JSON value) to `main`.
+    pub async fn commit_lines(&self, repo: &str, lines: &[Value]) -> Reply {
+        let body: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        self.call(Method::POST, &format!("/api/models/{repo}/commit/main"), Some(&self.alice), body).await
+    }
+}
+
+pub fn header_line(summary: &str) -> Value {
+    serde_json::json!({"key": "header", "value": {"summary": summary, "description": ""}})
+}
+
+pub fn file_line(path: &str, content: &[u8]) -> Value {
+    use base64::Engine;
+    serde_json::json!({"key": "file", "value": {"path": path, "content": base64::engine::general_purpose::STANDARD.encode(content), "encoding": "base64"}})
+}
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(data))
+}
