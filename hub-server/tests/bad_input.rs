@@ -19,12 +19,36 @@ async fn malformed_commits_are_refused_and_change_nothing() {
         ("header", format!("{}\n", file_line("a.txt", b"a"))),
         ("title", format!("{}\n{}\n", json!({"key": "header", "value": {"summary": "  "}}), file_line("a.txt", b"a"))),
         ("unknown operation key", format!("{}\n{}\n", header_line("x"), json!({"key": "copyFile", "value": {"path": "a"}}))),
-        ("invalid base64", format!("{}\n{}\n", header_line("x"), json!({"key": "file", "value": {"path": "a.txt", "content": "!!!not base64!!!", "encoding": "base64"}}))),
-        ("unknown field", format!("{}\n{}\n", header_line("x"), json!({"key": "file", "value": {"path": "a.txt", "content": "", "bogus": 1}}))),
+        (
+            "invalid base64",
+            format!(
+                "{}\n{}\n",
+                header_line("x"),
+                json!({"key": "file", "value": {"path": "a.txt", "content": "!!!not base64!!!", "encoding": "base64"}})
+            ),
+        ),
+        (
+            "unknown field",
+            format!("{}\n{}\n", header_line("x"), json!({"key": "file", "value": {"path": "a.txt", "content": "", "bogus": 1}})),
+        ),
         ("header", String::new()),
         ("duplicate header", format!("{}\n{}\n", header_line("x"), header_line("y"))),
-        ("not stored", format!("{}\n{}\n", header_line("x"), json!({"key": "lfsFile", "value": {"path": "w.bin", "algo": "sha256", "oid": "a".repeat(64), "size": 3}}))),
-        ("not a sha256", format!("{}\n{}\n", header_line("x"), json!({"key": "lfsFile", "value": {"path": "w.bin", "algo": "sha256", "oid": "xyz", "size": 3}}))),
+        (
+            "not stored",
+            format!(
+                "{}\n{}\n",
+                header_line("x"),
+                json!({"key": "lfsFile", "value": {"path": "w.bin", "algo": "sha256", "oid": "a".repeat(64), "size": 3}})
+            ),
+        ),
+        (
+            "not a sha256",
+            format!(
+                "{}\n{}\n",
+                header_line("x"),
+                json!({"key": "lfsFile", "value": {"path": "w.bin", "algo": "sha256", "oid": "xyz", "size": 3}})
+            ),
+        ),
         ("doesn't exist", format!("{}\n{}\n", header_line("x"), json!({"key": "deletedFile", "value": {"path": "missing.txt"}}))),
         ("doesn't exist", format!("{}\n{}\n", header_line("x"), json!({"key": "deletedFolder", "value": {"path": "missing"}}))),
         ("parentCommit", format!("{}\n", json!({"key": "header", "value": {"summary": "x", "parentCommit": "not-hex"}}))),
@@ -35,7 +59,9 @@ async fn malformed_commits_are_refused_and_change_nothing() {
         assert_eq!(hub.head_sha(&repo).await, before, "repo changed after {body:?}");
     }
     // A good line after a bad one must not land either: the commit is all or nothing.
-    let r = hub.commit_lines(&repo, &[header_line("x"), file_line("ok.txt", b"ok"), json!({"key": "deletedFile", "value": {"path": "nope"}})]).await;
+    let r = hub
+        .commit_lines(&repo, &[header_line("x"), file_line("ok.txt", b"ok"), json!({"key": "deletedFile", "value": {"path": "nope"}})])
+        .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert_eq!(r.header("x-error-code"), Some("EntryNotFound"));
     assert_eq!(hub.files(&repo).await, [".gitattributes"]);
@@ -52,7 +78,13 @@ async fn hostile_paths_are_refused() {
         assert_eq!(r.status, StatusCode::BAD_REQUEST);
     }
     // Preupload validates paths the same way.
-    let r = hub.post_json(&format!("/api/models/{repo}/preupload/main"), Some(&hub.alice), json!({"files": [{"path": "../x", "sample": "", "size": 1}]})).await;
+    let r = hub
+        .post_json(
+            &format!("/api/models/{repo}/preupload/main"),
+            Some(&hub.alice),
+            json!({"files": [{"path": "../x", "sample": "", "size": 1}]}),
+        )
+        .await;
     r.assert_client_error("invalid path");
     assert_eq!(hub.head_sha(&repo).await, before);
 }
@@ -101,7 +133,10 @@ async fn stale_parent_commit_gets_412_and_changes_nothing() {
     assert_eq!(hub.head_sha(&repo).await, head);
     // The current head (even abbreviated) is accepted.
     let r = hub
-        .commit_lines(&repo, &[json!({"key": "header", "value": {"summary": "fresh", "parentCommit": &head[..8]}}), file_line("two.txt", b"2")])
+        .commit_lines(
+            &repo,
+            &[json!({"key": "header", "value": {"summary": "fresh", "parentCommit": &head[..8]}}), file_line("two.txt", b"2")],
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK);
 }
@@ -114,7 +149,8 @@ async fn concurrent_commits_to_one_branch_lose_nothing() {
     for i in 0..12 {
         let (hub, repo) = (hub.clone(), repo.clone());
         tasks.push(tokio::spawn(async move {
-            let r = hub.commit_lines(&repo, &[header_line(&format!("c{i}")), file_line(&format!("c/{i}.txt"), i.to_string().as_bytes())]).await;
+            let r =
+                hub.commit_lines(&repo, &[header_line(&format!("c{i}")), file_line(&format!("c/{i}.txt"), i.to_string().as_bytes())]).await;
             assert_eq!(r.status, StatusCode::OK, "{}", String::from_utf8_lossy(&r.body));
             r.json()["commitOid"].as_str().unwrap().to_string()
         }));
@@ -144,7 +180,9 @@ async fn commits_to_tags_and_missing_branches_are_refused() {
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert_eq!(r.header("x-error-code"), Some("RevisionNotFound"));
     for bad in ["refs/pr/5", "a..b", "with space"] {
-        let r = hub.post_json(&format!("/api/models/{repo}/branch/{}", bad.replace('/', "%2F").replace(' ', "%20")), Some(&hub.alice), json!({})).await;
+        let r = hub
+            .post_json(&format!("/api/models/{repo}/branch/{}", bad.replace('/', "%2F").replace(' ', "%20")), Some(&hub.alice), json!({}))
+            .await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
     }
 }

@@ -54,7 +54,13 @@ async fn basic_upload_verify_commit_and_download() {
     assert!(again.get("actions").is_none());
 
     let r = hub
-        .commit_lines(&repo, &[header_line("weights"), json!({"key": "lfsFile", "value": {"path": "w.bin", "algo": "sha256", "oid": oid, "size": data.len()}})])
+        .commit_lines(
+            &repo,
+            &[
+                header_line("weights"),
+                json!({"key": "lfsFile", "value": {"path": "w.bin", "algo": "sha256", "oid": oid, "size": data.len()}}),
+            ],
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK);
     let commit = r.json()["commitOid"].as_str().unwrap().to_string();
@@ -68,7 +74,10 @@ async fn basic_upload_verify_commit_and_download() {
     assert_eq!(r.header("content-length"), Some(data.len().to_string().as_str()));
     let r = hub.get(&format!("/{repo}/resolve/{commit}/w.bin"), None).await;
     assert_eq!(&r.body[..], &data[..]);
-    let req = Request::get(format!("/{repo}/resolve/main/w.bin")).header("range", format!("bytes=299990-{}", data.len())).body(Body::empty()).unwrap();
+    let req = Request::get(format!("/{repo}/resolve/main/w.bin"))
+        .header("range", format!("bytes=299990-{}", data.len()))
+        .body(Body::empty())
+        .unwrap();
     let r = hub.send(req).await;
     assert_eq!(r.status, StatusCode::PARTIAL_CONTENT);
     assert_eq!(r.header("content-range"), Some(format!("bytes 299990-299999/{}", data.len()).as_str()));
@@ -102,7 +111,10 @@ async fn mismatching_bytes_are_refused_and_never_visible() {
     }
     assert_eq!(staging_leftovers(&hub), 0, "refused uploads leave no garbage");
     let r = hub
-        .commit_lines(&repo, &[header_line("x"), json!({"key": "lfsFile", "value": {"path": "w.bin", "algo": "sha256", "oid": oid, "size": data.len()}})])
+        .commit_lines(
+            &repo,
+            &[header_line("x"), json!({"key": "lfsFile", "value": {"path": "w.bin", "algo": "sha256", "oid": oid, "size": data.len()}})],
+        )
         .await;
     r.assert_client_error("not stored");
     // A URL signed for one object cannot store another.
@@ -119,8 +131,10 @@ async fn interrupted_upload_leaves_nothing() {
     let obj = batch(&hub, &repo, "upload", &["basic"], &oid, data.len()).await;
     let href = local_path(obj["actions"]["upload"]["href"].as_str().unwrap());
     // The connection drops after 1 MiB.
-    let chunks: Vec<Result<bytes::Bytes, std::io::Error>> =
-        vec![Ok(bytes::Bytes::from(vec![7u8; 1024 * 1024])), Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "client went away"))];
+    let chunks: Vec<Result<bytes::Bytes, std::io::Error>> = vec![
+        Ok(bytes::Bytes::from(vec![7u8; 1024 * 1024])),
+        Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "client went away")),
+    ];
     let req = Request::put(&href).body(Body::from_stream(futures::stream::iter(chunks))).unwrap();
     let r = hub.send(req).await;
     assert!(r.status.is_client_error(), "{}", r.status);
@@ -157,7 +171,8 @@ async fn multipart_upload_checks_parts_and_hash() {
         assert_eq!(r.status, StatusCode::OK);
         etags.push(r.header("etag").unwrap().to_string());
     }
-    let body = json!({"oid": oid, "parts": etags.iter().enumerate().map(|(i, e)| json!({"partNumber": i + 1, "etag": e})).collect::<Vec<_>>()});
+    let body =
+        json!({"oid": oid, "parts": etags.iter().enumerate().map(|(i, e)| json!({"partNumber": i + 1, "etag": e})).collect::<Vec<_>>()});
     let r = hub.post_json(&complete, None, body).await;
     assert_eq!(r.status, StatusCode::OK, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(hub.state.storage.object_size(&oid).await.unwrap(), Some(data.len() as u64));
@@ -169,7 +184,8 @@ async fn inline_files_that_attributes_route_to_lfs_are_stored_as_lfs() {
     let hub = TestHub::new().await;
     let repo = hub.create_repo("inline", false).await;
     let weights = b"\x00\x01binary weights".to_vec();
-    let r = hub.commit_lines(&repo, &[header_line("inline"), file_line("model.safetensors", &weights), file_line("notes.txt", b"hello")]).await;
+    let r =
+        hub.commit_lines(&repo, &[header_line("inline"), file_line("model.safetensors", &weights), file_line("notes.txt", b"hello")]).await;
     assert_eq!(r.status, StatusCode::OK);
     let tree = hub.get(&format!("/api/models/{repo}/tree/main"), None).await.json();
     let entry = tree.as_array().unwrap().iter().find(|e| e["path"] == "model.safetensors").unwrap().clone();

@@ -97,8 +97,11 @@ async fn info_reports_card_metadata_and_safetensors_parameters() {
     let mut st = (header.len() as u64).to_le_bytes().to_vec();
     st.extend_from_slice(header);
     st.extend(vec![0u8; 96]);
-    let readme = "---\nlicense: apache-2.0\nlibrary_name: transformers\npipeline_tag: text-classification\ntags:\n- sentiment\n---\n# Card\n";
-    let r = hub.commit_lines(&repo, &[header_line("card"), file_line("README.md", readme.as_bytes()), file_line("model.safetensors", &st)]).await;
+    let readme =
+        "---\nlicense: apache-2.0\nlibrary_name: transformers\npipeline_tag: text-classification\ntags:\n- sentiment\n---\n# Card\n";
+    let r = hub
+        .commit_lines(&repo, &[header_line("card"), file_line("README.md", readme.as_bytes()), file_line("model.safetensors", &st)])
+        .await;
     assert_eq!(r.status, StatusCode::OK);
     let info = hub.get(&format!("/api/models/{repo}?blobs=true"), None).await.json();
     assert_eq!(info["cardData"]["license"], "apache-2.0");

@@ -91,7 +91,13 @@ impl TestHub {
 
     /// Creates `alice/{name}` and returns its id.
     pub async fn create_repo(&self, name: &str, private: bool) -> String {
-        let r = self.post_json("/api/repos/create", Some(&self.alice), serde_json::json!({"name": name, "organization": "alice", "private": private})).await;
+        let r = self
+            .post_json(
+                "/api/repos/create",
+                Some(&self.alice),
+                serde_json::json!({"name": name, "organization": "alice", "private": private}),
+            )
+            .await;
         assert_eq!(r.status, StatusCode::OK, "{}", String::from_utf8_lossy(&r.body));
         format!("alice/{name}")
     }
