@@ -1,5 +1,5 @@
 //! A real hub for tests: the real router over a fresh SQLite file and a temporary storage root.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Method, Request, StatusCode};
