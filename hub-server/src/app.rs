@@ -71,15 +71,22 @@ fn load_or_create_secret(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
         if existing.len() >= 32 {
             return Ok(existing);
         }
+        anyhow::bail!("{} holds fewer than 32 bytes; remove it or set HUB_SECRET", path.display());
     }
     let secret: [u8; 32] = rand::random();
-    let tmp = path.with_extension("tmp");
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
     std::fs::write(&tmp, secret)?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
     }
-    std::fs::rename(&tmp, path)?;
-    Ok(secret.to_vec())
+    // Replicas sharing a data dir may start together: the first link wins and all read it.
+    let linked = std::fs::hard_link(&tmp, path);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok(secret.to_vec()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(std::fs::read(path)?),
+        Err(e) => Err(e.into()),
+    }
 }
