@@ -37,7 +37,7 @@ impl AppState {
         std::fs::create_dir_all(&settings.data_dir)?;
         let db = Db::connect(&settings.database_url()).await?;
         db.migrate().await?;
-        let storage = Storage::local(settings.data_dir.join("objects"))?;
+        let storage = Storage::from_url(settings.storage_url.as_deref(), settings.data_dir.join("objects"))?;
         let git = GitStore::new(settings.data_dir.join("repos"))?;
         let secret = match &settings.secret {
             Some(s) => s.as_bytes().to_vec(),
@@ -56,8 +56,22 @@ impl AppState {
         format!("{proto}://{host}")
     }
 
-    /// The write lock of one repository (commits, ref updates).
-    pub fn repo_lock(&self, repo_id: &str) -> Arc<tokio::sync::Mutex<()>> {
+    /// Runs `work` holding the write lock of one repository (commits, ref updates): an
+    /// in-process mutex, then the database's cross-process lock, so replicas serialize too.
+    pub async fn locked<T>(
+        &self,
+        repo_id: &str,
+        work: impl std::future::Future<Output = crate::error::ApiResult<T>>,
+    ) -> crate::error::ApiResult<T> {
+        let local = self.repo_lock(repo_id);
+        let _local = local.lock().await;
+        let shared = self.db.lock_repo(repo_id).await?;
+        let result = work.await;
+        shared.release().await;
+        result
+    }
+
+    fn repo_lock(&self, repo_id: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut locks = self.repo_locks.lock().unwrap_or_else(|e| e.into_inner());
         if locks.len() > 1024 {
             locks.retain(|_, l| Arc::strong_count(l) > 1);

@@ -395,53 +395,57 @@ pub async fn commit(
     ops: Vec<CommitOp>,
     author: Author,
 ) -> ApiResult<CommitOutcome> {
-    let lock = state.repo_lock(&repo.id);
-    let _guard = lock.lock().await;
     let st = state.clone();
     let rev = rev.to_string();
-    let (outcome, card) = state
-        .with_git(&repo.id, move |g| {
-            let target = target_for(g, &rev, create_pr)?;
-            commit_blocking(&st, g, &target, &header, &ops, &author.signature()?)
+    state
+        .locked(&repo.id, async {
+            let (outcome, card) = state
+                .with_git(&repo.id, move |g| {
+                    let target = target_for(g, &rev, create_pr)?;
+                    commit_blocking(&st, g, &target, &header, &ops, &author.signature()?)
+                })
+                .await?;
+            match card {
+                Some(card) => state.db.record_head(&repo.id, &outcome.commit.to_string(), &card).await?,
+                None => state.db.touch_repo(&repo.id).await?,
+            }
+            Ok(outcome)
         })
-        .await?;
-    match card {
-        Some(card) => state.db.record_head(&repo.id, &outcome.commit.to_string(), &card).await?,
-        None => state.db.touch_repo(&repo.id).await?,
-    }
-    Ok(outcome)
+        .await
 }
 
 /// Replaces a branch's history with one commit holding its current tree.
 pub async fn super_squash(state: &AppState, repo: &RepoRow, branch: &str, message: &str, author: Author) -> ApiResult<Oid> {
-    let lock = state.repo_lock(&repo.id);
-    let _guard = lock.lock().await;
     let branch = branch.to_string();
     let message = message.to_string();
-    let (commit, card) = state
-        .with_git(&repo.id, move |g| {
-            let refname = format!("refs/heads/{branch}");
-            let Some(head) = git::branch_head(g, &refname) else {
-                if git::resolve_revision(g, &branch).is_some() {
-                    return Err(ApiError::bad_request("only branches can be squashed"));
-                }
-                return Err(ApiError::revision_not_found(&branch));
-            };
-            let tree = g.find_commit(head)?.tree()?;
-            let sig = author.signature()?;
-            let commit = g.commit(None, &sig, &sig, &message, &tree, &[])?;
-            g.reference_matching(&refname, commit, true, head, "super-squash")
-                .map_err(|_| ApiError::conflict(format!("{refname} moved while squashing; retry")))?;
-            let card = (refname == default_branch(g)).then(|| {
-                let readme = git::read_file(g, commit, "README.md").ok().flatten();
-                card::card_meta(readme.as_deref().map(String::from_utf8_lossy).as_deref())
-            });
-            Ok((commit, card))
+    state
+        .locked(&repo.id, async {
+            let (commit, card) = state
+                .with_git(&repo.id, move |g| {
+                    let refname = format!("refs/heads/{branch}");
+                    let Some(head) = git::branch_head(g, &refname) else {
+                        if git::resolve_revision(g, &branch).is_some() {
+                            return Err(ApiError::bad_request("only branches can be squashed"));
+                        }
+                        return Err(ApiError::revision_not_found(&branch));
+                    };
+                    let tree = g.find_commit(head)?.tree()?;
+                    let sig = author.signature()?;
+                    let commit = g.commit(None, &sig, &sig, &message, &tree, &[])?;
+                    g.reference_matching(&refname, commit, true, head, "super-squash")
+                        .map_err(|_| ApiError::conflict(format!("{refname} moved while squashing; retry")))?;
+                    let card = (refname == default_branch(g)).then(|| {
+                        let readme = git::read_file(g, commit, "README.md").ok().flatten();
+                        card::card_meta(readme.as_deref().map(String::from_utf8_lossy).as_deref())
+                    });
+                    Ok((commit, card))
+                })
+                .await?;
+            match card {
+                Some(card) => state.db.record_head(&repo.id, &commit.to_string(), &card).await?,
+                None => state.db.touch_repo(&repo.id).await?,
+            }
+            Ok(commit)
         })
-        .await?;
-    match card {
-        Some(card) => state.db.record_head(&repo.id, &commit.to_string(), &card).await?,
-        None => state.db.touch_repo(&repo.id).await?,
-    }
-    Ok(commit)
+        .await
 }

@@ -12,6 +12,11 @@ pub struct Settings {
     #[arg(long, env = "HUB_DATABASE_URL", global = true)]
     pub database_url: Option<String>,
 
+    /// LFS object storage: file:///PATH or s3://BUCKET with the standard AWS_* variables
+    /// (default: DATA_DIR/objects).
+    #[arg(long, env = "HUB_STORAGE_URL", global = true)]
+    pub storage_url: Option<String>,
+
     /// The URL clients use to reach this hub (default: http://<Host header>).
     #[arg(long, env = "HUB_PUBLIC_URL", global = true)]
     pub public_url: Option<String>,

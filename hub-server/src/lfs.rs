@@ -129,7 +129,7 @@ pub async fn upload_batch(state: &AppState, base: &str, req: &BatchRequest, veri
         }
         let upload = if multipart_ok && size >= threshold && size > chunk {
             any_multipart = true;
-            let upload_id = uuid::Uuid::new_v4().simple().to_string();
+            let upload_id = state.storage.begin_multipart().await?;
             let parts = size.div_ceil(chunk);
             let mut header = serde_json::Map::new();
             header.insert("chunk_size".into(), json!(chunk.to_string()));

@@ -4,11 +4,14 @@
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt, TryStreamExt};
+use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
+use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path as StorePath;
-use object_store::{GetOptions, GetRange, ObjectStore, WriteMultipart};
+use object_store::{GetOptions, GetRange, ObjectStore, PutPayload, WriteMultipart};
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;
+
 use std::sync::Arc;
 
 /// Chunk size of the multipart writes into the store; bounds memory per upload.
@@ -31,9 +34,14 @@ pub enum PutError {
 #[derive(Clone)]
 pub struct Storage {
     store: Arc<dyn ObjectStore>,
+    /// The same store's native multipart API (S3), onto which client multipart uploads map 1:1.
+    native_multipart: Option<Arc<dyn MultipartStore>>,
     /// Root directory when the store is local disk (for sweeping abandoned staging files).
     local_root: Option<PathBuf>,
 }
+
+/// S3 copies objects up to 5 GiB in one request; larger ones are re-streamed.
+const MAX_SINGLE_COPY: u64 = 5 * 1024 * 1024 * 1024;
 
 /// True for a well-formed lowercase hex SHA-256.
 pub fn is_sha256(oid: &str) -> bool {
@@ -48,17 +56,77 @@ fn part_key(upload_id: &str, part: u32) -> StorePath {
     StorePath::from(format!("tmp/parts/{upload_id}/{part:05}"))
 }
 
+fn native_key(key: &str) -> StorePath {
+    StorePath::from(format!("tmp/multipart/{key}"))
+}
+
+/// A client multipart upload: our key, plus the store's own upload id when it is native.
+struct UploadRef {
+    key: String,
+    native_id: Option<String>,
+}
+
+impl UploadRef {
+    /// Upload ids travel in URL paths: `<uuid>` or `<uuid>-<hex of the store's upload id>`.
+    fn parse(upload_id: &str) -> Option<UploadRef> {
+        match upload_id.split_once('-') {
+            None => Some(UploadRef { key: upload_id.to_string(), native_id: None }),
+            Some((key, hex_id)) => {
+                let id = String::from_utf8(hex::decode(hex_id).ok()?).ok()?;
+                Some(UploadRef { key: key.to_string(), native_id: Some(id) })
+            }
+        }
+    }
+}
+
 pub type ByteStream = futures::stream::BoxStream<'static, Result<Bytes, std::io::Error>>;
 
 impl Storage {
     pub fn local(root: PathBuf) -> anyhow::Result<Storage> {
         std::fs::create_dir_all(&root)?;
         let store = LocalFileSystem::new_with_prefix(&root)?;
-        Ok(Storage { store: Arc::new(store), local_root: Some(root) })
+        Ok(Storage { store: Arc::new(store), native_multipart: None, local_root: Some(root) })
     }
 
-    /// Removes staging data that a crash left behind (local disk only; nothing else writes there).
+    /// `s3://bucket`, configured by the standard `AWS_*` variables (endpoint, region, keys,
+    /// `AWS_ALLOW_HTTP`, `AWS_VIRTUAL_HOSTED_STYLE_REQUEST`; path-style by default).
+    pub fn s3(bucket: &str) -> anyhow::Result<Storage> {
+        let s3 = Arc::new(AmazonS3Builder::from_env().with_bucket_name(bucket).build()?);
+        Ok(Storage { store: s3.clone(), native_multipart: Some(s3), local_root: None })
+    }
+
+    /// The storage a `HUB_STORAGE_URL` names (`file:///path`, `s3://bucket`), or local disk
+    /// under `default_root`.
+    pub fn from_url(url: Option<&str>, default_root: PathBuf) -> anyhow::Result<Storage> {
+        match url.filter(|u| !u.is_empty()) {
+            None => Storage::local(default_root),
+            Some(u) if u.starts_with("file://") => Storage::local(PathBuf::from(&u["file://".len()..])),
+            Some(u) if u.starts_with("s3://") => {
+                let bucket = &u["s3://".len()..];
+                if bucket.is_empty() || bucket.contains('/') {
+                    anyhow::bail!("HUB_STORAGE_URL must be s3://BUCKET (no path); got {u:?}");
+                }
+                Storage::s3(bucket)
+            }
+            Some(u) => anyhow::bail!("unsupported HUB_STORAGE_URL {u:?}: use file:///path or s3://bucket"),
+        }
+    }
+
+    /// Removes staging files that a crash left behind on local disk (uploads in flight are
+    /// invisible until complete, so nothing else reads them). S3 buckets should carry a
+    /// lifecycle rule that aborts incomplete multipart uploads instead.
     pub fn sweep_staging(&self) {
+        fn walk(dir: &std::path::Path) {
+            let Ok(entries) = std::fs::read_dir(dir) else { return };
+            for e in entries.flatten() {
+                let path = e.path();
+                if path.is_dir() {
+                    walk(&path);
+                } else if e.file_name().to_string_lossy().contains('#') {
+                    let _ = std::fs::remove_file(&path);
+                }
+            }
+        }
         if let Some(root) = &self.local_root {
             let tmp = root.join("tmp");
             if tmp.exists() {
@@ -66,6 +134,7 @@ impl Storage {
                     tracing::warn!(error = %e, "could not clear staging directory {}", tmp.display());
                 }
             }
+            walk(&root.join("lfs"));
         }
     }
 
@@ -81,8 +150,15 @@ impl Storage {
         }
     }
 
-    /// Streams `body` into a staging key while hashing; returns (size, sha256 hex).
-    async fn stage<S, E>(&self, key: &StorePath, body: S, limit: Option<u64>) -> Result<(u64, String), PutError>
+    /// Streams `body` into `key` while hashing. The store publishes the object only when the
+    /// upload completes, which happens only if `expected` (oid, size) matches, when given.
+    async fn stage<S, E>(
+        &self,
+        key: &StorePath,
+        body: S,
+        limit: Option<u64>,
+        expected: Option<(&str, u64)>,
+    ) -> Result<(u64, String), PutError>
     where
         S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
         E: std::fmt::Display,
@@ -108,10 +184,16 @@ impl Storage {
             Ok(())
         }
         .await;
+        let sha = hex::encode(hasher.finalize());
+        let result = result.and_then(|()| match expected {
+            Some((_, want)) if want != size => Err(PutError::SizeMismatch { expected: want, actual: size }),
+            Some((oid, _)) if oid != sha => Err(PutError::HashMismatch { expected: oid.to_string(), actual: sha.clone() }),
+            _ => Ok(()),
+        });
         match result {
             Ok(()) => {
                 writer.finish().await?;
-                Ok((size, hex::encode(hasher.finalize())))
+                Ok((size, sha))
             }
             Err(e) => {
                 let _ = writer.abort().await;
@@ -120,16 +202,18 @@ impl Storage {
         }
     }
 
-    /// Stores an object whose SHA-256 and size are known in advance. Nothing becomes visible
-    /// unless the bytes match both.
+    /// Stores an object whose SHA-256 and size are known in advance. The bytes go straight to
+    /// the object's key, but the upload completes (and the object appears) only if they match.
     pub async fn put_verified<S, E>(&self, oid: &str, expected_size: u64, body: S) -> Result<(), PutError>
     where
         S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
         E: std::fmt::Display,
     {
-        let tmp = StorePath::from(format!("tmp/{}", uuid::Uuid::new_v4()));
-        let (size, sha) = self.stage(&tmp, body, Some(expected_size)).await?;
-        self.publish(&tmp, oid, expected_size, size, &sha).await
+        if !is_sha256(oid) {
+            return Err(PutError::HashMismatch { expected: oid.to_string(), actual: "(not a sha256)".into() });
+        }
+        self.stage(&lfs_key(oid), body, Some(expected_size), Some((oid, expected_size))).await?;
+        Ok(())
     }
 
     /// Stores bytes whose hash is not known yet (inline commit content); returns (size, oid).
@@ -142,71 +226,129 @@ impl Storage {
         Ok((size, oid))
     }
 
-    async fn publish(&self, tmp: &StorePath, oid: &str, expected_size: u64, size: u64, sha: &str) -> Result<(), PutError> {
-        let verdict = if size != expected_size {
-            Err(PutError::SizeMismatch { expected: expected_size, actual: size })
-        } else if sha != oid {
-            Err(PutError::HashMismatch { expected: oid.to_string(), actual: sha.to_string() })
-        } else {
-            Ok(())
-        };
-        match verdict {
-            Ok(()) => {
-                // Content-addressed: overwriting an existing object with the same bytes is harmless.
-                self.store.rename(tmp, &lfs_key(oid)).await?;
-                Ok(())
+    /// Starts a client multipart upload; returns its id (used in part URLs).
+    pub async fn begin_multipart(&self) -> Result<String, object_store::Error> {
+        let key = uuid::Uuid::new_v4().simple().to_string();
+        match &self.native_multipart {
+            Some(mp) => {
+                let id = mp.create_multipart(&native_key(&key)).await?;
+                Ok(format!("{key}-{}", hex::encode(id.as_bytes())))
             }
-            Err(e) => {
-                let _ = self.store.delete(tmp).await;
-                Err(e)
-            }
+            None => Ok(key),
         }
     }
 
-    /// Stores one part of a multipart upload of exactly `size` bytes; returns its SHA-256 (its ETag).
+    /// Stores part `part` (1-based) of exactly `size` bytes; returns its ETag.
     pub async fn put_part<S, E>(&self, upload_id: &str, part: u32, size: u64, body: S) -> Result<String, PutError>
     where
         S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
         E: std::fmt::Display,
     {
-        let key = part_key(upload_id, part);
-        let (actual, sha) = self.stage(&key, body, Some(size)).await?;
-        if actual != size {
-            let _ = self.store.delete(&key).await;
-            return Err(PutError::SizeMismatch { expected: size, actual });
+        let upload = UploadRef::parse(upload_id).ok_or_else(|| PutError::Body("malformed upload id".into()))?;
+        match (&self.native_multipart, &upload.native_id) {
+            (Some(mp), Some(id)) => {
+                // A native part is sent in one request: buffer it (parts are bounded by the part size).
+                let mut buf = bytes::BytesMut::new();
+                let mut body = body;
+                while let Some(chunk) = body.next().await {
+                    let chunk = chunk.map_err(|e| PutError::Body(e.to_string()))?;
+                    if (buf.len() + chunk.len()) as u64 > size {
+                        return Err(PutError::SizeMismatch { expected: size, actual: (buf.len() + chunk.len()) as u64 });
+                    }
+                    buf.extend_from_slice(&chunk);
+                }
+                if buf.len() as u64 != size {
+                    return Err(PutError::SizeMismatch { expected: size, actual: buf.len() as u64 });
+                }
+                let id = id.clone();
+                let part_id = mp.put_part(&native_key(&upload.key), &id, part as usize - 1, PutPayload::from(buf.freeze())).await?;
+                Ok(part_id.content_id)
+            }
+            _ => {
+                let key = part_key(&upload.key, part);
+                let (actual, sha) = self.stage(&key, body, Some(size), None).await?;
+                if actual != size {
+                    let _ = self.store.delete(&key).await;
+                    return Err(PutError::SizeMismatch { expected: size, actual });
+                }
+                Ok(sha)
+            }
         }
-        Ok(sha)
     }
 
-    /// The ETag a stored part was given, if it exists.
+    /// Whether a part of a staged (non-native) upload exists.
     pub async fn part_exists(&self, upload_id: &str, part: u32) -> Result<bool, object_store::Error> {
-        match self.store.head(&part_key(upload_id, part)).await {
+        let Some(upload) = UploadRef::parse(upload_id) else { return Ok(false) };
+        if upload.native_id.is_some() {
+            return Ok(true); // the store checks native parts when completing
+        }
+        match self.store.head(&part_key(&upload.key, part)).await {
             Ok(_) => Ok(true),
             Err(object_store::Error::NotFound { .. }) => Ok(false),
             Err(e) => Err(e),
         }
     }
 
-    /// Joins parts 1..=count in order into the object, verifying size and SHA-256, then removes them.
-    pub async fn complete_parts(&self, upload_id: &str, count: u32, oid: &str, expected_size: u64) -> Result<(), PutError> {
-        let store = self.store.clone();
-        let upload = upload_id.to_string();
-        let parts = futures::stream::iter(1..=count)
-            .then(move |n| {
-                let store = store.clone();
-                let key = part_key(&upload, n);
-                async move { store.get(&key).await.map(|r| r.into_stream()) }
-            })
-            .try_flatten()
-            .boxed();
-        let result = self.put_verified(oid, expected_size, parts).await;
-        self.abort_parts(upload_id, count).await;
-        result
+    /// Completes a client multipart upload of `count` parts (with the ETags the client got),
+    /// verifies size and SHA-256 of the whole, and only then publishes it under its oid.
+    pub async fn complete_multipart(&self, upload_id: &str, etags: Vec<String>, oid: &str, expected_size: u64) -> Result<(), PutError> {
+        let upload = UploadRef::parse(upload_id).ok_or_else(|| PutError::Body("malformed upload id".into()))?;
+        let count = etags.len() as u32;
+        match (&self.native_multipart, &upload.native_id) {
+            (Some(mp), Some(id)) => {
+                let tmp = native_key(&upload.key);
+                let parts = etags.into_iter().map(|content_id| PartId { content_id }).collect();
+                if let Err(e) = mp.complete_multipart(&tmp, &id.clone(), parts).await {
+                    let _ = mp.abort_multipart(&tmp, &id.clone()).await;
+                    return Err(e.into());
+                }
+                let result = self.publish_from(&tmp, oid, expected_size).await;
+                let _ = self.store.delete(&tmp).await;
+                result
+            }
+            _ => {
+                let store = self.store.clone();
+                let key = upload.key.clone();
+                let parts = futures::stream::iter(1..=count)
+                    .then(move |n| {
+                        let store = store.clone();
+                        let key = part_key(&key, n);
+                        async move { store.get(&key).await.map(|r| r.into_stream()) }
+                    })
+                    .try_flatten()
+                    .boxed();
+                let result = self.put_verified(oid, expected_size, parts).await;
+                for n in 1..=count {
+                    let _ = self.store.delete(&part_key(&upload.key, n)).await;
+                }
+                result
+            }
+        }
     }
 
-    pub async fn abort_parts(&self, upload_id: &str, count: u32) {
-        for n in 1..=count {
-            let _ = self.store.delete(&part_key(upload_id, n)).await;
+    /// Checks a completed temporary object, then publishes it under its oid.
+    async fn publish_from(&self, tmp: &StorePath, oid: &str, expected_size: u64) -> Result<(), PutError> {
+        let mut hasher = Sha256::new();
+        let mut size = 0u64;
+        let mut stream = self.store.get(tmp).await?.into_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk?;
+            size += chunk.len() as u64;
+            hasher.update(&chunk);
+        }
+        let sha = hex::encode(hasher.finalize());
+        if size != expected_size {
+            return Err(PutError::SizeMismatch { expected: expected_size, actual: size });
+        }
+        if sha != oid {
+            return Err(PutError::HashMismatch { expected: oid.to_string(), actual: sha });
+        }
+        if size <= MAX_SINGLE_COPY {
+            self.store.copy(tmp, &lfs_key(oid)).await?;
+            Ok(())
+        } else {
+            let stream = self.store.get(tmp).await?.into_stream();
+            self.put_verified(oid, expected_size, stream).await
         }
     }
 

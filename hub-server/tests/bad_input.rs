@@ -7,9 +7,7 @@ use axum::http::{Method, StatusCode};
 use common::*;
 use serde_json::json;
 
-#[tokio::test]
-async fn malformed_commits_are_refused_and_change_nothing() {
-    let hub = TestHub::new().await;
+async fn malformed_commits_are_refused_and_change_nothing(hub: TestHub) {
     let repo = hub.create_repo("bad", false).await;
     let before = hub.head_sha(&repo).await;
     let commit_url = format!("/api/models/{repo}/commit/main");
@@ -67,9 +65,7 @@ async fn malformed_commits_are_refused_and_change_nothing() {
     assert_eq!(hub.files(&repo).await, [".gitattributes"]);
 }
 
-#[tokio::test]
-async fn hostile_paths_are_refused() {
-    let hub = TestHub::new().await;
+async fn hostile_paths_are_refused(hub: TestHub) {
     let repo = hub.create_repo("paths", false).await;
     let before = hub.head_sha(&repo).await;
     for path in ["../escape.txt", "a/../../b", "/abs.txt", ".git/config", "sub/.git/hooks/x", "a\0b", "a//b", "dir/", "./x", ""] {
@@ -89,9 +85,7 @@ async fn hostile_paths_are_refused() {
     assert_eq!(hub.head_sha(&repo).await, before);
 }
 
-#[tokio::test]
-async fn names_outside_the_rules_are_refused() {
-    let hub = TestHub::new().await;
+async fn names_outside_the_rules_are_refused(hub: TestHub) {
     for bad in ["-lead", "trail-", "a--b", "a..b", "x.git", "has space", "sl/ash", "", &"a".repeat(97)] {
         let r = hub.post_json("/api/repos/create", Some(&hub.alice), json!({"name": bad, "organization": "alice"})).await;
         r.assert_client_error("invalid");
@@ -105,9 +99,7 @@ async fn names_outside_the_rules_are_refused() {
     assert_eq!(r.json(), json!([]));
 }
 
-#[tokio::test]
-async fn oversized_bodies_are_refused() {
-    let hub = TestHub::new().await; // max_commit_bytes = 4 MiB in tests
+async fn oversized_bodies_are_refused(hub: TestHub) {
     let repo = hub.create_repo("big", false).await;
     let before = hub.head_sha(&repo).await;
     let r = hub.commit_lines(&repo, &[header_line("too big"), file_line("big.txt", &vec![b'x'; 5 * 1024 * 1024])]).await;
@@ -118,9 +110,7 @@ async fn oversized_bodies_are_refused() {
     assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
 }
 
-#[tokio::test]
-async fn stale_parent_commit_gets_412_and_changes_nothing() {
-    let hub = TestHub::new().await;
+async fn stale_parent_commit_gets_412_and_changes_nothing(hub: TestHub) {
     let repo = hub.create_repo("stale", false).await;
     let stale = hub.head_sha(&repo).await;
     let r = hub.commit_lines(&repo, &[header_line("one"), file_line("one.txt", b"1")]).await;
@@ -141,9 +131,8 @@ async fn stale_parent_commit_gets_412_and_changes_nothing() {
     assert_eq!(r.status, StatusCode::OK);
 }
 
-#[tokio::test]
-async fn concurrent_commits_to_one_branch_lose_nothing() {
-    let hub = std::sync::Arc::new(TestHub::new().await);
+async fn concurrent_commits_to_one_branch_lose_nothing(hub: TestHub) {
+    let hub = std::sync::Arc::new(hub);
     let repo = hub.create_repo("race", false).await;
     let mut tasks = Vec::new();
     for i in 0..12 {
@@ -167,9 +156,7 @@ async fn concurrent_commits_to_one_branch_lose_nothing() {
     assert_eq!(commits.json().as_array().unwrap().len(), 13);
 }
 
-#[tokio::test]
-async fn commits_to_tags_and_missing_branches_are_refused() {
-    let hub = TestHub::new().await;
+async fn commits_to_tags_and_missing_branches_are_refused(hub: TestHub) {
     let repo = hub.create_repo("targets", false).await;
     let r = hub.post_json(&format!("/api/models/{repo}/tag/main"), Some(&hub.alice), json!({"tag": "v1"})).await;
     assert_eq!(r.status, StatusCode::OK);
@@ -186,3 +173,13 @@ async fn commits_to_tags_and_missing_branches_are_refused() {
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
     }
 }
+
+backend_tests!(
+    malformed_commits_are_refused_and_change_nothing,
+    hostile_paths_are_refused,
+    names_outside_the_rules_are_refused,
+    oversized_bodies_are_refused,
+    stale_parent_commit_gets_412_and_changes_nothing,
+    commits_to_tags_and_missing_branches_are_refused,
+    concurrent_commits_to_one_branch_lose_nothing
+);

@@ -34,9 +34,7 @@ fn walk(dir: &std::path::Path) -> usize {
     entries.flatten().map(|e| if e.path().is_dir() { walk(&e.path()) } else { 1 }).sum()
 }
 
-#[tokio::test]
-async fn basic_upload_verify_commit_and_download() {
-    let hub = TestHub::new().await;
+async fn basic_upload_verify_commit_and_download(hub: TestHub) {
     let repo = hub.create_repo("lfs", false).await;
     let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
     let oid = sha256_hex(&data);
@@ -95,9 +93,7 @@ async fn basic_upload_verify_commit_and_download() {
     assert_eq!(missing["error"]["code"], 404);
 }
 
-#[tokio::test]
-async fn mismatching_bytes_are_refused_and_never_visible() {
-    let hub = TestHub::new().await;
+async fn mismatching_bytes_are_refused_and_never_visible(hub: TestHub) {
     let repo = hub.create_repo("mismatch", false).await;
     let data = b"the real content".to_vec();
     let oid = sha256_hex(&data);
@@ -122,9 +118,7 @@ async fn mismatching_bytes_are_refused_and_never_visible() {
     assert_eq!(hub.call(Method::PUT, &other, None, b"other".to_vec()).await.status, StatusCode::FORBIDDEN);
 }
 
-#[tokio::test]
-async fn interrupted_upload_leaves_nothing() {
-    let hub = TestHub::new().await;
+async fn interrupted_upload_leaves_nothing(hub: TestHub) {
     let repo = hub.create_repo("cut", false).await;
     let data = vec![7u8; 3 * 1024 * 1024];
     let oid = sha256_hex(&data);
@@ -142,9 +136,7 @@ async fn interrupted_upload_leaves_nothing() {
     assert_eq!(staging_leftovers(&hub), 0);
 }
 
-#[tokio::test]
-async fn multipart_upload_checks_parts_and_hash() {
-    let hub = TestHub::new().await; // threshold 16 MiB, parts of 5 MiB
+async fn multipart_upload_checks_parts_and_hash(hub: TestHub) {
     let repo = hub.create_repo("multi", false).await;
     let data: Vec<u8> = (0..(17 * 1024 * 1024u32)).map(|i| (i.wrapping_mul(2654435761) >> 24) as u8).collect();
     let oid = sha256_hex(&data);
@@ -179,9 +171,7 @@ async fn multipart_upload_checks_parts_and_hash() {
     assert_eq!(staging_leftovers(&hub), 0, "parts are removed once joined");
 }
 
-#[tokio::test]
-async fn inline_files_that_attributes_route_to_lfs_are_stored_as_lfs() {
-    let hub = TestHub::new().await;
+async fn inline_files_that_attributes_route_to_lfs_are_stored_as_lfs(hub: TestHub) {
     let repo = hub.create_repo("inline", false).await;
     let weights = b"\x00\x01binary weights".to_vec();
     let r =
@@ -196,9 +186,7 @@ async fn inline_files_that_attributes_route_to_lfs_are_stored_as_lfs() {
     assert_eq!(&hub.get(&format!("/{repo}/resolve/main/model.safetensors"), None).await.body[..], &weights[..]);
 }
 
-#[tokio::test]
-async fn uploads_need_write_access() {
-    let hub = TestHub::new().await;
+async fn uploads_need_write_access(hub: TestHub) {
     let repo = hub.create_repo("guarded", false).await;
     let body = json!({"operation": "upload", "objects": [{"oid": "a".repeat(64), "size": 1}]});
     let r = hub.post_json(&format!("/{repo}.git/info/lfs/objects/batch"), None, body.clone()).await;
@@ -210,3 +198,12 @@ async fn uploads_need_write_access() {
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     r.assert_client_error("read-only");
 }
+
+backend_tests!(
+    basic_upload_verify_commit_and_download,
+    mismatching_bytes_are_refused_and_never_visible,
+    interrupted_upload_leaves_nothing,
+    multipart_upload_checks_parts_and_hash,
+    inline_files_that_attributes_route_to_lfs_are_stored_as_lfs,
+    uploads_need_write_access
+);

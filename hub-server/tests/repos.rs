@@ -7,9 +7,7 @@ use axum::http::{Method, StatusCode};
 use common::*;
 use serde_json::json;
 
-#[tokio::test]
-async fn a_private_repo_answers_exactly_as_a_missing_one() {
-    let hub = TestHub::new().await;
+async fn a_private_repo_answers_exactly_as_a_missing_one(hub: TestHub) {
     let repo = hub.create_repo("secret", true).await;
     let r = hub.commit_lines(&repo, &[header_line("s"), file_line("s.txt", b"s")]).await;
     assert_eq!(r.status, StatusCode::OK);
@@ -39,9 +37,7 @@ async fn a_private_repo_answers_exactly_as_a_missing_one() {
     assert_eq!(r.header("x-error-message"), Some("Invalid credentials in Authorization header"));
 }
 
-#[tokio::test]
-async fn writes_need_the_right_role() {
-    let hub = TestHub::new().await;
+async fn writes_need_the_right_role(hub: TestHub) {
     let repo = hub.create_repo("roles", false).await;
     let commit = format!("{}\n{}\n", header_line("x"), file_line("x.txt", b"x"));
     let url = format!("/api/models/{repo}/commit/main");
@@ -68,9 +64,7 @@ async fn writes_need_the_right_role() {
     assert_eq!(who["orgs"][0]["roleInOrg"], "write");
 }
 
-#[tokio::test]
-async fn create_conflicts_carry_the_url_and_moves_redirect() {
-    let hub = TestHub::new().await;
+async fn create_conflicts_carry_the_url_and_moves_redirect(hub: TestHub) {
     let repo = hub.create_repo("old", false).await;
     let r = hub.post_json("/api/repos/create", Some(&hub.alice), json!({"name": "old", "organization": null})).await;
     assert_eq!(r.status, StatusCode::CONFLICT);
@@ -89,9 +83,7 @@ async fn create_conflicts_carry_the_url_and_moves_redirect() {
     assert_eq!(hub.get("/api/models/alice/old", None).await.status, StatusCode::OK);
 }
 
-#[tokio::test]
-async fn info_reports_card_metadata_and_safetensors_parameters() {
-    let hub = TestHub::new().await;
+async fn info_reports_card_metadata_and_safetensors_parameters(hub: TestHub) {
     let repo = hub.create_repo("card", false).await;
     let header = br#"{"w":{"dtype":"F16","shape":[4,8],"data_offsets":[0,64]},"b":{"dtype":"F32","shape":[8],"data_offsets":[64,96]}}"#;
     let mut st = (header.len() as u64).to_le_bytes().to_vec();
@@ -125,9 +117,7 @@ async fn info_reports_card_metadata_and_safetensors_parameters() {
     r.json();
 }
 
-#[tokio::test]
-async fn listing_and_tree_paginate_with_absolute_links() {
-    let hub = TestHub::new().await;
+async fn listing_and_tree_paginate_with_absolute_links(hub: TestHub) {
     for i in 0..3 {
         hub.create_repo(&format!("page-{i}"), false).await;
     }
@@ -182,9 +172,7 @@ async fn listing_and_tree_paginate_with_absolute_links() {
     assert_eq!(json_body[0]["type"], "file");
 }
 
-#[tokio::test]
-async fn pull_requests_and_super_squash() {
-    let hub = TestHub::new().await;
+async fn pull_requests_and_super_squash(hub: TestHub) {
     let repo = hub.create_repo("pr", false).await;
     let body = format!("{}\n{}\n", header_line("proposal"), file_line("p.txt", b"p"));
     let r = hub.call(Method::POST, &format!("/api/models/{repo}/commit/main?create_pr=1"), Some(&hub.alice), body).await;
@@ -203,3 +191,12 @@ async fn pull_requests_and_super_squash() {
     assert_eq!(commits[0]["title"], "squashed");
     assert_eq!(hub.files(&repo).await, [".gitattributes", "two.txt"]);
 }
+
+backend_tests!(
+    a_private_repo_answers_exactly_as_a_missing_one,
+    writes_need_the_right_role,
+    create_conflicts_carry_the_url_and_moves_redirect,
+    info_reports_card_metadata_and_safetensors_parameters,
+    listing_and_tree_paginate_with_absolute_links,
+    pull_requests_and_super_squash
+);

@@ -95,3 +95,47 @@ where
     use sqlx::Row;
     row.try_get(col)
 }
+
+/// A write lock on one repository shared by every hub process on the same database (a
+/// Postgres advisory lock, held on one pooled connection). SQLite serves one process, whose
+/// in-process mutex already serializes writers.
+pub struct RepoWriteLock {
+    conn: Option<sqlx::pool::PoolConnection<sqlx::Any>>,
+    key: i64,
+}
+
+impl Db {
+    pub async fn lock_repo(&self, repo_id: &str) -> Result<RepoWriteLock, sqlx::Error> {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(repo_id.as_bytes());
+        let key = i64::from_le_bytes(digest[..8].try_into().expect("8 bytes"));
+        match self.backend {
+            Backend::Sqlite => Ok(RepoWriteLock { conn: None, key }),
+            Backend::Postgres => {
+                let mut conn = self.pool.acquire().await?;
+                sqlx::query("SELECT pg_advisory_lock($1)").bind(key).execute(&mut *conn).await?;
+                Ok(RepoWriteLock { conn: Some(conn), key })
+            }
+        }
+    }
+}
+
+impl RepoWriteLock {
+    pub async fn release(mut self) {
+        if let Some(mut conn) = self.conn.take() {
+            if let Err(e) = sqlx::query("SELECT pg_advisory_unlock($1)").bind(self.key).execute(&mut *conn).await {
+                tracing::warn!(error = %e, "could not release a repo lock; closing its connection");
+                drop(conn.detach());
+            }
+        }
+    }
+}
+
+impl Drop for RepoWriteLock {
+    fn drop(&mut self) {
+        // Not released (a cancelled request): closing the connection frees the lock.
+        if let Some(conn) = self.conn.take() {
+            drop(conn.detach());
+        }
+    }
+}

@@ -65,7 +65,8 @@ pub async fn put_part(
     let storage = state.storage.clone();
     let etag = detached(async move { storage.put_part(&upload, part as u32, expected, body.into_data_stream()).await }).await?;
     let mut resp = Json(json!({})).into_response();
-    if let Ok(v) = HeaderValue::from_str(&format!("\"{etag}\"")) {
+    let etag = if etag.starts_with('"') { etag } else { format!("\"{etag}\"") };
+    if let Ok(v) = HeaderValue::from_str(&etag) {
         resp.headers_mut().insert(header::ETAG, v);
     }
     Ok(resp)
@@ -75,7 +76,6 @@ pub async fn put_part(
 #[serde(rename_all = "camelCase")]
 struct CompletionPart {
     part_number: u64,
-    #[allow(dead_code)]
     etag: String,
 }
 
@@ -110,8 +110,9 @@ pub async fn complete(
             return Err(ApiError::bad_request(format!("part {n} was not uploaded")));
         }
     }
+    let etags = req.parts.into_iter().map(|p| p.etag).collect();
     let storage = state.storage.clone();
-    detached(async move { storage.complete_parts(&upload, parts as u32, &oid, size).await }).await?;
+    detached(async move { storage.complete_multipart(&upload, etags, &oid, size).await }).await?;
     Ok(Json(json!({})))
 }
 

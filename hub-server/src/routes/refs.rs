@@ -109,17 +109,18 @@ pub async fn create_branch(
     let branch = path.param("branch").to_string();
     validate_ref_name("branch", &branch)?;
     let start = body.starting_point.unwrap_or_else(|| "main".to_string());
-    let lock = state.repo_lock(&row.id);
-    let _guard = lock.lock().await;
     state
-        .with_git(&row.id, move |g| {
-            let commit = git::resolve_revision(g, &start).ok_or_else(|| ApiError::revision_not_found(&start))?;
-            match g.reference(&format!("refs/heads/{branch}"), commit, false, "branch: created") {
-                Ok(_) => Ok(()),
-                Err(e) if e.code() == git2::ErrorCode::Exists => Err(ApiError::conflict(format!("Branch {branch} already exists"))),
-                Err(e) => Err(e.into()),
-            }
-        })
+        .locked(
+            &row.id,
+            state.with_git(&row.id, move |g| {
+                let commit = git::resolve_revision(g, &start).ok_or_else(|| ApiError::revision_not_found(&start))?;
+                match g.reference(&format!("refs/heads/{branch}"), commit, false, "branch: created") {
+                    Ok(_) => Ok(()),
+                    Err(e) if e.code() == git2::ErrorCode::Exists => Err(ApiError::conflict(format!("Branch {branch} already exists"))),
+                    Err(e) => Err(e.into()),
+                }
+            }),
+        )
         .await?;
     state.db.touch_repo(&row.id).await?;
     Ok(Json(json!({})))
@@ -128,18 +129,19 @@ pub async fn create_branch(
 pub async fn delete_branch(State(state): State<AppState>, caller: Caller, path: RepoPath) -> ApiResult<Json<Value>> {
     let row = find_with_role(&state, &caller, &path.name, &path.uri, Role::Write).await?;
     let branch = path.param("branch").to_string();
-    let lock = state.repo_lock(&row.id);
-    let _guard = lock.lock().await;
     state
-        .with_git(&row.id, move |g| {
-            let refname = format!("refs/heads/{branch}");
-            let default = g.find_reference("HEAD").ok().and_then(|h| h.symbolic_target().map(str::to_string));
-            if default.as_deref() == Some(refname.as_str()) {
-                return Err(ApiError::forbidden(format!("cannot delete the default branch {branch}")));
-            }
-            let mut r = g.find_reference(&refname).map_err(|_| ApiError::revision_not_found(&branch))?;
-            Ok(r.delete()?)
-        })
+        .locked(
+            &row.id,
+            state.with_git(&row.id, move |g| {
+                let refname = format!("refs/heads/{branch}");
+                let default = g.find_reference("HEAD").ok().and_then(|h| h.symbolic_target().map(str::to_string));
+                if default.as_deref() == Some(refname.as_str()) {
+                    return Err(ApiError::forbidden(format!("cannot delete the default branch {branch}")));
+                }
+                let mut r = g.find_reference(&refname).map_err(|_| ApiError::revision_not_found(&branch))?;
+                Ok(r.delete()?)
+            }),
+        )
         .await?;
     state.db.touch_repo(&row.id).await?;
     Ok(Json(json!({})))
@@ -162,26 +164,27 @@ pub async fn create_tag(
     validate_ref_name("tag", &body.tag)?;
     let rev = path.param("rev").to_string();
     let author = signature(&caller)?;
-    let lock = state.repo_lock(&row.id);
-    let _guard = lock.lock().await;
     state
-        .with_git(&row.id, move |g| {
-            let commit = git::resolve_revision(g, &rev).ok_or_else(|| ApiError::revision_not_found(&rev))?;
-            if g.find_reference(&format!("refs/tags/{}", body.tag)).is_ok() {
-                return Err(ApiError::conflict(format!("Tag {} already exists", body.tag)));
-            }
-            let target = g.find_object(commit, Some(git2::ObjectType::Commit))?;
-            let sig = author.signature()?;
-            let result = match body.message.as_deref().filter(|m| !m.is_empty()) {
-                Some(message) => g.tag(&body.tag, &target, &sig, message, false).map(|_| ()),
-                None => g.tag_lightweight(&body.tag, &target, false).map(|_| ()),
-            };
-            match result {
-                Ok(()) => Ok(()),
-                Err(e) if e.code() == git2::ErrorCode::Exists => Err(ApiError::conflict(format!("Tag {} already exists", body.tag))),
-                Err(e) => Err(e.into()),
-            }
-        })
+        .locked(
+            &row.id,
+            state.with_git(&row.id, move |g| {
+                let commit = git::resolve_revision(g, &rev).ok_or_else(|| ApiError::revision_not_found(&rev))?;
+                if g.find_reference(&format!("refs/tags/{}", body.tag)).is_ok() {
+                    return Err(ApiError::conflict(format!("Tag {} already exists", body.tag)));
+                }
+                let target = g.find_object(commit, Some(git2::ObjectType::Commit))?;
+                let sig = author.signature()?;
+                let result = match body.message.as_deref().filter(|m| !m.is_empty()) {
+                    Some(message) => g.tag(&body.tag, &target, &sig, message, false).map(|_| ()),
+                    None => g.tag_lightweight(&body.tag, &target, false).map(|_| ()),
+                };
+                match result {
+                    Ok(()) => Ok(()),
+                    Err(e) if e.code() == git2::ErrorCode::Exists => Err(ApiError::conflict(format!("Tag {} already exists", body.tag))),
+                    Err(e) => Err(e.into()),
+                }
+            }),
+        )
         .await?;
     state.db.touch_repo(&row.id).await?;
     Ok(Json(json!({})))
@@ -190,13 +193,14 @@ pub async fn create_tag(
 pub async fn delete_tag(State(state): State<AppState>, caller: Caller, path: RepoPath) -> ApiResult<Json<Value>> {
     let row = find_with_role(&state, &caller, &path.name, &path.uri, Role::Write).await?;
     let tag = path.param("rev").to_string();
-    let lock = state.repo_lock(&row.id);
-    let _guard = lock.lock().await;
     state
-        .with_git(&row.id, move |g| {
-            let mut r = g.find_reference(&format!("refs/tags/{tag}")).map_err(|_| ApiError::revision_not_found(&tag))?;
-            Ok(r.delete()?)
-        })
+        .locked(
+            &row.id,
+            state.with_git(&row.id, move |g| {
+                let mut r = g.find_reference(&format!("refs/tags/{tag}")).map_err(|_| ApiError::revision_not_found(&tag))?;
+                Ok(r.delete()?)
+            }),
+        )
         .await?;
     state.db.touch_repo(&row.id).await?;
     Ok(Json(json!({})))

@@ -9,7 +9,26 @@ use hub_server::{accounts, routes, AppState, Settings};
 use serde_json::Value;
 use tower::ServiceExt;
 
+/// Runs each named `async fn(TestHub)` once on SQLite and once on Postgres.
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::common::TestHub::sqlite().await).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name($crate::common::TestHub::postgres().await).await
+            }
+        }
+    )*};
+}
+
 pub struct TestHub {
+    /// The Postgres admin URL and schema of this hub's database, dropped with it.
+    pg_schema: Option<(String, String)>,
     pub state: AppState,
     pub router: axum::Router,
     pub dir: tempfile::TempDir,
@@ -43,6 +62,7 @@ pub fn settings(dir: &std::path::Path) -> Settings {
     Settings {
         data_dir: dir.to_path_buf(),
         database_url: None,
+        storage_url: None,
         public_url: Some("http://hub.test".into()),
         secret: Some("test-secret-test-secret-test-secret".into()),
         lfs_multipart_threshold: 16 * 1024 * 1024,
@@ -52,17 +72,65 @@ pub fn settings(dir: &std::path::Path) -> Settings {
     }
 }
 
+/// Where Postgres answers for tests; the test command starts one when none does.
+pub fn postgres_admin_url() -> String {
+    std::env::var("HUB_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+impl Drop for TestHub {
+    fn drop(&mut self) {
+        if let Some((admin, schema)) = self.pg_schema.take() {
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                rt.block_on(async {
+                    use sqlx::Connection;
+                    if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
+                        let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).execute(&mut conn).await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
 impl TestHub {
-    pub async fn new() -> TestHub {
+    pub async fn sqlite() -> TestHub {
         let dir = tempfile::tempdir().unwrap();
-        let state = AppState::open(settings(dir.path())).await.unwrap();
+        Self::with_settings(dir, None, None).await
+    }
+
+    /// A hub on a fresh Postgres schema of the test server.
+    pub async fn postgres() -> TestHub {
+        use sqlx::Connection;
+        let admin = postgres_admin_url();
+        let schema = format!("hubtest_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = sqlx::PgConnection::connect(&admin)
+            .await
+            .unwrap_or_else(|e| panic!("Postgres must answer at {admin} (set HUB_TEST_POSTGRES_URL): {e}"));
+        sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&mut conn).await.unwrap();
+        let sep = if admin.contains('?') { '&' } else { '?' };
+        let url = format!("{admin}{sep}options=-c%20search_path%3D{schema}");
+        let dir = tempfile::tempdir().unwrap();
+        Self::with_settings(dir, Some(url), Some((admin, schema))).await
+    }
+
+    /// The default backend (SQLite) for tests that are not about the database.
+    pub async fn new() -> TestHub {
+        Self::sqlite().await
+    }
+
+    async fn with_settings(dir: tempfile::TempDir, database_url: Option<String>, pg_schema: Option<(String, String)>) -> TestHub {
+        let mut settings = settings(dir.path());
+        settings.database_url = database_url;
+        let state = AppState::open(settings).await.unwrap();
         accounts::create_user(&state, "alice", Some("alice@example.org"), None).await.unwrap();
         accounts::create_user(&state, "bob", None, None).await.unwrap();
         let alice = accounts::create_token(&state, "alice", "write", Role::Write).await.unwrap();
         let alice_read = accounts::create_token(&state, "alice", "read", Role::Read).await.unwrap();
         let bob = accounts::create_token(&state, "bob", "write", Role::Write).await.unwrap();
         let router = routes::router(state.clone());
-        TestHub { state, router, dir, alice, bob, alice_read }
+        TestHub { pg_schema, state, router, dir, alice, bob, alice_read }
     }
 
     pub async fn send(&self, req: Request<Body>) -> Reply {
