@@ -5,6 +5,7 @@ pub mod app;
 pub mod attributes;
 pub mod auth;
 pub mod card;
+pub mod cli;
 pub mod commits;
 pub mod config;
 pub mod db;

@@ -1,81 +1,8 @@
-use clap::{Parser, Subcommand};
+use clap::Parser;
+use hub_server::cli::{Cli, Command, OrgCommand, TokenCommand, UserCommand};
 use hub_server::db::Role;
-use hub_server::{accounts, routes, AppState, Settings};
+use hub_server::{accounts, routes, AppState};
 use std::io::Read;
-use std::net::SocketAddr;
-
-/// A self-hostable, Hugging Face compatible model hub.
-#[derive(Parser)]
-#[command(version, about)]
-struct Cli {
-    #[command(flatten)]
-    settings: Settings,
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Run the hub's HTTP server (migrations run first).
-    Serve {
-        /// Address to listen on.
-        #[arg(long, env = "HUB_BIND", default_value = "127.0.0.1:8080")]
-        bind: SocketAddr,
-    },
-    /// Apply database migrations and exit.
-    Migrate,
-    /// Manage users.
-    #[command(subcommand)]
-    User(UserCommand),
-    /// Manage access tokens.
-    #[command(subcommand)]
-    Token(TokenCommand),
-    /// Manage organisations.
-    #[command(subcommand)]
-    Org(OrgCommand),
-}
-
-#[derive(Subcommand)]
-enum UserCommand {
-    /// Create a user.
-    Create {
-        name: String,
-        #[arg(long)]
-        email: Option<String>,
-        /// Read a password for web login from standard input.
-        #[arg(long)]
-        password_stdin: bool,
-    },
-}
-
-#[derive(Subcommand)]
-enum TokenCommand {
-    /// Create an access token for USER and print it (alone) on stdout; it is not shown again.
-    Create {
-        user: String,
-        #[arg(long, default_value = "cli")]
-        name: String,
-        #[arg(long, default_value = "write", value_parser = ["read", "write"])]
-        role: String,
-    },
-}
-
-#[derive(Subcommand)]
-enum OrgCommand {
-    /// Create an organisation with OWNER as its first admin.
-    Create {
-        name: String,
-        #[arg(long)]
-        owner: String,
-    },
-    /// Add USER to ORG (or change their role).
-    AddMember {
-        org: String,
-        user: String,
-        #[arg(long, default_value = "write", value_parser = ["read", "write", "admin"])]
-        role: String,
-    },
-}
 
 fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn".into());

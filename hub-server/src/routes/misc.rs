@@ -52,3 +52,9 @@ pub async fn validate_yaml(body: Bytes) -> Response {
 pub async fn agent_harnesses(_state: axum::extract::State<AppState>) -> Json<Value> {
     Json(json!({ "standardEnvVars": [], "harnesses": {} }))
 }
+
+/// Liveness for load balancers and container healthchecks: the database answers.
+pub async fn health(axum::extract::State(state): axum::extract::State<AppState>) -> ApiResult<Json<Value>> {
+    sqlx::query("SELECT 1").execute(state.db.pool()).await?;
+    Ok(Json(json!({ "status": "ok" })))
+}

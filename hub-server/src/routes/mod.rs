@@ -17,6 +17,7 @@ use tower_http::trace::TraceLayer;
 pub fn router(state: AppState) -> Router {
     let repo = "/api/{t}/{ns}/{name}";
     Router::new()
+        .route("/health", get(misc::health))
         .route("/api/whoami-v2", get(misc::whoami))
         .route("/api/validate-yaml", post(misc::validate_yaml))
         .route("/api/agent-harnesses", get(misc::agent_harnesses))
