@@ -27,6 +27,8 @@ pub enum PutError {
     HashMismatch { expected: String, actual: String },
     #[error("upload interrupted: {0}")]
     Body(String),
+    #[error("{0}")]
+    Parts(String),
     #[error(transparent)]
     Store(#[from] object_store::Error),
 }
@@ -298,9 +300,9 @@ impl Storage {
             (Some(mp), Some(id)) => {
                 let tmp = native_key(&upload.key);
                 let parts = etags.into_iter().map(|content_id| PartId { content_id }).collect();
+                // Not aborted on failure: the client may still upload missing parts and retry.
                 if let Err(e) = mp.complete_multipart(&tmp, &id.clone(), parts).await {
-                    let _ = mp.abort_multipart(&tmp, &id.clone()).await;
-                    return Err(e.into());
+                    return Err(PutError::Parts(format!("parts were not uploaded or their ETags do not match: {e}")));
                 }
                 let result = self.publish_from(&tmp, oid, expected_size).await;
                 let _ = self.store.delete(&tmp).await;

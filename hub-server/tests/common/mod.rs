@@ -9,7 +9,8 @@ use hub_server::{accounts, routes, AppState, Settings};
 use serde_json::Value;
 use tower::ServiceExt;
 
-/// Runs each named `async fn(TestHub)` once on SQLite and once on Postgres.
+/// Runs each named `async fn(TestHub)` once on SQLite + local disk and once on Postgres (+ S3
+/// when `HUB_TEST_S3_BUCKET` and the `AWS_*` variables name a server, as in the test command).
 #[macro_export]
 macro_rules! backend_tests {
     ($($name:ident),* $(,)?) => {$(
@@ -97,7 +98,7 @@ impl Drop for TestHub {
 impl TestHub {
     pub async fn sqlite() -> TestHub {
         let dir = tempfile::tempdir().unwrap();
-        Self::with_settings(dir, None, None).await
+        Self::with_settings(dir, None, None, None).await
     }
 
     /// A hub on a fresh Postgres schema of the test server.
@@ -112,7 +113,9 @@ impl TestHub {
         let sep = if admin.contains('?') { '&' } else { '?' };
         let url = format!("{admin}{sep}options=-c%20search_path%3D{schema}");
         let dir = tempfile::tempdir().unwrap();
-        Self::with_settings(dir, Some(url), Some((admin, schema))).await
+        // With an S3 server at hand (the test command starts Garage), this is the production pair.
+        let storage = std::env::var("HUB_TEST_S3_BUCKET").ok().map(|b| format!("s3://{b}"));
+        Self::with_settings(dir, Some(url), storage, Some((admin, schema))).await
     }
 
     /// The default backend (SQLite) for tests that are not about the database.
@@ -120,9 +123,15 @@ impl TestHub {
         Self::sqlite().await
     }
 
-    async fn with_settings(dir: tempfile::TempDir, database_url: Option<String>, pg_schema: Option<(String, String)>) -> TestHub {
+    async fn with_settings(
+        dir: tempfile::TempDir,
+        database_url: Option<String>,
+        storage_url: Option<String>,
+        pg_schema: Option<(String, String)>,
+    ) -> TestHub {
         let mut settings = settings(dir.path());
         settings.database_url = database_url;
+        settings.storage_url = storage_url;
         let state = AppState::open(settings).await.unwrap();
         accounts::create_user(&state, "alice", Some("alice@example.org"), None).await.unwrap();
         accounts::create_user(&state, "bob", None, None).await.unwrap();
