@@ -1,5 +1,6 @@
 //! Every malformed or hostile request gets a 4xx JSON error that says what is wrong, and the
 //! repository is unchanged.
+#![allow(clippy::unwrap_used)] // test bodies run through backend_tests!, outside #[test] fns
 
 mod common;
 

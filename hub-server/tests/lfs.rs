@@ -1,4 +1,5 @@
 //! LFS objects: visible only after their bytes hash to their oid at the declared size.
+#![allow(clippy::unwrap_used)] // test bodies run through backend_tests!, outside #[test] fns
 
 mod common;
 

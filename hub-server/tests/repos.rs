@@ -1,4 +1,5 @@
 //! Repos, privacy, moves, info, listing, tree and paths-info through the real router.
+#![allow(clippy::unwrap_used)] // test bodies run through backend_tests!, outside #[test] fns
 
 mod common;
 
