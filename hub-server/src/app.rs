@@ -39,6 +39,7 @@ impl AppState {
         db.migrate().await?;
         let storage = Storage::from_url(settings.storage_url.as_deref(), settings.data_dir.join("objects"))?;
         let git = GitStore::new(settings.data_dir.join("repos"))?;
+        crate::hooks::install(&settings.data_dir.join("hooks"))?;
         let secret = match &settings.secret {
             Some(s) => s.as_bytes().to_vec(),
             None => load_or_create_secret(&settings.data_dir.join("secret"))?,
@@ -54,6 +55,17 @@ impl AppState {
         let host = headers.get(axum::http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
         let proto = headers.get("x-forwarded-proto").and_then(|h| h.to_str().ok()).unwrap_or("http");
         format!("{proto}://{host}")
+    }
+
+    /// The directory of the hooks git runs during pushes (absolute).
+    pub fn hooks_dir(&self) -> std::path::PathBuf {
+        let dir = self.settings.data_dir.join("hooks");
+        dir.canonicalize().unwrap_or(dir)
+    }
+
+    /// The binary hooks call back into.
+    pub fn hook_bin(&self) -> std::path::PathBuf {
+        self.settings.git_hook_bin.clone().or_else(|| std::env::current_exe().ok()).unwrap_or_else(|| "hub-server".into())
     }
 
     /// Runs `work` holding the write lock of one repository (commits, ref updates): an

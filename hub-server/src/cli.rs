@@ -34,6 +34,9 @@ pub enum Command {
     /// Manage organisations.
     #[command(subcommand)]
     Org(OrgCommand),
+    /// Run a git hook (git receive-pack calls this during pushes).
+    #[command(hide = true)]
+    GitHook { name: String },
 }
 
 #[derive(Subcommand)]

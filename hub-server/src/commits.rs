@@ -255,10 +255,6 @@ fn final_attributes(repo: &Repository, base: Oid, ops: &[CommitOp]) -> ApiResult
     Ok(String::from_utf8_lossy(&text.unwrap_or_default()).into_owned())
 }
 
-fn default_branch(repo: &Repository) -> String {
-    repo.find_reference("HEAD").ok().and_then(|h| h.symbolic_target().map(str::to_string)).unwrap_or_else(|| "refs/heads/main".to_string())
-}
-
 /// Resolves where a commit to `rev` goes; tags and commit ids are not writable.
 pub fn target_for(repo: &Repository, rev: &str, create_pr: bool) -> ApiResult<Target> {
     let refname = if rev.starts_with("refs/pr/") || rev.starts_with("refs/heads/") { rev.to_string() } else { format!("refs/heads/{rev}") };
@@ -376,7 +372,7 @@ fn commit_blocking(
             }
         }
     };
-    let card = if refname == default_branch(repo) {
+    let card = if refname == git::default_branch(repo) {
         let readme = git::read_file(repo, commit, "README.md")?;
         Some(card::card_meta(readme.as_deref().map(String::from_utf8_lossy).as_deref()))
     } else {
@@ -434,7 +430,7 @@ pub async fn super_squash(state: &AppState, repo: &RepoRow, branch: &str, messag
                     let commit = g.commit(None, &sig, &sig, &message, &tree, &[])?;
                     g.reference_matching(&refname, commit, true, head, "super-squash")
                         .map_err(|_| ApiError::conflict(format!("{refname} moved while squashing; retry")))?;
-                    let card = (refname == default_branch(g)).then(|| {
+                    let card = (refname == git::default_branch(g)).then(|| {
                         let readme = git::read_file(g, commit, "README.md").ok().flatten();
                         card::card_meta(readme.as_deref().map(String::from_utf8_lossy).as_deref())
                     });

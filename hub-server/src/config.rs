@@ -37,6 +37,10 @@ pub struct Settings {
     #[arg(long, env = "HUB_MAX_COMMIT_BYTES", default_value_t = 1024 * 1024 * 1024, global = true)]
     pub max_commit_bytes: u64,
 
+    /// The hub-server binary git hooks run (default: this executable).
+    #[arg(long, env = "HUB_GIT_HOOK_BIN", global = true, hide = true)]
+    pub git_hook_bin: Option<PathBuf>,
+
     /// Log as JSON lines instead of text.
     #[arg(long, env = "HUB_LOG_JSON", global = true)]
     pub log_json: bool,

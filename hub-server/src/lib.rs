@@ -12,6 +12,7 @@ pub mod db;
 pub mod error;
 pub mod extract;
 pub mod git;
+pub mod hooks;
 pub mod lfs;
 pub mod names;
 pub mod repos;

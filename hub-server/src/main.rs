@@ -14,9 +14,16 @@ fn init_logging(json: bool) {
     }
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // Hooks run inside `git receive-pack`: no server state, no logging setup, their own runtime.
+    if let Command::GitHook { name } = &cli.command {
+        std::process::exit(hub_server::hooks::run(name));
+    }
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     init_logging(cli.settings.log_json);
     let state = AppState::open(cli.settings).await?;
     match cli.command {
@@ -27,6 +34,7 @@ async fn main() -> anyhow::Result<()> {
             axum::serve(listener, routes::router(state)).with_graceful_shutdown(shutdown()).await?;
         }
         Command::Migrate => eprintln!("database is up to date"),
+        Command::GitHook { .. } => unreachable!("handled before opening the state"),
         Command::User(UserCommand::Create { name, email, password_stdin }) => {
             let password = if password_stdin {
                 let mut p = String::new();

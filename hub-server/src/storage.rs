@@ -42,6 +42,8 @@ pub struct Storage {
     native_multipart: Option<Arc<dyn MultipartStore>>,
     /// Root directory when the store is local disk (for sweeping abandoned staging files).
     local_root: Option<PathBuf>,
+    /// The `HUB_STORAGE_URL` that opens this same storage (for git hooks), absolute.
+    url: String,
 }
 
 /// S3 copies objects up to 5 GiB in one request; larger ones are re-streamed.
@@ -88,15 +90,17 @@ pub type ByteStream = futures::stream::BoxStream<'static, Result<Bytes, std::io:
 impl Storage {
     pub fn local(root: PathBuf) -> anyhow::Result<Storage> {
         std::fs::create_dir_all(&root)?;
+        let root = root.canonicalize()?;
         let store = LocalFileSystem::new_with_prefix(&root)?;
-        Ok(Storage { store: Arc::new(store), native_multipart: None, local_root: Some(root) })
+        let url = format!("file://{}", root.display());
+        Ok(Storage { store: Arc::new(store), native_multipart: None, local_root: Some(root), url })
     }
 
     /// `s3://bucket`, configured by the standard `AWS_*` variables (endpoint, region, keys,
     /// `AWS_ALLOW_HTTP`, `AWS_VIRTUAL_HOSTED_STYLE_REQUEST`; path-style by default).
     pub fn s3(bucket: &str) -> anyhow::Result<Storage> {
         let s3 = Arc::new(AmazonS3Builder::from_env().with_bucket_name(bucket).build()?);
-        Ok(Storage { store: s3.clone(), native_multipart: Some(s3), local_root: None })
+        Ok(Storage { store: s3.clone(), native_multipart: Some(s3), local_root: None, url: format!("s3://{bucket}") })
     }
 
     /// The storage a `HUB_STORAGE_URL` names (`file:///path`, `s3://bucket`), or local disk
@@ -114,6 +118,10 @@ impl Storage {
             }
             Some(u) => anyhow::bail!("unsupported HUB_STORAGE_URL {u:?}: use file:///path or s3://bucket"),
         }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
     }
 
     /// Removes staging files that a crash left behind on local disk (uploads in flight are

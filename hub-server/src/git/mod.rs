@@ -3,6 +3,8 @@
 //! `spawn_blocking`.
 
 mod lfs_pointer;
+pub mod push_checks;
+pub mod smart_http;
 mod tree_edit;
 
 pub use lfs_pointer::LfsPointer;
@@ -14,6 +16,11 @@ use std::path::PathBuf;
 #[derive(Clone)]
 pub struct GitStore {
     root: PathBuf,
+}
+
+/// The ref a repository's HEAD names (its default branch).
+pub fn default_branch(repo: &Repository) -> String {
+    repo.find_reference("HEAD").ok().and_then(|h| h.symbolic_target().map(str::to_string)).unwrap_or_else(|| "refs/heads/main".to_string())
 }
 
 /// A file or directory at some revision.
@@ -51,11 +58,21 @@ pub struct RefInfo {
 impl GitStore {
     pub fn new(root: PathBuf) -> std::io::Result<GitStore> {
         std::fs::create_dir_all(&root)?;
-        Ok(GitStore { root })
+        // Absolute: git http-backend runs with this as GIT_PROJECT_ROOT.
+        Ok(GitStore { root: root.canonicalize()? })
     }
 
     pub fn path(&self, repo_id: &str) -> PathBuf {
-        self.root.join(&repo_id[..2.min(repo_id.len())]).join(format!("{repo_id}.git"))
+        self.root.join(self.relative_path(repo_id))
+    }
+
+    /// A repository's directory relative to the root (the smart-HTTP PATH_INFO prefix).
+    pub fn relative_path(&self, repo_id: &str) -> String {
+        format!("{}/{repo_id}.git", &repo_id[..2.min(repo_id.len())])
+    }
+
+    pub fn root(&self) -> &std::path::Path {
+        &self.root
     }
 
     pub fn open(&self, repo_id: &str) -> Result<Repository, git2::Error> {

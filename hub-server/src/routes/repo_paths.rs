@@ -66,6 +66,24 @@ async fn route(state: &AppState, req: Request) -> ApiResult<Response> {
             let caller = authenticate(state, auth).await.map_err(lfs_challenge)?;
             batch(state, &caller, &repo, &parts.uri, &parts.headers, body).await.map_err(lfs_challenge)
         }
+        (["info", "refs"], &Method::GET) => {
+            let service = crate::extract::QueryPairs::parse(parts.uri.query()).get("service").unwrap_or("").to_string();
+            let caller = authenticate(state, auth).await.map_err(git_challenge)?;
+            let service = match service.as_str() {
+                "git-upload-pack" => GitService::UploadPack,
+                "git-receive-pack" => GitService::ReceivePack,
+                _ => return Err(ApiError::forbidden("only the smart HTTP protocol is served; use git 1.6.6 or newer")),
+            };
+            git_service(state, &caller, &repo, &parts, body, service, true).await.map_err(git_challenge)
+        }
+        (["git-upload-pack"], &Method::POST) => {
+            let caller = authenticate(state, auth).await.map_err(git_challenge)?;
+            git_service(state, &caller, &repo, &parts, body, GitService::UploadPack, false).await.map_err(git_challenge)
+        }
+        (["git-receive-pack"], &Method::POST) => {
+            let caller = authenticate(state, auth).await.map_err(git_challenge)?;
+            git_service(state, &caller, &repo, &parts, body, GitService::ReceivePack, false).await.map_err(git_challenge)
+        }
         (["info", "lfs", "objects", "verify"], &Method::POST) => {
             let caller = authenticate(state, auth).await.map_err(lfs_challenge)?;
             verify(state, &caller, &repo, &parts.uri, body).await.map_err(lfs_challenge)
@@ -85,6 +103,94 @@ fn lfs_challenge(e: ApiError) -> ApiError {
 }
 
 use axum::http::HeaderName;
+
+/// git sends credentials only after a 401 with a Basic challenge.
+fn git_challenge(e: ApiError) -> ApiError {
+    if e.status == StatusCode::UNAUTHORIZED {
+        e.with_header(header::WWW_AUTHENTICATE, "Basic realm=\"hub\"")
+    } else {
+        e
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum GitService {
+    UploadPack,
+    ReceivePack,
+}
+
+/// Smart HTTP: `info/refs`, `git-upload-pack` (clone, fetch) and `git-receive-pack` (push).
+async fn git_service(
+    state: &AppState,
+    caller: &Caller,
+    name: &RepoName,
+    parts: &axum::http::request::Parts,
+    body: Body,
+    service: GitService,
+    advertisement: bool,
+) -> ApiResult<Response> {
+    let row = match service {
+        GitService::UploadPack => find_readable(state, caller, name, &parts.uri).await?,
+        GitService::ReceivePack => {
+            if !caller.is_authenticated() {
+                return Err(ApiError::unauthorized("pushing needs credentials: any username, an access token as password"));
+            }
+            find_with_role(state, caller, name, &parts.uri, Role::Write).await?
+        }
+    };
+    let header_str = |h: header::HeaderName| parts.headers.get(h).and_then(|v| v.to_str().ok());
+    let rel = state.git.relative_path(&row.id);
+    let path_info = if advertisement {
+        format!("/{rel}/info/refs")
+    } else if service == GitService::UploadPack {
+        format!("/{rel}/git-upload-pack")
+    } else {
+        format!("/{rel}/git-receive-pack")
+    };
+    let req = crate::git::smart_http::CgiRequest {
+        method: parts.method.as_str(),
+        path_info,
+        query: parts.uri.query().unwrap_or(""),
+        content_type: header_str(header::CONTENT_TYPE),
+        content_encoding: header_str(header::CONTENT_ENCODING),
+        content_length: header_str(header::CONTENT_LENGTH),
+        git_protocol: parts.headers.get("git-protocol").and_then(|v| v.to_str().ok()),
+        remote_user: caller.name(),
+        env: vec![
+            (crate::hooks::HOOK_BIN_ENV, state.hook_bin().display().to_string()),
+            (crate::hooks::HOOK_STORAGE_ENV, state.storage.url().to_string()),
+        ],
+        config: vec![("core.hooksPath", state.hooks_dir().display().to_string())],
+    };
+    let root = state.git.root().to_path_buf();
+    if service == GitService::ReceivePack && !advertisement {
+        // A push moves refs: serialize it with API commits, then record the new head.
+        return state
+            .locked(&row.id, async {
+                let resp = crate::git::smart_http::run(&root, req, body, true).await?;
+                after_push(state, &row).await?;
+                Ok(resp)
+            })
+            .await;
+    }
+    crate::git::smart_http::run(&root, req, body, false).await
+}
+
+/// Re-reads the default branch after a push, so the API reflects it at once.
+async fn after_push(state: &AppState, row: &RepoRow) -> ApiResult<()> {
+    let head = state
+        .with_git(&row.id, |g| {
+            let Some(head) = git::branch_head(g, &git::default_branch(g)) else { return Ok(None) };
+            let readme = git::read_file(g, head, "README.md")?;
+            Ok(Some((head, crate::card::card_meta(readme.as_deref().map(String::from_utf8_lossy).as_deref()))))
+        })
+        .await?;
+    match head {
+        Some((head, card)) => state.db.record_head(&row.id, &head.to_string(), &card).await?,
+        None => state.db.touch_repo(&row.id).await?,
+    }
+    Ok(())
+}
 
 /// A `Range` header resolved against a size: Ok(None) = whole content.
 fn parse_range(headers: &HeaderMap, size: u64) -> Result<Option<(u64, u64)>, ()> {

@@ -64,11 +64,13 @@ pub fn settings(dir: &std::path::Path) -> Settings {
         data_dir: dir.to_path_buf(),
         database_url: None,
         storage_url: None,
-        public_url: Some("http://hub.test".into()),
+        // Base URLs come from the Host header: `hub.test` for oneshot calls, the real address when served.
+        public_url: None,
         secret: Some("test-secret-test-secret-test-secret".into()),
         lfs_multipart_threshold: 16 * 1024 * 1024,
         lfs_part_size: 5 * 1024 * 1024,
         max_commit_bytes: 4 * 1024 * 1024,
+        git_hook_bin: Some(env!("CARGO_BIN_EXE_hub-server").into()),
         log_json: false,
     }
 }
@@ -142,7 +144,10 @@ impl TestHub {
         TestHub { pg_schema, state, router, dir, alice, bob, alice_read }
     }
 
-    pub async fn send(&self, req: Request<Body>) -> Reply {
+    pub async fn send(&self, mut req: Request<Body>) -> Reply {
+        if !req.headers().contains_key("host") {
+            req.headers_mut().insert("host", axum::http::HeaderValue::from_static("hub.test"));
+        }
         let resp = self.router.clone().oneshot(req).await.unwrap();
         let status = resp.status();
         let headers = resp.headers().clone();
@@ -156,6 +161,15 @@ impl TestHub {
             req = req.header("authorization", format!("Bearer {t}"));
         }
         self.send(req.body(body.into()).unwrap()).await
+    }
+
+    /// Serves this hub on a free loopback port (for real clients such as git); returns its URL.
+    pub async fn serve(&self) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let router = self.router.clone();
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        url
     }
 
     pub async fn get(&self, uri: &str, token: Option<&str>) -> Reply {
