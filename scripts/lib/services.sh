@@ -23,7 +23,7 @@ ensure_postgres() {
   mkdir -p "$dir"
   # Postgres refuses to run as root.
   local as=()
-  if [[ $(id -u) == 0 ]]; then chown postgres "$dir"; as=(runuser -u postgres --); fi
+  if [[ $(id -u) == 0 ]]; then chmod o+x "$work"; chown postgres "$dir"; as=(runuser -u postgres --); fi
   "${as[@]}" "$bindir/initdb" -D "$dir/data" -A trust -U postgres >/dev/null
   "${as[@]}" "$bindir/pg_ctl" -D "$dir/data" -l "$dir/log" -w \
     -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null
