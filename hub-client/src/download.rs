@@ -1,0 +1,378 @@
+//! Downloads into the shared cache: several files at once, large files in parallel ranges,
+//! resumable, SHA-256 checked before a blob enters the cache, never a partial file under
+//! `snapshots/`.
+
+use crate::api::{check, Repo};
+use crate::cache::{is_commit_hash, RepoCache};
+use crate::error::{HubError, Result};
+use futures::{StreamExt, TryStreamExt};
+use reqwest::header::{HeaderMap, CONTENT_LENGTH, CONTENT_RANGE, ETAG, RANGE};
+use reqwest::{Method, StatusCode};
+use sha2::{Digest, Sha256};
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use tokio::io::{AsyncSeekExt, AsyncWriteExt};
+
+/// What `/resolve` says about a file.
+#[derive(Debug, Clone)]
+pub struct FileMetadata {
+    pub commit: String,
+    /// Content SHA-256 for LFS files, git blob SHA-1 otherwise: the blob's name in the cache.
+    pub etag: String,
+    pub size: u64,
+}
+
+/// Files at least this large are fetched in parallel ranges.
+const PARALLEL_THRESHOLD: u64 = 32 * 1024 * 1024;
+const WRITE_BUFFER: usize = 1024 * 1024;
+
+fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn normalize_etag(e: &str) -> String {
+    e.trim_start_matches("W/").trim_matches('"').to_string()
+}
+
+fn is_sha256(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Files a model directory needs for `from_pretrained`, besides the weights.
+const PRETRAINED_FILES: &[&str] = &[
+    "config.json",
+    "generation_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "tokenizer.model",
+    "vocab.txt",
+    "vocab.json",
+    "merges.txt",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+    "preprocessor_config.json",
+    "chat_template.jinja",
+    "modules.json",
+    "sentence_bert_config.json",
+    "config_sentence_transformers.json",
+];
+
+impl Repo {
+    /// `HEAD /resolve`: the commit, ETag and size of a file (redirects followed only within the hub).
+    pub async fn file_metadata(&self, path: &str) -> Result<FileMetadata> {
+        let url = self.resolve_url(&self.revision, path);
+        let mut req = self.client.inner.http_meta.head(&url).header("accept-encoding", "identity");
+        if self.client.inner.offline {
+            return Err(HubError::NotCached { what: path.into(), hint: "HF_HUB_OFFLINE is set".into() });
+        }
+        if let Some(t) = &self.client.inner.token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await?;
+        let h = resp.headers().clone();
+        if resp.status() == StatusCode::NOT_FOUND {
+            if let (Some("EntryNotFound"), Some(commit)) = (header(&h, "x-error-code"), header(&h, "x-repo-commit")) {
+                let _ = self.cache().mark_missing(commit, path);
+            }
+        }
+        let resp = check(resp, &self.ctx(path)).await?;
+        let commit = header(&h, "x-repo-commit")
+            .map(str::to_string)
+            .ok_or_else(|| HubError::InvalidResponse(format!("{url} has no X-Repo-Commit: is this a Hub endpoint?")))?;
+        let etag = header(&h, "x-linked-etag")
+            .or_else(|| header(&h, ETAG.as_str()))
+            .map(normalize_etag)
+            .ok_or_else(|| HubError::InvalidResponse(format!("{url} has no ETag")))?;
+        let size = header(&h, "x-linked-size")
+            .or_else(|| header(&h, CONTENT_LENGTH.as_str()))
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| HubError::InvalidResponse(format!("{url} has no size")))?;
+        drop(resp);
+        Ok(FileMetadata { commit, etag, size })
+    }
+
+    /// The cached path of `path` at this revision, without the network.
+    pub fn cached(&self, path: &str) -> Option<PathBuf> {
+        let cache = self.cache();
+        let commit = cache.read_ref(&self.revision)?;
+        let p = cache.snapshot_path(&commit, path);
+        p.exists().then_some(p)
+    }
+
+    /// Downloads one file (or finds it in the cache) and returns its path under `snapshots/`.
+    pub async fn get(&self, path: &str) -> Result<PathBuf> {
+        let cache = self.cache();
+        if is_commit_hash(&self.revision) {
+            let p = cache.snapshot_path(&self.revision, path);
+            if p.exists() {
+                return Ok(p);
+            }
+        }
+        if self.client.inner.offline {
+            return self.cached(path).ok_or_else(|| HubError::NotCached {
+                what: format!("{}/{path} at {}", self.id, self.revision),
+                hint: "download it once without HF_HUB_OFFLINE".into(),
+            });
+        }
+        let meta = match self.file_metadata(path).await {
+            Ok(m) => m,
+            // The hub is unreachable or failing: a cached copy stands in, as in huggingface_hub.
+            Err(e) if e.is_transient() => return self.cached(path).ok_or(e),
+            Err(e) => return Err(e),
+        };
+        cache.write_ref(&self.revision, &meta.commit)?;
+        self.fetch(&cache, path, &meta).await
+    }
+
+    /// Ensures the blob for `meta` is cached and linked at `snapshots/<commit>/<path>`.
+    pub(crate) async fn fetch(&self, cache: &RepoCache, path: &str, meta: &FileMetadata) -> Result<PathBuf> {
+        let progress = &self.client.inner.progress;
+        let snapshot = cache.snapshot_path(&meta.commit, path);
+        if snapshot.exists() {
+            progress.finish(path);
+            return Ok(snapshot);
+        }
+        let blob = cache.blob_path(&meta.etag);
+        if !blob.metadata().is_ok_and(|m| m.len() == meta.size) {
+            std::fs::create_dir_all(blob.parent().expect("blobs dir"))?;
+            let partial = blob.with_file_name(format!("{}.incomplete", meta.etag));
+            // Download by the commit, so every range comes from the same revision.
+            let url = self.resolve_url(&meta.commit, path);
+            progress.start(path, meta.size);
+            if meta.size >= PARALLEL_THRESHOLD {
+                self.download_ranges(&url, &partial, meta.size).await?;
+            } else {
+                self.download_sequential(&url, &partial, meta.size, path).await?;
+            }
+            verify(&partial, path, meta).await?;
+            tokio::fs::rename(&partial, &blob).await?;
+            let _ = tokio::fs::remove_file(partial.with_extension("incomplete.parts")).await;
+        }
+        progress.finish(path);
+        Ok(cache.link(&meta.commit, path, &meta.etag)?)
+    }
+
+    /// One GET, resuming after whatever an earlier attempt left in `partial`.
+    async fn download_sequential(&self, url: &str, partial: &Path, size: u64, path: &str) -> Result<()> {
+        let have = tokio::fs::metadata(partial).await.map(|m| m.len()).unwrap_or(0);
+        let mut req = self.client.request(Method::GET, url)?;
+        if have > 0 && have < size {
+            req = req.header(RANGE, format!("bytes={have}-"));
+            self.client.inner.progress.advance(have);
+        }
+        let resp = check(req.send().await?, &self.ctx(path)).await?;
+        let resumed = resp.status() == StatusCode::PARTIAL_CONTENT;
+        let mut file = tokio::fs::OpenOptions::new().create(true).write(true).truncate(!resumed).open(partial).await?;
+        if resumed {
+            file.seek(std::io::SeekFrom::Start(have)).await?;
+        }
+        write_stream(&mut file, resp, &*self.client.inner.progress).await?;
+        file.flush().await?;
+        Ok(())
+    }
+
+    /// Parallel ranged GETs into one preallocated file. Finished ranges are recorded beside it,
+    /// so an interrupted download resumes with the ranges still missing.
+    async fn download_ranges(&self, url: &str, partial: &Path, size: u64) -> Result<()> {
+        let chunk = self.client.inner.chunk_size;
+        let parts_log = partial.with_extension("incomplete.parts");
+        let done: HashSet<u64> = if partial.metadata().is_ok_and(|m| m.len() == size) {
+            std::fs::read_to_string(&parts_log).unwrap_or_default().lines().filter_map(|l| l.trim().parse().ok()).collect()
+        } else {
+            let f = std::fs::OpenOptions::new().create(true).write(true).truncate(true).open(partial)?;
+            f.set_len(size)?;
+            let _ = std::fs::remove_file(&parts_log);
+            HashSet::new()
+        };
+        let progress = self.client.inner.progress.clone();
+        let count = size.div_ceil(chunk);
+        progress.advance(done.len() as u64 * chunk.min(size));
+        let log =
+            std::sync::Arc::new(tokio::sync::Mutex::new(tokio::fs::OpenOptions::new().create(true).append(true).open(&parts_log).await?));
+        futures::stream::iter((0..count).filter(|i| !done.contains(i)))
+            .map(|i| {
+                let log = log.clone();
+                let progress = progress.clone();
+                async move {
+                    let start = i * chunk;
+                    let end = ((i + 1) * chunk).min(size) - 1;
+                    let resp = check(
+                        self.client.request(Method::GET, url)?.header(RANGE, format!("bytes={start}-{end}")).send().await?,
+                        &self.ctx(""),
+                    )
+                    .await?;
+                    let ok_range = resp.status() == StatusCode::PARTIAL_CONTENT
+                        && header(resp.headers(), CONTENT_RANGE.as_str()).is_some_and(|r| r.starts_with(&format!("bytes {start}-{end}/")));
+                    if !ok_range {
+                        return Err(HubError::InvalidResponse(format!("{url} did not answer the range {start}-{end}")));
+                    }
+                    let mut file = tokio::fs::OpenOptions::new().write(true).open(partial).await?;
+                    file.seek(std::io::SeekFrom::Start(start)).await?;
+                    let written = write_stream(&mut file, resp, &*progress).await?;
+                    file.flush().await?;
+                    if written != end - start + 1 {
+                        return Err(HubError::SizeMismatch { path: url.to_string(), expected: end - start + 1, actual: written });
+                    }
+                    log.lock().await.write_all(format!("{i}\n").as_bytes()).await?;
+                    Ok::<_, HubError>(())
+                }
+            })
+            .buffer_unordered(self.client.inner.max_parallel_chunks)
+            .try_collect::<()>()
+            .await
+    }
+
+    /// Downloads the files of this revision (filtered by glob patterns) and returns the snapshot
+    /// directory. File hashes come from the repo info, so no per-file metadata request is made.
+    pub async fn snapshot(&self, allow: &[&str], ignore: &[&str]) -> Result<PathBuf> {
+        let cache = self.cache();
+        if self.client.inner.offline {
+            let commit = cache.read_ref(&self.revision).ok_or_else(|| HubError::NotCached {
+                what: format!("{} at {}", self.id, self.revision),
+                hint: "download it once without HF_HUB_OFFLINE".into(),
+            })?;
+            let dir = cache.snapshot_dir(&commit);
+            return if dir.exists() {
+                Ok(dir)
+            } else {
+                Err(HubError::NotCached { what: format!("{} at {commit}", self.id), hint: "no snapshot".into() })
+            };
+        }
+        let info = self.info().await?;
+        let commit = info.sha.clone().ok_or_else(|| HubError::InvalidResponse("repo info without sha".into()))?;
+        let allow = globs(allow)?;
+        let ignore = globs(ignore)?;
+        let files: Vec<_> = info
+            .siblings
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|s| {
+                allow.as_ref().is_none_or(|g| g.is_match(&s.rfilename)) && !ignore.as_ref().is_some_and(|g| g.is_match(&s.rfilename))
+            })
+            .collect();
+        cache.write_ref(&self.revision, &commit)?;
+        std::fs::create_dir_all(cache.snapshot_dir(&commit))?;
+        let at_commit = self.at(&commit);
+        futures::stream::iter(files)
+            .map(|s| {
+                let (repo, cache, commit) = (&at_commit, &cache, &commit);
+                async move {
+                    let meta = match (&s.lfs, &s.blob_id, s.size) {
+                        (Some(lfs), _, _) => FileMetadata { commit: commit.clone(), etag: lfs.sha256.clone(), size: lfs.size },
+                        (None, Some(blob), Some(size)) => FileMetadata { commit: commit.clone(), etag: blob.clone(), size },
+                        _ => repo.file_metadata(&s.rfilename).await?,
+                    };
+                    repo.fetch(cache, &s.rfilename, &meta).await
+                }
+            })
+            .buffer_unordered(self.client.inner.max_parallel_files)
+            .try_collect::<Vec<_>>()
+            .await?;
+        Ok(cache.snapshot_dir(&commit))
+    }
+
+    /// What `from_pretrained` needs: config, tokenizer files and the safetensors weights
+    /// (following `model.safetensors.index.json` to its shards). Returns the snapshot directory.
+    pub async fn from_pretrained(&self) -> Result<PathBuf> {
+        if self.client.inner.offline {
+            return self.snapshot(&[], &[]).await;
+        }
+        let info = self.info().await?;
+        let commit = info.sha.clone().ok_or_else(|| HubError::InvalidResponse("repo info without sha".into()))?;
+        let names: HashSet<String> = info.siblings.unwrap_or_default().into_iter().map(|s| s.rfilename).collect();
+        let at = self.at(&commit);
+        let mut wanted: Vec<String> = PRETRAINED_FILES.iter().filter(|f| names.contains(**f)).map(|f| f.to_string()).collect();
+        if !names.contains("config.json") && !names.contains("model_index.json") {
+            return Err(HubError::EntryNotFound { repo: self.id.clone(), revision: self.revision.clone(), path: "config.json".into() });
+        }
+        if names.contains("model.safetensors.index.json") {
+            let index_path = at.get("model.safetensors.index.json").await?;
+            let index: serde_json::Value = serde_json::from_slice(&std::fs::read(&index_path)?)
+                .map_err(|e| HubError::InvalidResponse(format!("model.safetensors.index.json: {e}")))?;
+            let shards: HashSet<String> = index["weight_map"]
+                .as_object()
+                .map(|m| m.values().filter_map(|v| v.as_str().map(str::to_string)).collect())
+                .unwrap_or_default();
+            for shard in shards {
+                if !names.contains(&shard) {
+                    return Err(HubError::EntryNotFound { repo: self.id.clone(), revision: commit.clone(), path: shard });
+                }
+                wanted.push(shard);
+            }
+        } else if names.contains("model.safetensors") {
+            wanted.push("model.safetensors".into());
+        }
+        let patterns: Vec<&str> = wanted.iter().map(String::as_str).collect();
+        at.snapshot(&patterns, &[]).await?;
+        self.cache().write_ref(&self.revision, &commit)?;
+        Ok(self.cache().snapshot_dir(&commit))
+    }
+}
+
+fn globs(patterns: &[&str]) -> Result<Option<globset::GlobSet>> {
+    if patterns.is_empty() {
+        return Ok(None);
+    }
+    let mut b = globset::GlobSetBuilder::new();
+    for p in patterns {
+        let glob = globset::GlobBuilder::new(p)
+            .literal_separator(false)
+            .build()
+            .map_err(|e| HubError::InvalidResponse(format!("bad pattern {p:?}: {e}")))?;
+        b.add(glob);
+    }
+    b.build().map(Some).map_err(|e| HubError::InvalidResponse(e.to_string()))
+}
+
+async fn write_stream(file: &mut tokio::fs::File, resp: reqwest::Response, progress: &dyn crate::api::Progress) -> Result<u64> {
+    let mut stream = resp.bytes_stream();
+    let mut buf = Vec::with_capacity(WRITE_BUFFER);
+    let mut total = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        total += chunk.len() as u64;
+        progress.advance(chunk.len() as u64);
+        buf.extend_from_slice(&chunk);
+        if buf.len() >= WRITE_BUFFER {
+            file.write_all(&buf).await?;
+            buf.clear();
+        }
+    }
+    file.write_all(&buf).await?;
+    Ok(total)
+}
+
+/// Checks size, and SHA-256 when the ETag is one (LFS files), before the blob is published.
+async fn verify(partial: &Path, path: &str, meta: &FileMetadata) -> Result<()> {
+    let len = tokio::fs::metadata(partial).await?.len();
+    if len != meta.size {
+        return Err(HubError::SizeMismatch { path: path.into(), expected: meta.size, actual: len });
+    }
+    if !is_sha256(&meta.etag) {
+        return Ok(());
+    }
+    let file = partial.to_path_buf();
+    let actual = tokio::task::spawn_blocking(move || -> std::io::Result<String> {
+        use std::io::Read;
+        let mut f = std::fs::File::open(file)?;
+        let mut h = Sha256::new();
+        let mut buf = vec![0u8; 4 * 1024 * 1024];
+        loop {
+            let n = f.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            h.update(&buf[..n]);
+        }
+        Ok(hex::encode(h.finalize()))
+    })
+    .await
+    .map_err(|e| HubError::InvalidResponse(e.to_string()))??;
+    if actual != meta.etag.to_ascii_lowercase() {
+        let _ = tokio::fs::remove_file(partial).await;
+        return Err(HubError::HashMismatch { path: path.into(), expected: meta.etag.clone(), actual });
+    }
+    Ok(())
+}

@@ -1,0 +1,326 @@
+//! Uploads the way huggingface_hub does without Xet: preupload → LFS batch (basic, or multipart
+//! with parts in parallel) → one NDJSON commit.
+
+use crate::api::{check, encode_revision, HubClient, Repo};
+use crate::error::{HubError, Result};
+use crate::types::{CommitResponse, PreuploadFile, PreuploadRequest, PreuploadResponse, RepoType};
+use base64::Engine;
+use futures::{StreamExt, TryStreamExt};
+use reqwest::Method;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+/// A file to add: local path and its path in the repo.
+#[derive(Debug, Clone)]
+pub struct UploadFile {
+    pub local: PathBuf,
+    pub path_in_repo: String,
+}
+
+struct Prepared {
+    file: UploadFile,
+    size: u64,
+    sha256: String,
+    sample: Vec<u8>,
+}
+
+/// What a commit did.
+#[derive(Debug, Clone)]
+pub struct CommitInfo {
+    pub commit: String,
+    pub url: String,
+    /// Paths `.gitignore` excluded.
+    pub ignored: Vec<String>,
+}
+
+impl HubClient {
+    /// Creates a repo; with `exist_ok` an existing one is fine. Returns its URL.
+    pub async fn create_repo(&self, repo_type: RepoType, id: &str, private: bool, exist_ok: bool) -> Result<String> {
+        let (org, name) = match id.split_once('/') {
+            Some((o, n)) => (Some(o), n),
+            None => (None, id),
+        };
+        let body = json!({ "name": name, "organization": org, "type": repo_type.as_str(), "private": private });
+        let url = format!("{}/api/repos/create", self.inner.endpoint);
+        let resp = self.request(Method::POST, &url)?.json(&body).send().await?;
+        if resp.status() == reqwest::StatusCode::CONFLICT && exist_ok {
+            let v: Value = resp.json().await.unwrap_or_default();
+            return Ok(v["url"].as_str().map(str::to_string).unwrap_or_default());
+        }
+        let v: Value = check(resp, &Default::default()).await?.json().await?;
+        Ok(v["url"].as_str().map(str::to_string).unwrap_or_default())
+    }
+
+    pub async fn delete_repo(&self, repo_type: RepoType, id: &str) -> Result<()> {
+        let (org, name) = id.split_once('/').map(|(o, n)| (Some(o), n)).unwrap_or((None, id));
+        let url = format!("{}/api/repos/delete", self.inner.endpoint);
+        let body = json!({ "name": name, "organization": org, "type": repo_type.as_str() });
+        let ctx = crate::api::ErrorContext { repo: id.to_string(), ..Default::default() };
+        check(self.request(Method::DELETE, &url)?.json(&body).send().await?, &ctx).await?;
+        Ok(())
+    }
+}
+
+async fn prepare(file: UploadFile) -> Result<Prepared> {
+    let local = file.local.clone();
+    let (size, sha256, sample) = tokio::task::spawn_blocking(move || -> std::io::Result<(u64, String, Vec<u8>)> {
+        use std::io::Read;
+        let mut f = std::fs::File::open(&local)?;
+        let mut h = Sha256::new();
+        let mut buf = vec![0u8; 4 * 1024 * 1024];
+        let mut size = 0u64;
+        let mut sample = Vec::new();
+        loop {
+            let n = f.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            if sample.len() < 512 {
+                sample.extend_from_slice(&buf[..n.min(512 - sample.len())]);
+            }
+            h.update(&buf[..n]);
+            size += n as u64;
+        }
+        Ok((size, hex::encode(h.finalize()), sample))
+    })
+    .await
+    .map_err(|e| HubError::InvalidResponse(e.to_string()))??;
+    Ok(Prepared { file, size, sha256, sample })
+}
+
+/// Files under `dir` (skipping `.git/` and `.cache/huggingface/`), with repo paths under `prefix`.
+pub fn collect_folder(dir: &Path, prefix: &str) -> Result<Vec<UploadFile>> {
+    fn walk(root: &Path, dir: &Path, prefix: &str, out: &mut Vec<UploadFile>) -> std::io::Result<()> {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<std::result::Result<_, _>>()?;
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let path = e.path();
+            let rel = path.strip_prefix(root).unwrap_or(&path).to_string_lossy().replace('\\', "/");
+            if rel == ".git" || rel.starts_with(".git/") || rel == ".cache/huggingface" || rel.starts_with(".cache/huggingface/") {
+                continue;
+            }
+            if e.file_type()?.is_dir() {
+                walk(root, &path, prefix, out)?;
+            } else {
+                let in_repo = if prefix.is_empty() { rel } else { format!("{}/{rel}", prefix.trim_end_matches('/')) };
+                out.push(UploadFile { local: path, path_in_repo: in_repo });
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, prefix, &mut out)?;
+    Ok(out)
+}
+
+impl Repo {
+    fn lfs_batch_url(&self) -> String {
+        format!("{}/{}{}.git/info/lfs/objects/batch", self.client.inner.endpoint, self.repo_type.url_prefix(), self.id)
+    }
+
+    /// Uploads a folder (honouring its top-level `.gitignore`) in one commit.
+    pub async fn upload_folder(&self, dir: &Path, path_in_repo: &str, message: &str) -> Result<CommitInfo> {
+        let files = collect_folder(dir, path_in_repo)?;
+        let gitignore = std::fs::read_to_string(dir.join(".gitignore")).ok();
+        self.upload_files(files, &[], message, gitignore).await
+    }
+
+    /// Adds `files` and deletes `delete` in one commit on this revision (a branch).
+    pub async fn upload_files(
+        &self,
+        files: Vec<UploadFile>,
+        delete: &[String],
+        message: &str,
+        gitignore: Option<String>,
+    ) -> Result<CommitInfo> {
+        let prepared: Vec<Prepared> = futures::stream::iter(files).map(prepare).buffer_unordered(4).try_collect().await?;
+        // Preupload: which files go to LFS, which the repo's .gitignore excludes.
+        let mut modes = std::collections::HashMap::new();
+        for batch in prepared.chunks(256) {
+            let req = PreuploadRequest {
+                files: batch
+                    .iter()
+                    .map(|p| PreuploadFile {
+                        path: p.file.path_in_repo.clone(),
+                        sample: base64::engine::general_purpose::STANDARD.encode(&p.sample),
+                        size: p.size,
+                    })
+                    .collect(),
+                git_ignore: gitignore.clone(),
+            };
+            let url = format!("{}/preupload/{}", self.api_url(), encode_revision(&self.revision));
+            let resp: PreuploadResponse =
+                check(self.client.request(Method::POST, &url)?.json(&req).send().await?, &self.ctx("")).await?.json().await?;
+            for d in resp.files {
+                modes.insert(d.path.clone(), d);
+            }
+        }
+        let mut ignored = Vec::new();
+        let mut lfs = Vec::new();
+        let mut regular = Vec::new();
+        for p in prepared {
+            match modes.get(&p.file.path_in_repo) {
+                Some(d) if d.should_ignore => ignored.push(p.file.path_in_repo.clone()),
+                Some(d) if d.upload_mode == "lfs" && p.size > 0 => lfs.push(p),
+                _ => regular.push(p),
+            }
+        }
+        self.upload_lfs(&lfs).await?;
+        // The commit: inline regular files, pointers to the LFS objects, deletions.
+        let mut body = serde_json::to_vec(&json!({"key": "header", "value": {"summary": message, "description": ""}}))?;
+        body.push(b'\n');
+        for p in &regular {
+            let data = tokio::fs::read(&p.file.local).await?;
+            let line = json!({"key": "file", "value": {"path": p.file.path_in_repo, "content": base64::engine::general_purpose::STANDARD.encode(&data), "encoding": "base64"}});
+            serde_json::to_writer(&mut body, &line)?;
+            body.push(b'\n');
+        }
+        for p in &lfs {
+            let line = json!({"key": "lfsFile", "value": {"path": p.file.path_in_repo, "algo": "sha256", "oid": p.sha256, "size": p.size}});
+            serde_json::to_writer(&mut body, &line)?;
+            body.push(b'\n');
+        }
+        for d in delete {
+            serde_json::to_writer(&mut body, &json!({"key": "deletedFile", "value": {"path": d}}))?;
+            body.push(b'\n');
+        }
+        let url = format!("{}/commit/{}", self.api_url(), encode_revision(&self.revision));
+        let resp: CommitResponse = check(
+            self.client.request(Method::POST, &url)?.header("content-type", "application/x-ndjson").body(body).send().await?,
+            &self.ctx(""),
+        )
+        .await?
+        .json()
+        .await?;
+        Ok(CommitInfo { commit: resp.commit_oid, url: resp.commit_url, ignored })
+    }
+
+    /// Deletes files in one commit.
+    pub async fn delete_files(&self, paths: &[String], message: &str) -> Result<CommitInfo> {
+        self.upload_files(Vec::new(), paths, message, None).await
+    }
+
+    async fn upload_lfs(&self, files: &[Prepared]) -> Result<()> {
+        for batch in files.chunks(100) {
+            let req = json!({
+                "operation": "upload",
+                "transfers": ["basic", "multipart"],
+                "objects": batch.iter().map(|p| json!({"oid": p.sha256, "size": p.size})).collect::<Vec<_>>(),
+                "hash_algo": "sha256",
+                "ref": {"name": self.revision},
+            });
+            let resp: Value = check(
+                self.client
+                    .request(Method::POST, &self.lfs_batch_url())?
+                    .header("accept", "application/vnd.git-lfs+json")
+                    .header("content-type", "application/vnd.git-lfs+json")
+                    .body(serde_json::to_vec(&req)?)
+                    .send()
+                    .await?,
+                &self.ctx(""),
+            )
+            .await?
+            .json()
+            .await?;
+            let objects = resp["objects"].as_array().cloned().unwrap_or_default();
+            // Several files at once; each large one also sends its parts in parallel.
+            futures::stream::iter(objects)
+                .map(|obj| async move {
+                    let oid = obj["oid"].as_str().unwrap_or_default().to_string();
+                    if let Some(err) = obj.get("error") {
+                        return Err(HubError::InvalidResponse(format!("LFS upload of {oid} refused: {err}")));
+                    }
+                    let Some(actions) = obj.get("actions") else { return Ok(()) }; // already stored
+                    let file =
+                        batch.iter().find(|p| p.sha256 == oid).ok_or_else(|| HubError::InvalidResponse(format!("unknown oid {oid}")))?;
+                    self.client.inner.progress.start(&file.file.path_in_repo, file.size);
+                    let upload = &actions["upload"];
+                    match upload["header"].get("chunk_size").and_then(|c| c.as_str()).and_then(|c| c.parse::<u64>().ok()) {
+                        Some(chunk) => self.upload_multipart(file, upload, chunk).await?,
+                        None => self.upload_basic(file, upload).await?,
+                    }
+                    if let Some(verify) = actions.get("verify") {
+                        let href = verify["href"].as_str().unwrap_or_default();
+                        check(
+                            self.client.request(Method::POST, href)?.json(&json!({"oid": oid, "size": file.size})).send().await?,
+                            &self.ctx(""),
+                        )
+                        .await?;
+                    }
+                    self.client.inner.progress.finish(&file.file.path_in_repo);
+                    Ok(())
+                })
+                .buffer_unordered(self.client.inner.max_parallel_files.min(4))
+                .try_collect::<()>()
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn upload_basic(&self, file: &Prepared, upload: &Value) -> Result<()> {
+        let href = upload["href"].as_str().ok_or_else(|| HubError::InvalidResponse("upload action without href".into()))?;
+        let f = tokio::fs::File::open(&file.file.local).await?;
+        let progress = self.client.inner.progress.clone();
+        let stream = tokio_util::io::ReaderStream::with_capacity(f, 1024 * 1024).inspect_ok(move |b| progress.advance(b.len() as u64));
+        // Upload URLs authenticate themselves: no hub headers.
+        let resp =
+            self.client.inner.http.put(href).header("content-length", file.size).body(reqwest::Body::wrap_stream(stream)).send().await?;
+        check(resp, &self.ctx(&file.file.path_in_repo)).await?;
+        Ok(())
+    }
+
+    async fn upload_multipart(&self, file: &Prepared, upload: &Value, chunk: u64) -> Result<()> {
+        let header = upload["header"].as_object().ok_or_else(|| HubError::InvalidResponse("multipart action without header".into()))?;
+        let mut parts: Vec<(u64, String)> =
+            header.iter().filter_map(|(k, v)| Some((k.parse::<u64>().ok()?, v.as_str()?.to_string()))).collect();
+        parts.sort();
+        if parts.len() as u64 != file.size.div_ceil(chunk) {
+            return Err(HubError::InvalidResponse("multipart part count does not match the file size".into()));
+        }
+        let etags: Vec<(u64, String)> = futures::stream::iter(parts)
+            .map(|(n, url)| async move {
+                let start = (n - 1) * chunk;
+                let len = chunk.min(file.size - start);
+                let mut f = tokio::fs::File::open(&file.file.local).await?;
+                f.seek(std::io::SeekFrom::Start(start)).await?;
+                let progress = self.client.inner.progress.clone();
+                let stream = tokio_util::io::ReaderStream::with_capacity(f.take(len), 1024 * 1024)
+                    .inspect_ok(move |b| progress.advance(b.len() as u64));
+                let resp =
+                    self.client.inner.http.put(&url).header("content-length", len).body(reqwest::Body::wrap_stream(stream)).send().await?;
+                let resp = check(resp, &self.ctx(&file.file.path_in_repo)).await?;
+                let etag = resp.headers().get("etag").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+                Ok::<_, HubError>((n, etag))
+            })
+            .buffer_unordered(self.client.inner.max_parallel_chunks)
+            .try_collect()
+            .await?;
+        let mut etags = etags;
+        etags.sort();
+        let completion =
+            json!({"oid": file.sha256, "parts": etags.iter().map(|(n, e)| json!({"partNumber": n, "etag": e})).collect::<Vec<_>>()});
+        let href = upload["href"].as_str().ok_or_else(|| HubError::InvalidResponse("multipart action without href".into()))?;
+        check(
+            self.client
+                .inner
+                .http
+                .post(href)
+                .header("accept", "application/vnd.git-lfs+json")
+                .header("content-type", "application/vnd.git-lfs+json")
+                .body(serde_json::to_vec(&completion)?)
+                .send()
+                .await?,
+            &self.ctx(&file.file.path_in_repo),
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+impl From<serde_json::Error> for HubError {
+    fn from(e: serde_json::Error) -> Self {
+        HubError::InvalidResponse(e.to_string())
+    }
+}
