@@ -55,6 +55,9 @@ impl Hub {
             .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
             .env("HUB_DATA_DIR", dir.path())
             .env("RUST_LOG", "warn")
+            // Small multipart settings, so uploads of the larger test files take that path.
+            .env("HUB_LFS_MULTIPART_THRESHOLD", (8 * 1024 * 1024).to_string())
+            .env("HUB_LFS_PART_SIZE", (5 * 1024 * 1024).to_string())
             .stdout(Stdio::null())
             .spawn()
             .unwrap();
