@@ -48,6 +48,7 @@ pub(crate) struct Inner {
     pub max_parallel_files: usize,
     pub max_parallel_chunks: usize,
     pub chunk_size: u64,
+    pub single_put_limit: u64,
     pub progress: Arc<dyn Progress>,
 }
 
@@ -65,6 +66,7 @@ pub struct HubClientBuilder {
     max_parallel_files: usize,
     max_parallel_chunks: usize,
     chunk_size: u64,
+    single_put_limit: u64,
     progress: Arc<dyn Progress>,
 }
 
@@ -95,6 +97,8 @@ impl Default for HubClientBuilder {
             max_parallel_files: 8,
             max_parallel_chunks: 8,
             chunk_size: 16 * 1024 * 1024,
+            // S3 caps one PUT at 5 GB: larger objects go up in parts.
+            single_put_limit: 5_000_000_000,
             progress: Arc::new(NoProgress),
         }
     }
@@ -131,6 +135,12 @@ impl HubClientBuilder {
         self.chunk_size = bytes.max(1024 * 1024);
         self
     }
+    /// Objects larger than this are uploaded with the multipart transfer (parts in parallel)
+    /// when the hub offers it; smaller ones in one streamed PUT, the fastest path.
+    pub fn single_put_limit(mut self, bytes: u64) -> Self {
+        self.single_put_limit = bytes;
+        self
+    }
     pub fn progress(mut self, progress: Arc<dyn Progress>) -> Self {
         self.progress = progress;
         self
@@ -165,6 +175,7 @@ impl HubClientBuilder {
                 max_parallel_files: self.max_parallel_files,
                 max_parallel_chunks: self.max_parallel_chunks,
                 chunk_size: self.chunk_size,
+                single_put_limit: self.single_put_limit,
                 progress: self.progress,
             }),
         })

@@ -141,12 +141,13 @@ impl Repo {
             // Download by the commit, so every range comes from the same revision.
             let url = self.resolve_url(&meta.commit, path);
             progress.start(path, meta.size);
-            if meta.size >= PARALLEL_THRESHOLD {
-                self.download_ranges(&url, &partial, meta.size).await?;
+            let hashed = if meta.size >= PARALLEL_THRESHOLD {
+                Some(self.download_ranges(&url, &partial, meta.size).await?)
             } else {
                 self.download_sequential(&url, &partial, meta.size, path).await?;
-            }
-            verify(&partial, path, meta).await?;
+                None
+            };
+            verify(&partial, path, meta, hashed).await?;
             tokio::fs::rename(&partial, &blob).await?;
             let _ = tokio::fs::remove_file(partial.with_extension("incomplete.parts")).await;
         }
@@ -175,7 +176,8 @@ impl Repo {
 
     /// Parallel ranged GETs into one preallocated file. Finished ranges are recorded beside it,
     /// so an interrupted download resumes with the ranges still missing.
-    async fn download_ranges(&self, url: &str, partial: &Path, size: u64) -> Result<()> {
+    /// Returns the SHA-256 of the whole file, hashed in order while later ranges still download.
+    async fn download_ranges(&self, url: &str, partial: &Path, size: u64) -> Result<String> {
         let chunk = self.client.inner.chunk_size;
         let parts_log = partial.with_extension("incomplete.parts");
         let done: HashSet<u64> = if partial.metadata().is_ok_and(|m| m.len() == size) {
@@ -191,8 +193,11 @@ impl Repo {
         progress.advance(done.len() as u64 * chunk.min(size));
         let log =
             std::sync::Arc::new(tokio::sync::Mutex::new(tokio::fs::OpenOptions::new().create(true).append(true).open(&parts_log).await?));
-        futures::stream::iter((0..count).filter(|i| !done.contains(i)))
+        let finished = std::sync::Arc::new((std::sync::Mutex::new(done.clone()), tokio::sync::Notify::new()));
+        let hasher = tokio::spawn(hash_in_order(partial.to_path_buf(), size, chunk, finished.clone()));
+        let downloads = futures::stream::iter((0..count).filter(|i| !done.contains(i)))
             .map(|i| {
+                let finished = finished.clone();
                 let log = log.clone();
                 let progress = progress.clone();
                 async move {
@@ -216,12 +221,19 @@ impl Repo {
                         return Err(HubError::SizeMismatch { path: url.to_string(), expected: end - start + 1, actual: written });
                     }
                     log.lock().await.write_all(format!("{i}\n").as_bytes()).await?;
+                    finished.0.lock().unwrap_or_else(|e| e.into_inner()).insert(i);
+                    finished.1.notify_one();
                     Ok::<_, HubError>(())
                 }
             })
             .buffer_unordered(self.client.inner.max_parallel_chunks)
             .try_collect::<()>()
-            .await
+            .await;
+        if let Err(e) = downloads {
+            hasher.abort();
+            return Err(e);
+        }
+        hasher.await.map_err(|e| HubError::InvalidResponse(e.to_string()))?
     }
 
     /// Downloads the files of this revision (filtered by glob patterns) and returns the snapshot
@@ -344,8 +356,68 @@ async fn write_stream(file: &mut tokio::fs::File, resp: reqwest::Response, progr
     Ok(total)
 }
 
+/// Hashes a file being filled by parallel ranges: each chunk as soon as it and every chunk
+/// before it are on disk (read back from the page cache), so little is left when the last
+/// range lands.
+async fn hash_in_order(
+    file: PathBuf,
+    size: u64,
+    chunk: u64,
+    finished: std::sync::Arc<(std::sync::Mutex<HashSet<u64>>, tokio::sync::Notify)>,
+) -> Result<String> {
+    let count = size.div_ceil(chunk);
+    let mut hasher = Some(Sha256::new());
+    for i in 0..count {
+        loop {
+            let notified = finished.1.notified();
+            if finished.0.lock().unwrap_or_else(|e| e.into_inner()).contains(&i) {
+                break;
+            }
+            notified.await;
+        }
+        let (path, mut h) = (file.clone(), hasher.take().expect("hasher is put back after each chunk"));
+        hasher = Some(
+            tokio::task::spawn_blocking(move || -> std::io::Result<Sha256> {
+                use std::io::{Read, Seek};
+                let mut f = std::fs::File::open(path)?;
+                f.seek(std::io::SeekFrom::Start(i * chunk))?;
+                let mut left = chunk.min(size - i * chunk);
+                let mut buf = vec![0u8; 1024 * 1024];
+                while left > 0 {
+                    let n = f.read(&mut buf[..left.min(1024 * 1024) as usize])?;
+                    if n == 0 {
+                        break;
+                    }
+                    h.update(&buf[..n]);
+                    left -= n as u64;
+                }
+                Ok(h)
+            })
+            .await
+            .map_err(|e| HubError::InvalidResponse(e.to_string()))??,
+        );
+    }
+    Ok(hex::encode(hasher.expect("hasher").finalize()))
+}
+
+fn hash_file(path: PathBuf) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 4 * 1024 * 1024];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
 /// Checks size, and SHA-256 when the ETag is one (LFS files), before the blob is published.
-async fn verify(partial: &Path, path: &str, meta: &FileMetadata) -> Result<()> {
+/// `hashed` is the hash already computed while downloading, if any.
+async fn verify(partial: &Path, path: &str, meta: &FileMetadata, hashed: Option<String>) -> Result<()> {
     let len = tokio::fs::metadata(partial).await?.len();
     if len != meta.size {
         return Err(HubError::SizeMismatch { path: path.into(), expected: meta.size, actual: len });
@@ -353,23 +425,13 @@ async fn verify(partial: &Path, path: &str, meta: &FileMetadata) -> Result<()> {
     if !is_sha256(&meta.etag) {
         return Ok(());
     }
-    let file = partial.to_path_buf();
-    let actual = tokio::task::spawn_blocking(move || -> std::io::Result<String> {
-        use std::io::Read;
-        let mut f = std::fs::File::open(file)?;
-        let mut h = Sha256::new();
-        let mut buf = vec![0u8; 4 * 1024 * 1024];
-        loop {
-            let n = f.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            h.update(&buf[..n]);
+    let actual = match hashed {
+        Some(h) => h,
+        None => {
+            let file = partial.to_path_buf();
+            tokio::task::spawn_blocking(move || hash_file(file)).await.map_err(|e| HubError::InvalidResponse(e.to_string()))??
         }
-        Ok(hex::encode(h.finalize()))
-    })
-    .await
-    .map_err(|e| HubError::InvalidResponse(e.to_string()))??;
+    };
     if actual != meta.etag.to_ascii_lowercase() {
         let _ = tokio::fs::remove_file(partial).await;
         return Err(HubError::HashMismatch { path: path.into(), expected: meta.etag.clone(), actual });

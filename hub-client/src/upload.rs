@@ -204,9 +204,16 @@ impl Repo {
 
     async fn upload_lfs(&self, files: &[Prepared]) -> Result<()> {
         for batch in files.chunks(100) {
+            // One streamed PUT per object is the fastest path (the hub hashes while it writes);
+            // multipart only where a single PUT may not go.
+            let transfers = if batch.iter().any(|p| p.size > self.client.inner.single_put_limit) {
+                json!(["basic", "multipart"])
+            } else {
+                json!(["basic"])
+            };
             let req = json!({
                 "operation": "upload",
-                "transfers": ["basic", "multipart"],
+                "transfers": transfers,
                 "objects": batch.iter().map(|p| json!({"oid": p.sha256, "size": p.size})).collect::<Vec<_>>(),
                 "hash_algo": "sha256",
                 "ref": {"name": self.revision},

@@ -253,7 +253,14 @@ fn cutting_proxy(target: String, limit: usize) -> String {
 async fn interrupted_downloads_resume() {
     let hub = Hub::start();
     let tmp = tempfile::tempdir().unwrap();
-    let client = hub.client(&tmp.path().join("up"));
+    // Uploads of more than 8 MiB take the multipart transfer, parts in parallel.
+    let client = HubClient::builder()
+        .endpoint(&hub.url)
+        .token(Some(hub.token.clone()))
+        .cache_dir(tmp.path().join("up"))
+        .single_put_limit(8 * 1024 * 1024)
+        .build()
+        .unwrap();
     client.create_repo(RepoType::Model, "alice/big", false, false).await.unwrap();
     let small = random_bytes(12 * 1024 * 1024, 7); // one GET, resumed with Range
     let large = random_bytes(40 * 1024 * 1024, 8); // parallel ranges, resumed by range

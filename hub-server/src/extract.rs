@@ -3,7 +3,7 @@
 
 use crate::app::AppState;
 use crate::error::ApiError;
-use crate::names::{RepoName, RepoType};
+use crate::names::RepoName;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, Uri};
@@ -83,7 +83,7 @@ impl<S: Send + Sync> FromRequestParts<S> for RepoPath {
         let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
             .await
             .map_err(|e| ApiError::bad_request(format!("invalid path: {e}")))?;
-        let repo_type = RepoType::from_plural(params.get("t").map(String::as_str).unwrap_or(""))
+        let repo_type = crate::names::repo_type_from_plural(params.get("t").map(String::as_str).unwrap_or(""))
             .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "Not found"))?;
         let ns = params.get("ns").map(String::as_str).unwrap_or("");
         let name = params.get("name").map(String::as_str).unwrap_or("");

@@ -1,55 +1,27 @@
 //! Repository types, names and in-repo paths, validated once at the edge.
 
 use crate::error::{ApiError, ApiResult};
-use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RepoType {
-    Model,
-    Dataset,
-    Space,
+/// The repo types, shared with hub-client's wire types.
+pub use hub_client::types::RepoType;
+
+/// `models`, `datasets`, `spaces`: the segment after `/api/`.
+pub fn repo_type_from_plural(s: &str) -> Option<RepoType> {
+    match s {
+        "models" => Some(RepoType::Model),
+        "datasets" => Some(RepoType::Dataset),
+        "spaces" => Some(RepoType::Space),
+        _ => None,
+    }
 }
 
-impl RepoType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RepoType::Model => "model",
-            RepoType::Dataset => "dataset",
-            RepoType::Space => "space",
-        }
-    }
-    /// `models`, `datasets`, `spaces`: the segment after `/api/`.
-    pub fn from_plural(s: &str) -> Option<Self> {
-        match s {
-            "models" => Some(RepoType::Model),
-            "datasets" => Some(RepoType::Dataset),
-            "spaces" => Some(RepoType::Space),
-            _ => None,
-        }
-    }
-    pub fn parse(s: &str) -> ApiResult<Self> {
-        match s {
-            "model" => Ok(RepoType::Model),
-            "dataset" => Ok(RepoType::Dataset),
-            "space" => Ok(RepoType::Space),
-            other => Err(ApiError::bad_request(format!("unknown repo type {other:?}: expected model, dataset or space"))),
-        }
-    }
-    pub fn plural(self) -> &'static str {
-        match self {
-            RepoType::Model => "models",
-            RepoType::Dataset => "datasets",
-            RepoType::Space => "spaces",
-        }
-    }
-    /// The prefix of web, resolve and git URLs: none for models.
-    pub fn url_prefix(self) -> &'static str {
-        match self {
-            RepoType::Model => "",
-            RepoType::Dataset => "datasets/",
-            RepoType::Space => "spaces/",
-        }
+/// A repo type as request bodies name it (`model`, `dataset`, `space`).
+pub fn parse_repo_type(s: &str) -> ApiResult<RepoType> {
+    match s {
+        "model" => Ok(RepoType::Model),
+        "dataset" => Ok(RepoType::Dataset),
+        "space" => Ok(RepoType::Space),
+        other => Err(ApiError::bad_request(format!("unknown repo type {other:?}: expected model, dataset or space"))),
     }
 }
 

@@ -49,6 +49,12 @@ fn the_hub_image_is_built_in_stages_into_a_small_runtime() {
     assert!(stages.len() >= 2, "multi-stage build expected: {stages:?}");
     assert!(stages.last().unwrap().contains("slim"), "the runtime stage should be a slim image: {stages:?}");
     assert!(dockerfile.contains("COPY --from=build"));
+    // The build needs every workspace member.
+    let manifest = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();
+    let members: toml_members::Members = toml_members::parse(&manifest);
+    for member in members.0 {
+        assert!(dockerfile.contains(&format!("COPY {member} {member}")), "the Dockerfile does not copy workspace member {member}");
+    }
     // Everything the build copies exists.
     for line in dockerfile.lines().filter(|l| l.starts_with("COPY ") && !l.contains("--from")) {
         let parts: Vec<&str> = line.split_whitespace().collect();
@@ -77,4 +83,15 @@ fn compose_sets_only_variables_the_server_reads() {
     assert!(env["HUB_STORAGE_URL"].as_str().unwrap().starts_with("s3://"));
     // The S3 endpoint points at the minio service.
     assert!(env["AWS_ENDPOINT"].as_str().unwrap().contains("minio:9000"));
+}
+
+/// The `members = [...]` list of the workspace manifest (enough TOML for this check).
+mod toml_members {
+    pub struct Members(pub Vec<String>);
+
+    pub fn parse(manifest: &str) -> Members {
+        let line = manifest.lines().find(|l| l.trim_start().starts_with("members")).expect("workspace members");
+        let list = line.split_once('[').and_then(|(_, r)| r.split_once(']')).map(|(l, _)| l).unwrap_or("");
+        Members(list.split(',').map(|m| m.trim().trim_matches('"').to_string()).filter(|m| !m.is_empty()).collect())
+    }
 }

@@ -59,7 +59,7 @@ const REPO_COLS: &str = "id, repo_type, namespace, name, private, created_at, la
 
 fn repo(row: &AnyRow) -> Result<RepoRow, sqlx::Error> {
     let repo_type: String = get(row, "repo_type")?;
-    let repo_type = RepoType::parse(&repo_type).map_err(|e| sqlx::Error::Decode(e.message.into()))?;
+    let repo_type = crate::names::parse_repo_type(&repo_type).map_err(|e| sqlx::Error::Decode(e.message.into()))?;
     let card: Option<String> = get(row, "card_data")?;
     let tags: String = get(row, "tags")?;
     Ok(RepoRow {
@@ -84,17 +84,23 @@ enum Arg {
     Int(i64),
 }
 
+/// Forgets that a name used to belong to a moved repo.
+async fn drop_redirect(tx: &mut sqlx::Transaction<'_, sqlx::Any>, name: &RepoName) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM repo_redirects WHERE repo_type = $1 AND namespace = $2 AND name = $3")
+        .bind(name.repo_type.as_str())
+        .bind(&name.namespace)
+        .bind(&name.name)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 impl Db {
     pub async fn insert_repo(&self, id: &str, name: &RepoName, private: bool, sha: &str) -> Result<RepoRow, sqlx::Error> {
         let now = now_ms();
         let mut tx = self.pool().begin().await?;
         // A new repo takes the name over from any moved repo that used to answer to it.
-        sqlx::query("DELETE FROM repo_redirects WHERE repo_type = $1 AND namespace = $2 AND name = $3")
-            .bind(name.repo_type.as_str())
-            .bind(&name.namespace)
-            .bind(&name.name)
-            .execute(&mut *tx)
-            .await?;
+        drop_redirect(&mut tx, name).await?;
         let row = sqlx::query(&format!(
             "INSERT INTO repos (id, repo_type, namespace, name, private, created_at, last_modified, sha) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {REPO_COLS}"
@@ -150,12 +156,7 @@ impl Db {
     /// Renames a repo and keeps its old name as a redirect.
     pub async fn move_repo(&self, current: &RepoRow, to: &RepoName) -> Result<(), sqlx::Error> {
         let mut tx = self.pool().begin().await?;
-        sqlx::query("DELETE FROM repo_redirects WHERE repo_type = $1 AND namespace = $2 AND name = $3")
-            .bind(to.repo_type.as_str())
-            .bind(&to.namespace)
-            .bind(&to.name)
-            .execute(&mut *tx)
-            .await?;
+        drop_redirect(&mut tx, to).await?;
         sqlx::query("UPDATE repos SET namespace = $1, name = $2, last_modified = $3 WHERE id = $4")
             .bind(&to.namespace)
             .bind(&to.name)

@@ -171,7 +171,7 @@ pub async fn list(
     uri: Uri,
     q: QueryPairs,
 ) -> ApiResult<Response> {
-    let repo_type = RepoType::from_plural(&t).ok_or_else(|| ApiError::not_found(format!("no route /api/{t}")))?;
+    let repo_type = crate::names::repo_type_from_plural(&t).ok_or_else(|| ApiError::not_found(format!("no route /api/{t}")))?;
     let sort = match q.get("sort").unwrap_or("lastModified") {
         "lastModified" | "last_modified" => RepoSort::LastModified,
         "createdAt" | "created_at" => RepoSort::CreatedAt,

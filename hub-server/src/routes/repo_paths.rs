@@ -35,7 +35,7 @@ async fn route(state: &AppState, req: Request) -> ApiResult<Response> {
     let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     if segs[0] == "api" {
         // e.g. a single-segment id (`/api/models/gpt2`): no such repo here.
-        if segs.len() >= 3 && RepoType::from_plural(segs[1]).is_some() {
+        if segs.len() >= 3 && crate::names::repo_type_from_plural(segs[1]).is_some() {
             return Err(ApiError::repo_not_found(true));
         }
         return Err(ApiError::not_found(format!("no API route {path}")));

@@ -32,7 +32,7 @@ pub struct CreateBody {
 impl RepoRef {
     /// The repo named by a body: `organization` null means the caller's own namespace.
     fn resolve(&self, caller: &Caller) -> ApiResult<RepoName> {
-        let repo_type = RepoType::parse(self.repo_type.as_deref().unwrap_or("model"))?;
+        let repo_type = crate::names::parse_repo_type(self.repo_type.as_deref().unwrap_or("model"))?;
         let name = self.name.as_deref().unwrap_or("");
         let namespace = match (&self.organization, caller.name()) {
             (Some(org), _) => org.clone(),
@@ -96,7 +96,7 @@ pub async fn rename(
     uri: Uri,
     ApiJson(body): ApiJson<MoveBody>,
 ) -> ApiResult<Json<Value>> {
-    let repo_type = RepoType::parse(body.repo_type.as_deref().unwrap_or("model"))?;
+    let repo_type = crate::names::parse_repo_type(body.repo_type.as_deref().unwrap_or("model"))?;
     let from = split_id(repo_type, &body.from_repo)?;
     let to = split_id(repo_type, &body.to_repo)?;
     let row = repos::find_with_role(&state, &caller, &from, &uri, Role::Admin).await?;
