@@ -49,6 +49,7 @@ pub(crate) struct Inner {
     pub max_parallel_chunks: usize,
     pub chunk_size: u64,
     pub single_put_limit: u64,
+    pub parallel_threshold: u64,
     pub progress: Arc<dyn Progress>,
 }
 
@@ -67,6 +68,7 @@ pub struct HubClientBuilder {
     max_parallel_chunks: usize,
     chunk_size: u64,
     single_put_limit: u64,
+    parallel_threshold: u64,
     progress: Arc<dyn Progress>,
 }
 
@@ -99,6 +101,7 @@ impl Default for HubClientBuilder {
             chunk_size: 16 * 1024 * 1024,
             // S3 caps one PUT at 5 GB: larger objects go up in parts.
             single_put_limit: 5_000_000_000,
+            parallel_threshold: env("HUB_PARALLEL_THRESHOLD").and_then(|v| v.parse().ok()).unwrap_or(32 * 1024 * 1024),
             progress: Arc::new(NoProgress),
         }
     }
@@ -141,6 +144,11 @@ impl HubClientBuilder {
         self.single_put_limit = bytes;
         self
     }
+    /// Files at least this large download in parallel ranges; smaller ones in one GET.
+    pub fn parallel_threshold(mut self, bytes: u64) -> Self {
+        self.parallel_threshold = bytes;
+        self
+    }
     pub fn progress(mut self, progress: Arc<dyn Progress>) -> Self {
         self.progress = progress;
         self
@@ -176,6 +184,7 @@ impl HubClientBuilder {
                 max_parallel_chunks: self.max_parallel_chunks,
                 chunk_size: self.chunk_size,
                 single_put_limit: self.single_put_limit,
+                parallel_threshold: self.parallel_threshold,
                 progress: self.progress,
             }),
         })

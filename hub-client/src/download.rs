@@ -22,8 +22,6 @@ pub struct FileMetadata {
     pub size: u64,
 }
 
-/// Files at least this large are fetched in parallel ranges.
-const PARALLEL_THRESHOLD: u64 = 32 * 1024 * 1024;
 const WRITE_BUFFER: usize = 1024 * 1024;
 
 fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -141,13 +139,12 @@ impl Repo {
             // Download by the commit, so every range comes from the same revision.
             let url = self.resolve_url(&meta.commit, path);
             progress.start(path, meta.size);
-            let hashed = if meta.size >= PARALLEL_THRESHOLD {
-                Some(self.download_ranges(&url, &partial, meta.size).await?)
+            let hashed = if meta.size >= self.client.inner.parallel_threshold {
+                self.download_ranges(&url, &partial, meta.size).await?
             } else {
-                self.download_sequential(&url, &partial, meta.size, path).await?;
-                None
+                self.download_sequential(&url, &partial, meta.size, path).await?
             };
-            verify(&partial, path, meta, hashed).await?;
+            verify(&partial, path, meta, &hashed).await?;
             tokio::fs::rename(&partial, &blob).await?;
             let _ = tokio::fs::remove_file(partial.with_extension("incomplete.parts")).await;
         }
@@ -155,8 +152,8 @@ impl Repo {
         Ok(cache.link(&meta.commit, path, &meta.etag)?)
     }
 
-    /// One GET, resuming after whatever an earlier attempt left in `partial`.
-    async fn download_sequential(&self, url: &str, partial: &Path, size: u64, path: &str) -> Result<()> {
+    /// One GET, resuming after whatever an earlier attempt left in `partial`; returns the SHA-256.
+    async fn download_sequential(&self, url: &str, partial: &Path, size: u64, path: &str) -> Result<String> {
         let have = tokio::fs::metadata(partial).await.map(|m| m.len()).unwrap_or(0);
         let mut req = self.client.request(Method::GET, url)?;
         if have > 0 && have < size {
@@ -165,13 +162,21 @@ impl Repo {
         }
         let resp = check(req.send().await?, &self.ctx(path)).await?;
         let resumed = resp.status() == StatusCode::PARTIAL_CONTENT;
+        // Hash while writing: what an earlier attempt left first, then the new bytes.
+        let mut hasher = Sha256::new();
+        if resumed {
+            let file = partial.to_path_buf();
+            hasher = tokio::task::spawn_blocking(move || hash_into(&file, hasher))
+                .await
+                .map_err(|e| HubError::InvalidResponse(e.to_string()))??;
+        }
         let mut file = tokio::fs::OpenOptions::new().create(true).write(true).truncate(!resumed).open(partial).await?;
         if resumed {
             file.seek(std::io::SeekFrom::Start(have)).await?;
         }
-        write_stream(&mut file, resp, &*self.client.inner.progress).await?;
+        write_stream(&mut file, resp, &*self.client.inner.progress, Some(&mut hasher)).await?;
         file.flush().await?;
-        Ok(())
+        Ok(hex::encode(hasher.finalize()))
     }
 
     /// Parallel ranged GETs into one preallocated file. Finished ranges are recorded beside it,
@@ -215,7 +220,7 @@ impl Repo {
                     }
                     let mut file = tokio::fs::OpenOptions::new().write(true).open(partial).await?;
                     file.seek(std::io::SeekFrom::Start(start)).await?;
-                    let written = write_stream(&mut file, resp, &*progress).await?;
+                    let written = write_stream(&mut file, resp, &*progress, None).await?;
                     file.flush().await?;
                     if written != end - start + 1 {
                         return Err(HubError::SizeMismatch { path: url.to_string(), expected: end - start + 1, actual: written });
@@ -338,7 +343,12 @@ fn globs(patterns: &[&str]) -> Result<Option<globset::GlobSet>> {
     b.build().map(Some).map_err(|e| HubError::InvalidResponse(e.to_string()))
 }
 
-async fn write_stream(file: &mut tokio::fs::File, resp: reqwest::Response, progress: &dyn crate::api::Progress) -> Result<u64> {
+async fn write_stream(
+    file: &mut tokio::fs::File,
+    resp: reqwest::Response,
+    progress: &dyn crate::api::Progress,
+    mut hasher: Option<&mut Sha256>,
+) -> Result<u64> {
     let mut stream = resp.bytes_stream();
     let mut buf = Vec::with_capacity(WRITE_BUFFER);
     let mut total = 0u64;
@@ -346,6 +356,9 @@ async fn write_stream(file: &mut tokio::fs::File, resp: reqwest::Response, progr
         let chunk = chunk?;
         total += chunk.len() as u64;
         progress.advance(chunk.len() as u64);
+        if let Some(h) = hasher.as_deref_mut() {
+            h.update(&chunk);
+        }
         buf.extend_from_slice(&chunk);
         if buf.len() >= WRITE_BUFFER {
             file.write_all(&buf).await?;
@@ -400,24 +413,23 @@ async fn hash_in_order(
     Ok(hex::encode(hasher.expect("hasher").finalize()))
 }
 
-fn hash_file(path: PathBuf) -> std::io::Result<String> {
+/// Feeds a whole file to a hasher.
+fn hash_into(path: &Path, mut h: Sha256) -> std::io::Result<Sha256> {
     use std::io::Read;
     let mut f = std::fs::File::open(path)?;
-    let mut h = Sha256::new();
     let mut buf = vec![0u8; 4 * 1024 * 1024];
     loop {
         let n = f.read(&mut buf)?;
         if n == 0 {
-            break;
+            return Ok(h);
         }
         h.update(&buf[..n]);
     }
-    Ok(hex::encode(h.finalize()))
 }
 
 /// Checks size, and SHA-256 when the ETag is one (LFS files), before the blob is published.
-/// `hashed` is the hash already computed while downloading, if any.
-async fn verify(partial: &Path, path: &str, meta: &FileMetadata, hashed: Option<String>) -> Result<()> {
+/// `actual` is the SHA-256 computed while downloading.
+async fn verify(partial: &Path, path: &str, meta: &FileMetadata, actual: &str) -> Result<()> {
     let len = tokio::fs::metadata(partial).await?.len();
     if len != meta.size {
         return Err(HubError::SizeMismatch { path: path.into(), expected: meta.size, actual: len });
@@ -425,16 +437,9 @@ async fn verify(partial: &Path, path: &str, meta: &FileMetadata, hashed: Option<
     if !is_sha256(&meta.etag) {
         return Ok(());
     }
-    let actual = match hashed {
-        Some(h) => h,
-        None => {
-            let file = partial.to_path_buf();
-            tokio::task::spawn_blocking(move || hash_file(file)).await.map_err(|e| HubError::InvalidResponse(e.to_string()))??
-        }
-    };
     if actual != meta.etag.to_ascii_lowercase() {
         let _ = tokio::fs::remove_file(partial).await;
-        return Err(HubError::HashMismatch { path: path.into(), expected: meta.etag.clone(), actual });
+        return Err(HubError::HashMismatch { path: path.into(), expected: meta.etag.clone(), actual: actual.to_string() });
     }
     Ok(())
 }
