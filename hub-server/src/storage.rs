@@ -10,6 +10,7 @@ use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path as StorePath;
 use object_store::{GetOptions, GetRange, GetResultPayload, ObjectStore, PutPayload, WriteMultipart};
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 use std::sync::Arc;
@@ -44,6 +45,15 @@ pub struct Storage {
     local_root: Option<PathBuf>,
     /// The `HUB_STORAGE_URL` that opens this same storage (for git hooks), absolute.
     url: String,
+    /// SHA-256 of local multipart uploads so far, while their parts arrive in order.
+    running: Arc<std::sync::Mutex<HashMap<String, RunningHash>>>,
+}
+
+/// The hash of parts 1..next of an upload; poisoned once a part arrives out of order.
+struct RunningHash {
+    next: u32,
+    hasher: Option<Sha256>,
+    poisoned: bool,
 }
 
 /// S3 copies objects up to 5 GiB in one request; larger ones are re-streamed.
@@ -58,8 +68,10 @@ fn lfs_key(oid: &str) -> StorePath {
     StorePath::from(format!("lfs/{}/{}/{}", &oid[0..2], &oid[2..4], oid))
 }
 
-fn part_key(upload_id: &str, part: u32) -> StorePath {
-    StorePath::from(format!("tmp/parts/{upload_id}/{part:05}"))
+/// The staging file of a local multipart upload and the marker of one of its parts.
+fn local_part_paths(root: &std::path::Path, key: &str, part: u32) -> (PathBuf, PathBuf) {
+    let dir = root.join("tmp").join("multipart");
+    (dir.join(format!("{key}.bin")), dir.join(format!("{key}.{part:05}.done")))
 }
 
 fn native_key(key: &str) -> StorePath {
@@ -93,14 +105,20 @@ impl Storage {
         let root = root.canonicalize()?;
         let store = LocalFileSystem::new_with_prefix(&root)?;
         let url = format!("file://{}", root.display());
-        Ok(Storage { store: Arc::new(store), native_multipart: None, local_root: Some(root), url })
+        Ok(Storage { store: Arc::new(store), native_multipart: None, local_root: Some(root), url, running: Default::default() })
     }
 
     /// `s3://bucket`, configured by the standard `AWS_*` variables (endpoint, region, keys,
     /// `AWS_ALLOW_HTTP`, `AWS_VIRTUAL_HOSTED_STYLE_REQUEST`; path-style by default).
     pub fn s3(bucket: &str) -> anyhow::Result<Storage> {
         let s3 = Arc::new(AmazonS3Builder::from_env().with_bucket_name(bucket).build()?);
-        Ok(Storage { store: s3.clone(), native_multipart: Some(s3), local_root: None, url: format!("s3://{bucket}") })
+        Ok(Storage {
+            store: s3.clone(),
+            native_multipart: Some(s3),
+            local_root: None,
+            url: format!("s3://{bucket}"),
+            running: Default::default(),
+        })
     }
 
     /// The storage a `HUB_STORAGE_URL` names (`file:///path`, `s3://bucket`), or local disk
@@ -250,15 +268,16 @@ impl Storage {
         }
     }
 
-    /// Stores part `part` (1-based) of exactly `size` bytes; returns its ETag.
-    pub async fn put_part<S, E>(&self, upload_id: &str, part: u32, size: u64, body: S) -> Result<String, PutError>
+    /// Stores part `part` (1-based) of exactly `size` bytes at `offset` of an upload of `total`
+    /// bytes; returns its ETag.
+    pub async fn put_part<S, E>(&self, upload_id: &str, part: u32, offset: u64, size: u64, total: u64, body: S) -> Result<String, PutError>
     where
         S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
         E: std::fmt::Display,
     {
         let upload = UploadRef::parse(upload_id).ok_or_else(|| PutError::Body("malformed upload id".into()))?;
-        match (&self.native_multipart, &upload.native_id) {
-            (Some(mp), Some(id)) => {
+        match (&self.native_multipart, &upload.native_id, &self.local_root) {
+            (Some(mp), Some(id), _) => {
                 // A native part is sent in one request: buffer it (parts are bounded by the part size).
                 let mut buf = bytes::BytesMut::new();
                 let mut body = body;
@@ -276,28 +295,97 @@ impl Storage {
                 let part_id = mp.put_part(&native_key(&upload.key), &id, part as usize - 1, PutPayload::from(buf.freeze())).await?;
                 Ok(part_id.content_id)
             }
-            _ => {
-                let key = part_key(&upload.key, part);
-                let (actual, sha) = self.stage(&key, body, Some(size), None).await?;
-                if actual != size {
-                    let _ = self.store.delete(&key).await;
-                    return Err(PutError::SizeMismatch { expected: size, actual });
-                }
-                Ok(sha)
-            }
+            (_, None, Some(root)) => self.put_local_part(root, &upload.key, part, offset, size, total, body).await,
+            _ => Err(PutError::Body("this upload id does not belong to this storage".into())),
         }
     }
 
-    /// Whether a part of a staged (non-native) upload exists.
+    /// Local disk: every part lands at its offset in one staging file, hashed on the way in
+    /// when parts come in order (huggingface_hub sends them one after another), so completing
+    /// is a rename.
+    #[allow(clippy::too_many_arguments)]
+    async fn put_local_part<S, E>(
+        &self,
+        root: &std::path::Path,
+        key: &str,
+        part: u32,
+        offset: u64,
+        size: u64,
+        total: u64,
+        body: S,
+    ) -> Result<String, PutError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
+        E: std::fmt::Display,
+    {
+        use tokio::io::{AsyncSeekExt, AsyncWriteExt};
+        let (staging, marker) = local_part_paths(root, key, part);
+        tokio::fs::create_dir_all(staging.parent().expect("staging dir")).await.map_err(|e| PutError::Body(e.to_string()))?;
+        let io = |e: std::io::Error| PutError::Body(e.to_string());
+        let mut file = tokio::fs::OpenOptions::new().create(true).write(true).truncate(false).open(&staging).await.map_err(io)?;
+        if file.metadata().await.map_err(io)?.len() < total {
+            file.set_len(total).await.map_err(io)?;
+        }
+        file.seek(std::io::SeekFrom::Start(offset)).await.map_err(io)?;
+        let mut hasher = {
+            let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+            let entry =
+                running.entry(key.to_string()).or_insert_with(|| RunningHash { next: 1, hasher: Some(Sha256::new()), poisoned: false });
+            if !entry.poisoned && entry.next == part && entry.hasher.is_some() {
+                entry.hasher.take()
+            } else {
+                entry.poisoned = true;
+                None
+            }
+        };
+        let mut written = 0u64;
+        let mut body = body;
+        let result: Result<(), PutError> = async {
+            let mut buf = Vec::with_capacity(1024 * 1024);
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.map_err(|e| PutError::Body(e.to_string()))?;
+                written += chunk.len() as u64;
+                if written > size {
+                    return Err(PutError::SizeMismatch { expected: size, actual: written });
+                }
+                if let Some(h) = hasher.as_mut() {
+                    h.update(&chunk);
+                }
+                buf.extend_from_slice(&chunk);
+                if buf.len() >= 1024 * 1024 {
+                    file.write_all(&buf).await.map_err(io)?;
+                    buf.clear();
+                }
+            }
+            file.write_all(&buf).await.map_err(io)?;
+            file.flush().await.map_err(io)?;
+            if written != size {
+                return Err(PutError::SizeMismatch { expected: size, actual: written });
+            }
+            tokio::fs::write(&marker, b"").await.map_err(io)
+        }
+        .await;
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(entry) = running.get_mut(key) {
+            match (result.is_ok(), hasher) {
+                (true, Some(h)) => {
+                    entry.hasher = Some(h);
+                    entry.next += 1;
+                }
+                (_, Some(_)) | (false, None) => entry.poisoned = true,
+                (true, None) => {}
+            }
+        }
+        result.map(|()| format!("{part}-{size}"))
+    }
+
+    /// Whether a part of a local upload is stored (native parts are checked by the store).
     pub async fn part_exists(&self, upload_id: &str, part: u32) -> Result<bool, object_store::Error> {
         let Some(upload) = UploadRef::parse(upload_id) else { return Ok(false) };
-        if upload.native_id.is_some() {
-            return Ok(true); // the store checks native parts when completing
-        }
-        match self.store.head(&part_key(&upload.key, part)).await {
-            Ok(_) => Ok(true),
-            Err(object_store::Error::NotFound { .. }) => Ok(false),
-            Err(e) => Err(e),
+        match (&upload.native_id, &self.local_root) {
+            (Some(_), _) => Ok(true),
+            (None, Some(root)) => Ok(local_part_paths(root, &upload.key, part).1.exists()),
+            (None, None) => Ok(false),
         }
     }
 
@@ -306,8 +394,8 @@ impl Storage {
     pub async fn complete_multipart(&self, upload_id: &str, etags: Vec<String>, oid: &str, expected_size: u64) -> Result<(), PutError> {
         let upload = UploadRef::parse(upload_id).ok_or_else(|| PutError::Body("malformed upload id".into()))?;
         let count = etags.len() as u32;
-        match (&self.native_multipart, &upload.native_id) {
-            (Some(mp), Some(id)) => {
+        match (&self.native_multipart, &upload.native_id, &self.local_root) {
+            (Some(mp), Some(id), _) => {
                 let tmp = native_key(&upload.key);
                 let parts = etags.into_iter().map(|content_id| PartId { content_id }).collect();
                 // Not aborted on failure: the client may still upload missing parts and retry.
@@ -318,23 +406,54 @@ impl Storage {
                 let _ = self.store.delete(&tmp).await;
                 result
             }
-            _ => {
-                let store = self.store.clone();
-                let key = upload.key.clone();
-                let parts = futures::stream::iter(1..=count)
-                    .then(move |n| {
-                        let store = store.clone();
-                        let key = part_key(&key, n);
-                        async move { store.get(&key).await.map(|r| r.into_stream()) }
-                    })
-                    .try_flatten()
-                    .boxed();
-                let result = self.put_verified(oid, expected_size, parts).await;
+            (_, None, Some(root)) => {
+                let (staging, _) = local_part_paths(root, &upload.key, 1);
+                let running = self.running.lock().unwrap_or_else(|e| e.into_inner()).remove(&upload.key);
+                let known = running.filter(|r| !r.poisoned && r.next == count + 1).and_then(|r| r.hasher);
+                let path = staging.clone();
+                let checked = tokio::task::spawn_blocking(move || -> std::io::Result<(u64, String)> {
+                    let len = std::fs::metadata(&path)?.len();
+                    let sha = match known {
+                        Some(h) => h,
+                        None => {
+                            // Parts came out of order (or to another process): read the file back.
+                            use std::io::Read;
+                            let mut f = std::fs::File::open(&path)?;
+                            let mut h = Sha256::new();
+                            let mut buf = vec![0u8; 4 * 1024 * 1024];
+                            loop {
+                                let n = f.read(&mut buf)?;
+                                if n == 0 {
+                                    break h;
+                                }
+                                h.update(&buf[..n]);
+                            }
+                        }
+                    };
+                    Ok((len, hex::encode(sha.finalize())))
+                })
+                .await
+                .map_err(|e| PutError::Body(e.to_string()))?
+                .map_err(|e| PutError::Body(e.to_string()))?;
+                let verdict = if checked.0 != expected_size {
+                    Err(PutError::SizeMismatch { expected: expected_size, actual: checked.0 })
+                } else if checked.1 != oid {
+                    Err(PutError::HashMismatch { expected: oid.to_string(), actual: checked.1 })
+                } else {
+                    let target = root.join(lfs_key(oid).as_ref());
+                    let moved = async {
+                        tokio::fs::create_dir_all(target.parent().expect("object dir")).await?;
+                        tokio::fs::rename(&staging, &target).await
+                    };
+                    moved.await.map_err(|e| PutError::Body(e.to_string()))
+                };
+                let _ = tokio::fs::remove_file(&staging).await;
                 for n in 1..=count {
-                    let _ = self.store.delete(&part_key(&upload.key, n)).await;
+                    let _ = tokio::fs::remove_file(local_part_paths(root, &upload.key, n).1).await;
                 }
-                result
+                verdict
             }
+            _ => Err(PutError::Body("this upload id does not belong to this storage".into())),
         }
     }
 

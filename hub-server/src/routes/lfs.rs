@@ -63,7 +63,9 @@ pub async fn put_part(
     }
     let expected = if part < parts { chunk } else { size - chunk * (parts - 1) };
     let storage = state.storage.clone();
-    let etag = detached(async move { storage.put_part(&upload, part as u32, expected, body.into_data_stream()).await }).await?;
+    let offset = (part - 1) * chunk;
+    let etag =
+        detached(async move { storage.put_part(&upload, part as u32, offset, expected, size, body.into_data_stream()).await }).await?;
     let mut resp = Json(json!({})).into_response();
     let etag = if etag.starts_with('"') { etag } else { format!("\"{etag}\"") };
     if let Ok(v) = HeaderValue::from_str(&etag) {
