@@ -41,7 +41,7 @@ def table(size_mb, small_files, total_bytes, rust_down, py_down, rust_up, py_up)
         print(fmt.format(name, f"{rust:.2f}", f"{mb / rust:.1f}", f"{py:.2f}", f"{mb / py:.1f}", f"{py / rust:.2f}×"))
     print("targets: download ≥ 2.0×, upload ≥ 1.5×")
     print("(speedup = huggingface_hub time / hub-client time; hub-client times include its process")
-    print(" start-up, huggingface_hub times only the library call; downloads: best of BENCH_ROUNDS cold runs)")
+    print(" start-up, huggingface_hub times only the library call; best of BENCH_ROUNDS runs each,\n downloads from an empty cache, uploads into a fresh hub)")
 
 
 if __name__ == "__main__":
