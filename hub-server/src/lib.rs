@@ -14,6 +14,7 @@ pub mod extract;
 pub mod git;
 pub mod hooks;
 pub mod lfs;
+pub mod markdown;
 pub mod names;
 pub mod repos;
 pub mod routes;

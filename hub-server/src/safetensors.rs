@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 /// Headers beyond this are not read (the format caps them at 100 MB).
 const MAX_HEADER: u64 = 100 * 1024 * 1024;
 
-/// Parameters per dtype (`{"F32": n}`), or None when the object is not a readable safetensors file.
-pub async fn parameter_counts(storage: &Storage, oid: &str, size: u64) -> Option<BTreeMap<String, u64>> {
+/// The JSON header of a safetensors object, read by range (never the tensor data).
+async fn read_header(storage: &Storage, oid: &str, size: u64) -> Option<bytes::Bytes> {
     if size < 8 {
         return None;
     }
@@ -16,8 +16,20 @@ pub async fn parameter_counts(storage: &Storage, oid: &str, size: u64) -> Option
     if n == 0 || n > MAX_HEADER || 8 + n > size {
         return None;
     }
-    let header = storage.read_range(oid, 8..8 + n).await.ok()?;
-    count_parameters(&header)
+    storage.read_range(oid, 8..8 + n).await.ok()
+}
+
+/// Parameters per dtype (`{"F32": n}`), or None when the object is not a readable safetensors file.
+pub async fn parameter_counts(storage: &Storage, oid: &str, size: u64) -> Option<BTreeMap<String, u64>> {
+    count_parameters(&read_header(storage, oid, size).await?)
+}
+
+/// Parameters per dtype and the number of tensors (for the web page).
+pub async fn summary(storage: &Storage, oid: &str, size: u64) -> Option<(BTreeMap<String, u64>, usize)> {
+    let header = read_header(storage, oid, size).await?;
+    let tensors =
+        serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&header).ok()?.keys().filter(|k| *k != "__metadata__").count();
+    Some((count_parameters(&header)?, tensors))
 }
 
 pub fn count_parameters(header: &[u8]) -> Option<BTreeMap<String, u64>> {

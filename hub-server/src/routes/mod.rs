@@ -7,6 +7,7 @@ mod misc;
 mod refs;
 mod repo_paths;
 mod repos;
+pub mod web;
 
 use crate::app::AppState;
 use axum::routing::{get, post, put};
@@ -18,6 +19,11 @@ pub fn router(state: AppState) -> Router {
     let repo = "/api/{t}/{ns}/{name}";
     Router::new()
         .route("/health", get(misc::health))
+        .route("/static/style.css", get(web::stylesheet))
+        .route("/", get(web_list))
+        .route("/models", get(web_list))
+        .route("/datasets", get(web_list))
+        .route("/spaces", get(web_list))
         .route("/api/whoami-v2", get(misc::whoami))
         .route("/api/validate-yaml", post(misc::validate_yaml))
         .route("/api/agent-harnesses", get(misc::agent_harnesses))
@@ -53,6 +59,25 @@ pub fn router(state: AppState) -> Router {
                 .layer(PropagateRequestIdLayer::x_request_id()),
         )
         .with_state(state)
+}
+
+/// The listing pages: `/` and `/models` list models.
+async fn web_list(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    headers: axum::http::HeaderMap,
+    uri: axum::http::Uri,
+) -> axum::response::Response {
+    let repo_type = match uri.path() {
+        "/datasets" => crate::names::RepoType::Dataset,
+        "/spaces" => crate::names::RepoType::Space,
+        _ => crate::names::RepoType::Model,
+    };
+    let auth = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let result = match crate::auth::authenticate(&state, auth).await {
+        Ok(caller) => web::list(&state, &caller, repo_type, &uri).await,
+        Err(e) => Err(e),
+    };
+    result.unwrap_or_else(web::error_page)
 }
 
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ`, the only form Python's parser accepts.

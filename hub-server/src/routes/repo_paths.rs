@@ -45,7 +45,7 @@ async fn route(state: &AppState, req: Request) -> ApiResult<Response> {
         "spaces" => (RepoType::Space, &segs[1..]),
         _ => (RepoType::Model, &segs[..]),
     };
-    if rest.len() < 3 {
+    if rest.len() < 2 || rest[1].is_empty() {
         return Err(ApiError::not_found(format!("no route {path}")));
     }
     let ns = rest[0];
@@ -88,7 +88,49 @@ async fn route(state: &AppState, req: Request) -> ApiResult<Response> {
             let caller = authenticate(state, auth).await.map_err(lfs_challenge)?;
             verify(state, &caller, &repo, &parts.uri, body).await.map_err(lfs_challenge)
         }
+        _ if method == Method::GET => {
+            let caller = authenticate(state, auth).await.map_err(super::web::error_page);
+            let caller = match caller {
+                Ok(c) => c,
+                Err(page) => return Ok(page),
+            };
+            Ok(web_page(state, &caller, &repo, &parts, &rest[2..]).await.unwrap_or_else(super::web::error_page))
+        }
         _ => Err(ApiError::not_found(format!("no route {path}"))),
+    }
+}
+
+/// The web pages under a repo's path.
+async fn web_page(
+    state: &AppState,
+    caller: &Caller,
+    repo: &RepoName,
+    parts: &axum::http::request::Parts,
+    rest: &[&str],
+) -> ApiResult<Response> {
+    use super::web;
+    let uri = &parts.uri;
+    let base = state.base_url(&parts.headers);
+    match rest {
+        [] => web::repo_page(state, caller, repo, uri, &base).await,
+        ["tree", rev, dir @ ..] => web::tree(state, caller, repo, uri, &decode(rev)?, &decode(&dir.join("/"))?).await,
+        ["tree-select"] => {
+            // The revision selector without script: a GET form that lands here.
+            let q = crate::extract::QueryPairs::parse(uri.query());
+            let rev = q.get("rev").unwrap_or("main");
+            let dir = q.get("path").unwrap_or("");
+            let to = format!(
+                "/{}/tree/{}/{}",
+                repo.web_path(),
+                percent_encoding::utf8_percent_encode(rev, percent_encoding::NON_ALPHANUMERIC),
+                dir
+            );
+            Ok((StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response())
+        }
+        ["blob", rev, file @ ..] if !file.is_empty() => web::blob(state, caller, repo, uri, &decode(rev)?, &decode(&file.join("/"))?).await,
+        ["commits", rev] => web::commits(state, caller, repo, uri, &decode(rev)?).await,
+        ["commit", sha] => web::commit(state, caller, repo, uri, &decode(sha)?).await,
+        _ => Err(ApiError::not_found("no such page")),
     }
 }
 

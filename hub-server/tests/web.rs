@@ -1,0 +1,92 @@
+//! The web pages: status and key content of each, the privacy rules, and hostile cards.
+#![allow(clippy::unwrap_used)] // test bodies run through backend_tests!, outside #[test] fns
+
+mod common;
+
+use axum::http::StatusCode;
+use common::*;
+
+fn html(r: &Reply) -> String {
+    String::from_utf8(r.body.to_vec()).unwrap()
+}
+
+async fn pages_show_repos_cards_files_and_history(hub: TestHub) {
+    let repo = hub.create_repo("demo", false).await;
+    let readme = "---\nlicense: apache-2.0\npipeline_tag: fill-mask\nlibrary_name: transformers\n---\n# Demo model\n\n| metric | value |\n|---|---|\n| acc | 0.9 |\n\n![plot](images/plot.png) [config](config.json)\n";
+    let r = hub
+        .commit_lines(
+            &repo,
+            &[
+                header_line("Add card"),
+                file_line("README.md", readme.as_bytes()),
+                file_line("config.json", b"{\"hidden_size\": 8}"),
+                file_line("src/train.py", b"print('hi')\n"),
+            ],
+        )
+        .await;
+    let commit = r.json()["commitOid"].as_str().unwrap().to_string();
+
+    let home = hub.get("/", None).await;
+    assert_eq!(home.status, StatusCode::OK);
+    assert!(html(&home).contains("alice/demo"));
+    let filtered = html(&hub.get("/models?pipeline_tag=fill-mask&library=transformers&license=apache-2.0", None).await);
+    assert!(filtered.contains("alice/demo"));
+    assert!(!html(&hub.get("/models?pipeline_tag=text-generation", None).await).contains("alice/demo"));
+    assert!(html(&hub.get("/models?search=dem", None).await).contains("alice/demo"));
+
+    let page = html(&hub.get(&format!("/{repo}"), None).await);
+    assert!(page.contains("<h1>Demo model</h1>"), "the card is rendered");
+    assert!(page.contains("<table>") && page.contains("acc"));
+    assert!(page.contains("src=\"/alice/demo/resolve/main/images/plot.png\""), "relative images resolve to the repo");
+    assert!(page.contains("href=\"/alice/demo/blob/main/config.json\""));
+    assert!(page.contains("license: apache-2.0"));
+    let quoted_id = |s: &str| ["&quot;", "&#34;", "\""].iter().any(|q| s.contains(&format!("from_pretrained({q}alice/demo{q})")));
+    assert!(quoted_id(&page), "a Use-this-model snippet names the repo");
+    assert!(page.contains("git clone http://hub.test/alice/demo"));
+
+    let tree = html(&hub.get(&format!("/{repo}/tree/main"), None).await);
+    assert!(tree.contains("config.json") && tree.contains("src") && tree.contains("Add card"));
+    let sub = html(&hub.get(&format!("/{repo}/tree/main/src"), None).await);
+    assert!(sub.contains("train.py"));
+    let file = html(&hub.get(&format!("/{repo}/blob/main/src/train.py"), None).await);
+    assert!(file.contains("print(&#x27;hi&#x27;)") || file.contains("print(&#39;hi&#39;)"), "{file}");
+    let history = html(&hub.get(&format!("/{repo}/commits/main"), None).await);
+    assert!(history.contains("Add card") && history.contains("initial commit"));
+    let diff = html(&hub.get(&format!("/{repo}/commit/{commit}"), None).await);
+    assert!(diff.contains("+print(&#x27;hi&#x27;)") || diff.contains("+print(&#39;hi&#39;)"), "{diff}");
+    let at_commit = hub.get(&format!("/{repo}/tree/{}", &commit[..10]), None).await;
+    assert_eq!(at_commit.status, StatusCode::OK);
+
+    for missing in [format!("/{repo}/tree/nope"), format!("/{repo}/blob/main/none.txt"), "/alice/none".to_string()] {
+        let r = hub.get(&missing, None).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{missing}");
+        assert!(html(&r).contains("<html"), "errors are pages");
+    }
+    let css = hub.get("/static/style.css", None).await;
+    assert_eq!(css.header("content-type"), Some("text/css; charset=utf-8"));
+}
+
+async fn private_repos_are_404_pages(hub: TestHub) {
+    let repo = hub.create_repo("secret", true).await;
+    for url in [format!("/{repo}"), format!("/{repo}/tree/main"), format!("/{repo}/commits/main")] {
+        assert_eq!(hub.get(&url, None).await.status, StatusCode::NOT_FOUND, "{url}");
+        assert_eq!(hub.get(&url, Some(&hub.bob)).await.status, StatusCode::NOT_FOUND, "{url}");
+        assert_eq!(hub.get(&url, Some(&hub.alice)).await.status, StatusCode::OK, "{url}");
+    }
+    assert!(!html(&hub.get("/models", None).await).contains("alice/secret"));
+    assert!(html(&hub.get("/models", Some(&hub.alice)).await).contains("alice/secret"));
+}
+
+async fn hostile_cards_render_inert(hub: TestHub) {
+    let repo = hub.create_repo("hostile", false).await;
+    let card = "# Hi\n\n<script>alert('x')</script>\n\n<img src=x onerror=\"alert(1)\">\n\n[click](javascript:alert(2))\n\n<iframe src=\"https://evil.example\"></iframe>\n";
+    hub.commit_lines(&repo, &[header_line("card"), file_line("README.md", card.as_bytes())]).await;
+    let page = html(&hub.get(&format!("/{repo}"), None).await);
+    let card_html = page.split("<article class=\"card\">").nth(1).unwrap().split("</article>").next().unwrap();
+    for bad in ["<script", "onerror", "javascript:", "<iframe"] {
+        assert!(!card_html.contains(bad), "{bad} survived in {card_html}");
+    }
+    assert!(!page.contains("<script"), "no script anywhere on the page");
+}
+
+backend_tests!(pages_show_repos_cards_files_and_history, private_repos_are_404_pages, hostile_cards_render_inert);
