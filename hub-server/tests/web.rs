@@ -33,6 +33,8 @@ async fn pages_show_repos_cards_files_and_history(hub: TestHub) {
     assert!(filtered.contains("alice/demo"));
     assert!(!html(&hub.get("/models?pipeline_tag=text-generation", None).await).contains("alice/demo"));
     assert!(html(&hub.get("/models?search=dem", None).await).contains("alice/demo"));
+    assert!(html(&hub.get("/models?author=alice", None).await).contains("alice/demo"));
+    assert!(!html(&hub.get("/models?author=bob", None).await).contains("alice/demo"));
 
     let page = html(&hub.get(&format!("/{repo}"), None).await);
     assert!(page.contains("<h1>Demo model</h1>"), "the card is rendered");

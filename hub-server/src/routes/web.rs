@@ -92,6 +92,7 @@ struct RepoCard {
 struct ListPage {
     heading: String,
     search: Option<String>,
+    author: Option<String>,
     pipeline_tag: Option<String>,
     library: Option<String>,
     license: Option<String>,
@@ -122,6 +123,7 @@ pub async fn list(state: &AppState, caller: &Caller, repo_type: RepoType, uri: &
     let q = crate::extract::QueryPairs::parse(uri.query());
     let get = |k: &str| q.get(k).filter(|v| !v.is_empty()).map(str::to_string);
     let (search, pipeline_tag, library, license, tag) = (get("search"), get("pipeline_tag"), get("library"), get("license"), get("tag"));
+    let author = get("author").filter(|a| crate::names::validate_name("author", a).is_ok());
     let sort = get("sort").unwrap_or_else(|| "downloads".into());
     let page_no = q.number("p")?.unwrap_or(0) as i64;
     let mut tags: Vec<String> = Vec::new();
@@ -131,7 +133,7 @@ pub async fn list(state: &AppState, caller: &Caller, repo_type: RepoType, uri: &
     let query = RepoQuery {
         repo_type,
         search: search.clone(),
-        author: None,
+        author: author.clone(),
         tags,
         pipeline_tag: pipeline_tag.clone(),
         sort: match sort.as_str() {
@@ -158,6 +160,7 @@ pub async fn list(state: &AppState, caller: &Caller, repo_type: RepoType, uri: &
     page(ListPage {
         heading: heading.into(),
         search,
+        author,
         pipeline_tag,
         library,
         license,
