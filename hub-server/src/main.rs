@@ -29,6 +29,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { bind } => {
             state.storage.sweep_staging();
+            let reconciling = state.clone();
+            tokio::spawn(async move {
+                match hub_server::repos::reconcile_heads(&reconciling).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!("recorded the git heads of {n} repos the database was behind on"),
+                    Err(e) => tracing::warn!(error = %e, "could not reconcile repo heads"),
+                }
+            });
             let listener = tokio::net::TcpListener::bind(bind).await?;
             tracing::info!("hub listening on http://{}", listener.local_addr()?);
             axum::serve(listener, routes::router(state)).with_graceful_shutdown(shutdown()).await?;

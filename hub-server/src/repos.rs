@@ -160,6 +160,30 @@ pub async fn rename(state: &AppState, caller: &Caller, row: &RepoRow, to: &RepoN
     }
 }
 
+/// Brings the metadata of every repo in line with its git head. A process killed between moving
+/// a ref and recording it (or a push that bypassed the hub) leaves the database behind; git is
+/// the truth, so nothing is lost. Run at start, in the background.
+pub async fn reconcile_heads(state: &AppState) -> ApiResult<usize> {
+    let mut fixed = 0;
+    for (id, recorded) in state.db.repo_heads().await? {
+        let head = state
+            .with_git(&id, |g| {
+                let Some(head) = git::branch_head(g, &git::default_branch(g)) else { return Ok(None) };
+                Ok(Some(head))
+            })
+            .await;
+        let Ok(Some(head)) = head else { continue };
+        if recorded.as_deref() == Some(head.to_string().as_str()) {
+            continue;
+        }
+        let readme = state.with_git(&id, move |g| Ok(git::read_file(g, head, "README.md")?)).await?;
+        let meta = crate::card::card_meta(readme.as_deref().map(String::from_utf8_lossy).as_deref());
+        state.db.record_head(&id, &head.to_string(), &meta).await?;
+        fixed += 1;
+    }
+    Ok(fixed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -193,7 +193,28 @@ async fn pull_requests_and_super_squash(hub: TestHub) {
     assert_eq!(hub.files(&repo).await, [".gitattributes", "two.txt"]);
 }
 
+/// A ref moved behind the database's back (a crash between the two) is picked up at start.
+async fn metadata_catches_up_with_git(hub: TestHub) {
+    let repo = hub.create_repo("behind", false).await;
+    let readme = "---\npipeline_tag: summarization\n---\n# x\n";
+    hub.commit_lines(&repo, &[header_line("card"), file_line("README.md", readme.as_bytes())]).await;
+    let row = hub
+        .state
+        .db
+        .find_repo(&hub_server::names::RepoName::new(hub_server::names::RepoType::Model, "alice", "behind").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    // Simulate the crash: the database forgets the last head.
+    hub.state.db.record_head(&row.id, "0000000000000000000000000000000000000000", &Default::default()).await.unwrap();
+    assert!(hub.get("/api/models?pipeline_tag=summarization", None).await.json().as_array().unwrap().is_empty());
+    assert_eq!(hub_server::repos::reconcile_heads(&hub.state).await.unwrap(), 1);
+    assert_eq!(hub.get("/api/models?pipeline_tag=summarization", None).await.json()[0]["id"], repo.as_str());
+    assert_eq!(hub_server::repos::reconcile_heads(&hub.state).await.unwrap(), 0);
+}
+
 backend_tests!(
+    metadata_catches_up_with_git,
     a_private_repo_answers_exactly_as_a_missing_one,
     writes_need_the_right_role,
     create_conflicts_carry_the_url_and_moves_redirect,

@@ -214,6 +214,12 @@ impl Db {
         Ok(())
     }
 
+    /// Every repo's id and recorded head of its default branch.
+    pub async fn repo_heads(&self) -> Result<Vec<(String, Option<String>)>, sqlx::Error> {
+        let rows = sqlx::query("SELECT id, sha FROM repos").fetch_all(self.pool()).await?;
+        rows.iter().map(|r| Ok((get(r, "id")?, get(r, "sha")?))).collect()
+    }
+
     pub async fn count_download(&self, id: &str) -> Result<(), sqlx::Error> {
         sqlx::query("UPDATE repos SET downloads = downloads + 1 WHERE id = $1").bind(id).execute(self.pool()).await?;
         Ok(())
