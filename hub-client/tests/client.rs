@@ -418,3 +418,40 @@ fn the_cli_end_to_end() {
     assert_eq!(code, 0);
     assert!(help.contains("download") && help.contains("HF_ENDPOINT"));
 }
+
+/// hf-hub 0.4 (what candle, tokenizers and most Rust ML crates pin) against our hub, unmodified:
+/// its `Range: bytes=0-0` metadata probe, parallel ranged downloads ending one byte past EOF,
+/// `info()` with `sha` and `siblings`, and a cache huggingface_hub and hub-client share.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hf_hub_0_4_downloads_from_our_hub() {
+    let hub = Hub::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let client = hub.client(&tmp.path().join("up"));
+    client.create_repo(RepoType::Model, "alice/candle", false, false).await.unwrap();
+    let weights = random_bytes(25 * 1024 * 1024 + 17, 11);
+    write(tmp.path(), "src/model.safetensors", &weights);
+    write(tmp.path(), "src/config.json", b"{\"model_type\": \"bert\"}");
+    write(tmp.path(), "src/empty.txt", b"");
+    let commit = client.model("alice/candle").upload_folder(&tmp.path().join("src"), "", "weights").await.unwrap();
+
+    let cache = tmp.path().join("hf-hub-cache");
+    let api = hf_hub::api::tokio::ApiBuilder::new()
+        .with_endpoint(hub.url.clone())
+        .with_cache_dir(cache.clone())
+        .with_token(Some(hub.token.clone()))
+        .with_progress(false)
+        .with_chunk_size(Some(4 * 1024 * 1024))
+        .build()
+        .unwrap();
+    let repo = api.model("alice/candle".to_string());
+    let info = repo.info().await.unwrap();
+    assert_eq!(info.sha, commit.commit);
+    assert!(info.siblings.iter().any(|s| s.rfilename == "model.safetensors"));
+    assert_eq!(std::fs::read(repo.get("model.safetensors").await.unwrap()).unwrap(), weights);
+    assert_eq!(std::fs::read(repo.get("config.json").await.unwrap()).unwrap(), b"{\"model_type\": \"bert\"}");
+    assert_eq!(std::fs::read(repo.get("empty.txt").await.unwrap()).unwrap(), b"");
+
+    // hub-client reads what hf-hub cached, offline.
+    let offline = HubClient::builder().endpoint("http://127.0.0.1:9").cache_dir(&cache).offline(true).build().unwrap();
+    assert_eq!(std::fs::read(offline.model("alice/candle").get("model.safetensors").await.unwrap()).unwrap(), weights);
+}
