@@ -19,6 +19,8 @@ pub struct Inner {
     pub settings: Settings,
     /// HMAC key for self-authenticating LFS transfer URLs.
     pub secret: Vec<u8>,
+    /// Recent failed web logins per username (rate limiting).
+    pub login_failures: Mutex<HashMap<String, Vec<std::time::Instant>>>,
     /// Serializes writes to one repository within this process.
     repo_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -44,7 +46,15 @@ impl AppState {
             Some(s) => s.as_bytes().to_vec(),
             None => load_or_create_secret(&settings.data_dir.join("secret"))?,
         };
-        Ok(AppState(Arc::new(Inner { db, storage, git, settings, secret, repo_locks: Mutex::new(HashMap::new()) })))
+        Ok(AppState(Arc::new(Inner {
+            db,
+            storage,
+            git,
+            settings,
+            secret,
+            login_failures: Mutex::new(HashMap::new()),
+            repo_locks: Mutex::new(HashMap::new()),
+        })))
     }
 
     /// The base URL clients reach us on: configured, or from the request's Host header.

@@ -41,6 +41,10 @@ pub struct Settings {
     #[arg(long, env = "HUB_GIT_HOOK_BIN", global = true, hide = true)]
     pub git_hook_bin: Option<PathBuf>,
 
+    /// Whether anyone may create an account from the web UI's sign-up page.
+    #[arg(long, env = "HUB_ALLOW_SIGNUP", global = true, default_value_t = true, action = clap::ArgAction::Set)]
+    pub allow_signup: bool,
+
     /// Log as JSON lines instead of text.
     #[arg(long, env = "HUB_LOG_JSON", global = true)]
     pub log_json: bool,

@@ -19,6 +19,7 @@ pub mod names;
 pub mod repos;
 pub mod routes;
 pub mod safetensors;
+pub mod sessions;
 pub mod storage;
 
 pub use app::AppState;

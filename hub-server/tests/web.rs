@@ -92,3 +92,112 @@ async fn hostile_cards_render_inert(hub: TestHub) {
 }
 
 backend_tests!(pages_show_repos_cards_files_and_history, private_repos_are_404_pages, hostile_cards_render_inert);
+
+/// A browser: keeps the session cookie and reads CSRF tokens out of forms.
+struct Browser<'a> {
+    hub: &'a TestHub,
+    cookie: Option<String>,
+}
+
+impl<'a> Browser<'a> {
+    fn new(hub: &'a TestHub) -> Self {
+        Browser { hub, cookie: None }
+    }
+
+    async fn request(&mut self, method: &str, url: &str, form: Option<&[(&str, &str)]>) -> Reply {
+        let mut req = axum::http::Request::builder().method(method).uri(url);
+        if let Some(c) = &self.cookie {
+            req = req.header("cookie", c.clone());
+        }
+        let body = match form {
+            Some(fields) => {
+                req = req.header("content-type", "application/x-www-form-urlencoded");
+                form_urlencoded::Serializer::new(String::new()).extend_pairs(fields.iter()).finish()
+            }
+            None => String::new(),
+        };
+        let r = self.hub.send(req.body(axum::body::Body::from(body)).unwrap()).await;
+        if let Some(set) = r.header("set-cookie") {
+            let pair = set.split(';').next().unwrap().to_string();
+            self.cookie = if pair.ends_with('=') { None } else { Some(pair) };
+        }
+        r
+    }
+
+    async fn get(&mut self, url: &str) -> Reply {
+        self.request("GET", url, None).await
+    }
+
+    /// The CSRF token of the form on a page.
+    async fn csrf(&mut self, url: &str) -> String {
+        let page = html(&self.get(url).await);
+        let at = page.find("name=\"csrf\" value=\"").expect("a form with a CSRF token") + "name=\"csrf\" value=\"".len();
+        page[at..].split('"').next().unwrap().to_string()
+    }
+
+    async fn post(&mut self, url: &str, fields: &[(&str, &str)]) -> Reply {
+        self.request("POST", url, Some(fields)).await
+    }
+}
+
+async fn sign_up_log_in_tokens_and_new_repos(hub: TestHub) {
+    let mut b = Browser::new(&hub);
+    let csrf = b.csrf("/join").await;
+    // Without the form's CSRF token nothing happens.
+    let r = b.post("/join", &[("csrf", "forged"), ("username", "carol"), ("password", "correct horse")]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = b.post("/join", &[("csrf", &csrf), ("username", "carol"), ("password", "short")]).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(html(&r).contains("8 characters"));
+    let r = b.post("/join", &[("csrf", &csrf), ("username", "carol"), ("email", "c@example.org"), ("password", "correct horse")]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", html(&r));
+    let set_cookie = r.header("set-cookie").unwrap_or_default().to_ascii_lowercase();
+    assert!(set_cookie.contains("httponly") && set_cookie.contains("samesite=lax"), "{set_cookie}");
+    assert!(html(&b.get("/").await).contains("carol"), "signed in after sign-up");
+
+    // A token made in the browser is shown once and works with the API.
+    let csrf = b.csrf("/settings/tokens").await;
+    let page = html(&b.post("/settings/tokens", &[("csrf", &csrf), ("name", "laptop"), ("role", "write")]).await);
+    let at = page.find("id=\"new-token\">").unwrap() + "id=\"new-token\">".len();
+    let token = page[at..].split('<').next().unwrap().to_string();
+    assert!(token.starts_with("hf_"));
+    assert_eq!(hub.get("/api/whoami-v2", Some(&token)).await.json()["name"], "carol");
+    assert!(!html(&b.get("/settings/tokens").await).contains(&token), "shown only once");
+
+    // New repository from the browser.
+    let csrf = b.csrf("/new").await;
+    let r = b.post("/new", &[("csrf", &csrf), ("owner", "carol"), ("name", "from-web"), ("repo_type", "model"), ("private", "on")]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(r.header("location"), Some("/carol/from-web"));
+    assert_eq!(b.get("/carol/from-web").await.status, StatusCode::OK, "the owner sees the private repo");
+    assert_eq!(hub.get("/carol/from-web", None).await.status, StatusCode::NOT_FOUND);
+    let r = b.post("/new", &[("csrf", &csrf), ("owner", "alice"), ("name", "not-mine"), ("repo_type", "model")]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+
+    // Revoking the token ends it.
+    let tokens = html(&b.get("/settings/tokens").await);
+    let at = tokens.find("/settings/tokens/").unwrap() + "/settings/tokens/".len();
+    let id = tokens[at..].split('/').next().unwrap().to_string();
+    let csrf = b.csrf("/settings/tokens").await;
+    assert_eq!(b.post(&format!("/settings/tokens/{id}/revoke"), &[("csrf", &csrf)]).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(hub.get("/api/whoami-v2", Some(&token)).await.status, StatusCode::UNAUTHORIZED);
+
+    // Log out, then back in; wrong passwords are limited.
+    let csrf = b.csrf("/settings/tokens").await;
+    assert_eq!(b.post("/logout", &[("csrf", &csrf)]).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(b.get("/settings/tokens").await.status, StatusCode::SEE_OTHER, "signed out: back to the login page");
+    let csrf = b.csrf("/login").await;
+    for _ in 0..5 {
+        let r = b.post("/login", &[("csrf", &csrf), ("username", "carol"), ("password", "wrong password")]).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    }
+    let r = b.post("/login", &[("csrf", &csrf), ("username", "carol"), ("password", "correct horse")]).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "locked after repeated failures");
+    hub.state.login_failures.lock().unwrap().clear();
+    let r = b.post("/login", &[("csrf", &csrf), ("username", "carol"), ("password", "correct horse"), ("next", "//evil.example")]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(r.header("location"), Some("/"), "no open redirects");
+    assert!(html(&b.get("/").await).contains("carol"));
+}
+
+backend_tests!(sign_up_log_in_tokens_and_new_repos);

@@ -4,9 +4,11 @@
 
 mod accounts;
 mod repos;
+mod web;
 
 pub use accounts::*;
 pub use repos::*;
+pub use web::*;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor};

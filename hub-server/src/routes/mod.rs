@@ -8,6 +8,7 @@ mod refs;
 mod repo_paths;
 mod repos;
 pub mod web;
+pub mod web_accounts;
 
 use crate::app::AppState;
 use axum::routing::{get, post, put};
@@ -21,6 +22,12 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(misc::health))
         .route("/static/style.css", get(web::stylesheet))
         .route("/", get(web_list))
+        .route("/login", get(web_accounts::login_page).post(web_accounts::login))
+        .route("/logout", post(web_accounts::logout))
+        .route("/join", get(web_accounts::join_page).post(web_accounts::join))
+        .route("/settings/tokens", get(web_accounts::tokens_page).post(web_accounts::create_token))
+        .route("/settings/tokens/{id}/revoke", post(web_accounts::revoke_token))
+        .route("/new", get(web_accounts::new_repo_page).post(web_accounts::new_repo))
         .route("/models", get(web_list))
         .route("/datasets", get(web_list))
         .route("/spaces", get(web_list))
@@ -56,25 +63,23 @@ pub fn router(state: AppState) -> Router {
                     let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
                     tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path())
                 }))
-                .layer(PropagateRequestIdLayer::x_request_id()),
+                .layer(PropagateRequestIdLayer::x_request_id())
+                .layer(web_accounts::session_layer(&state)),
         )
         .with_state(state)
 }
 
 /// The listing pages: `/` and `/models` list models.
-async fn web_list(
-    axum::extract::State(state): axum::extract::State<AppState>,
-    headers: axum::http::HeaderMap,
-    uri: axum::http::Uri,
-) -> axum::response::Response {
+async fn web_list(axum::extract::State(state): axum::extract::State<AppState>, req: axum::extract::Request) -> axum::response::Response {
+    let uri = req.uri().clone();
     let repo_type = match uri.path() {
         "/datasets" => crate::names::RepoType::Dataset,
         "/spaces" => crate::names::RepoType::Space,
         _ => crate::names::RepoType::Model,
     };
-    let auth = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let result = match crate::auth::authenticate(&state, auth).await {
-        Ok(caller) => web::list(&state, &caller, repo_type, &uri).await,
+    let session = req.extensions().get::<tower_sessions::Session>().cloned();
+    let result = match web_accounts::context(&state, req.headers(), session.as_ref()).await {
+        Ok((caller, nav)) => web::list(&state, &caller, &nav, repo_type, &uri).await,
         Err(e) => Err(e),
     };
     result.unwrap_or_else(web::error_page)

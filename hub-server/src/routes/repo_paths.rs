@@ -89,12 +89,12 @@ async fn route(state: &AppState, req: Request) -> ApiResult<Response> {
             verify(state, &caller, &repo, &parts.uri, body).await.map_err(lfs_challenge)
         }
         _ if method == Method::GET => {
-            let caller = authenticate(state, auth).await.map_err(super::web::error_page);
-            let caller = match caller {
+            let session = parts.extensions.get::<tower_sessions::Session>().cloned();
+            let (caller, nav) = match super::web_accounts::context(state, &parts.headers, session.as_ref()).await {
                 Ok(c) => c,
-                Err(page) => return Ok(page),
+                Err(e) => return Ok(super::web::error_page(e)),
             };
-            Ok(web_page(state, &caller, &repo, &parts, &rest[2..]).await.unwrap_or_else(super::web::error_page))
+            Ok(web_page(state, &caller, &nav, &repo, &parts, &rest[2..]).await.unwrap_or_else(super::web::error_page))
         }
         _ => Err(ApiError::not_found(format!("no route {path}"))),
     }
@@ -104,6 +104,7 @@ async fn route(state: &AppState, req: Request) -> ApiResult<Response> {
 async fn web_page(
     state: &AppState,
     caller: &Caller,
+    nav: &super::web::Nav,
     repo: &RepoName,
     parts: &axum::http::request::Parts,
     rest: &[&str],
@@ -112,8 +113,8 @@ async fn web_page(
     let uri = &parts.uri;
     let base = state.base_url(&parts.headers);
     match rest {
-        [] => web::repo_page(state, caller, repo, uri, &base).await,
-        ["tree", rev, dir @ ..] => web::tree(state, caller, repo, uri, &decode(rev)?, &decode(&dir.join("/"))?).await,
+        [] => web::repo_page(state, caller, nav, repo, uri, &base).await,
+        ["tree", rev, dir @ ..] => web::tree(state, caller, nav, repo, uri, &decode(rev)?, &decode(&dir.join("/"))?).await,
         ["tree-select"] => {
             // The revision selector without script: a GET form that lands here.
             let q = crate::extract::QueryPairs::parse(uri.query());
@@ -127,9 +128,11 @@ async fn web_page(
             );
             Ok((StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response())
         }
-        ["blob", rev, file @ ..] if !file.is_empty() => web::blob(state, caller, repo, uri, &decode(rev)?, &decode(&file.join("/"))?).await,
-        ["commits", rev] => web::commits(state, caller, repo, uri, &decode(rev)?).await,
-        ["commit", sha] => web::commit(state, caller, repo, uri, &decode(sha)?).await,
+        ["blob", rev, file @ ..] if !file.is_empty() => {
+            web::blob(state, caller, nav, repo, uri, &decode(rev)?, &decode(&file.join("/"))?).await
+        }
+        ["commits", rev] => web::commits(state, caller, nav, repo, uri, &decode(rev)?).await,
+        ["commit", sha] => web::commit(state, caller, nav, repo, uri, &decode(sha)?).await,
         _ => Err(ApiError::not_found("no such page")),
     }
 }

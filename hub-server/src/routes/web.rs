@@ -15,6 +15,13 @@ use axum::http::{header, HeaderValue, StatusCode, Uri};
 use axum::response::{Html, IntoResponse, Response};
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 
+/// What the header shows: who is signed in, and the CSRF token its forms carry.
+#[derive(Debug, Clone, Default)]
+pub struct Nav {
+    pub user: Option<String>,
+    pub csrf: String,
+}
+
 /// A page, or the HTML page of an error.
 pub type PageResult = Result<Response, ApiError>;
 
@@ -25,6 +32,7 @@ fn page(t: impl Template) -> PageResult {
 #[derive(Template)]
 #[template(path = "error.html")]
 struct ErrorPage {
+    nav: Nav,
     status: String,
     message: String,
 }
@@ -41,7 +49,7 @@ pub fn error_page(e: ApiError) -> Response {
     } else {
         e.message.clone()
     };
-    let body = ErrorPage { status: status.to_string(), message }.render().unwrap_or_default();
+    let body = ErrorPage { nav: Nav::default(), status: status.to_string(), message }.render().unwrap_or_default();
     (status, Html(body)).into_response()
 }
 
@@ -90,6 +98,7 @@ struct RepoCard {
 #[derive(Template)]
 #[template(path = "list.html")]
 struct ListPage {
+    nav: Nav,
     heading: String,
     search: Option<String>,
     author: Option<String>,
@@ -119,7 +128,7 @@ const TASKS: &[&str] = &[
 const PAGE: i64 = 30;
 
 /// `/`, `/models`, `/datasets`, `/spaces`: search, filters, sort, pagination.
-pub async fn list(state: &AppState, caller: &Caller, repo_type: RepoType, uri: &Uri) -> PageResult {
+pub async fn list(state: &AppState, caller: &Caller, nav: &Nav, repo_type: RepoType, uri: &Uri) -> PageResult {
     let q = crate::extract::QueryPairs::parse(uri.query());
     let get = |k: &str| q.get(k).filter(|v| !v.is_empty()).map(str::to_string);
     let (search, pipeline_tag, library, license, tag) = (get("search"), get("pipeline_tag"), get("library"), get("license"), get("tag"));
@@ -158,6 +167,7 @@ pub async fn list(state: &AppState, caller: &Caller, repo_type: RepoType, uri: &
         RepoType::Space => "Spaces",
     };
     page(ListPage {
+        nav: nav.clone(),
         heading: heading.into(),
         search,
         author,
@@ -234,6 +244,7 @@ struct SafetensorsView {
 #[derive(Template)]
 #[template(path = "repo.html")]
 struct RepoPage {
+    nav: Nav,
     repo: RepoView,
     tab: &'static str,
     card_html: String,
@@ -282,7 +293,7 @@ fn snippets(base: &str, name: &RepoName) -> Vec<(String, String)> {
 }
 
 /// `/{repo}`: the card, metadata, snippets and safetensors summary at `main`.
-pub async fn repo_page(state: &AppState, caller: &Caller, name: &RepoName, uri: &Uri, base: &str) -> PageResult {
+pub async fn repo_page(state: &AppState, caller: &Caller, nav: &Nav, name: &RepoName, uri: &Uri, base: &str) -> PageResult {
     let row = find_readable(state, caller, name, uri).await?;
     let rev = "main".to_string();
     let r = rev.clone();
@@ -343,7 +354,7 @@ pub async fn repo_page(state: &AppState, caller: &Caller, name: &RepoName, uri: 
         dtypes: totals.iter().map(|(d, n)| (d.clone(), group_digits(*n))).collect(),
         files: per_file,
     });
-    page(RepoPage { snippets: snippets(base, &row.name), repo: view, tab: "card", card_html, metadata, safetensors })
+    page(RepoPage { nav: nav.clone(), snippets: snippets(base, &row.name), repo: view, tab: "card", card_html, metadata, safetensors })
 }
 
 struct EntryView {
@@ -358,6 +369,7 @@ struct EntryView {
 #[derive(Template)]
 #[template(path = "tree.html")]
 struct TreePage {
+    nav: Nav,
     repo: RepoView,
     tab: &'static str,
     path: String,
@@ -367,7 +379,7 @@ struct TreePage {
 }
 
 /// `/{repo}/tree/{rev}/{path}`: one directory at any branch, tag or commit.
-pub async fn tree(state: &AppState, caller: &Caller, name: &RepoName, uri: &Uri, rev: &str, dir: &str) -> PageResult {
+pub async fn tree(state: &AppState, caller: &Caller, nav: &Nav, name: &RepoName, uri: &Uri, rev: &str, dir: &str) -> PageResult {
     let row = find_readable(state, caller, name, uri).await?;
     let (r, d) = (rev.to_string(), dir.trim_matches('/').to_string());
     let (entries, commits, refs) = state
@@ -417,12 +429,13 @@ pub async fn tree(state: &AppState, caller: &Caller, name: &RepoName, uri: &Uri,
     if !refs.contains(&rev.to_string()) {
         refs.insert(0, rev.to_string());
     }
-    page(TreePage { repo: view, tab: "files", path: dir.to_string(), refs, crumbs, entries })
+    page(TreePage { nav: nav.clone(), repo: view, tab: "files", path: dir.to_string(), refs, crumbs, entries })
 }
 
 #[derive(Template)]
 #[template(path = "file.html")]
 struct FilePage {
+    nav: Nav,
     repo: RepoView,
     tab: &'static str,
     path: String,
@@ -438,7 +451,7 @@ struct FilePage {
 const MAX_SHOWN: u64 = 1024 * 1024;
 
 /// `/{repo}/blob/{rev}/{path}`: one file, as text when it is text.
-pub async fn blob(state: &AppState, caller: &Caller, name: &RepoName, uri: &Uri, rev: &str, path: &str) -> PageResult {
+pub async fn blob(state: &AppState, caller: &Caller, nav: &Nav, name: &RepoName, uri: &Uri, rev: &str, path: &str) -> PageResult {
     let row = find_readable(state, caller, name, uri).await?;
     let (r, p) = (rev.to_string(), path.to_string());
     let (size, lfs, content) = state
@@ -465,6 +478,7 @@ pub async fn blob(state: &AppState, caller: &Caller, name: &RepoName, uri: &Uri,
     };
     let raw_url = format!("{}/resolve/{}/{}", view.url, view.rev_enc, path);
     page(FilePage {
+        nav: nav.clone(),
         download_url: format!("{raw_url}?download=true"),
         raw_url,
         repo: view,
@@ -488,6 +502,7 @@ struct CommitRow {
 #[derive(Template)]
 #[template(path = "commits.html")]
 struct CommitsPage {
+    nav: Nav,
     repo: RepoView,
     tab: &'static str,
     commits: Vec<CommitRow>,
@@ -496,7 +511,7 @@ struct CommitsPage {
 }
 
 /// `/{repo}/commits/{rev}`: history, newest first, 30 a page.
-pub async fn commits(state: &AppState, caller: &Caller, name: &RepoName, uri: &Uri, rev: &str) -> PageResult {
+pub async fn commits(state: &AppState, caller: &Caller, nav: &Nav, name: &RepoName, uri: &Uri, rev: &str) -> PageResult {
     let row = find_readable(state, caller, name, uri).await?;
     let page_no = crate::extract::QueryPairs::parse(uri.query()).number("p")?.unwrap_or(0) as usize;
     let r = rev.to_string();
@@ -509,6 +524,7 @@ pub async fn commits(state: &AppState, caller: &Caller, name: &RepoName, uri: &U
     let view = repo_view(&row, rev);
     let link = |p: usize| format!("{}/commits/{}?p={p}", view.url, view.rev_enc);
     page(CommitsPage {
+        nav: nav.clone(),
         prev_url: (page_no > 0).then(|| link(page_no - 1)),
         next_url: ((page_no + 1) * (PAGE as usize) < total).then(|| link(page_no + 1)),
         commits: log
@@ -536,6 +552,7 @@ struct FileDiff {
 #[derive(Template)]
 #[template(path = "commit.html")]
 struct CommitPage {
+    nav: Nav,
     repo: RepoView,
     tab: &'static str,
     id: String,
@@ -548,7 +565,7 @@ struct CommitPage {
 }
 
 /// `/{repo}/commit/{sha}`: a commit and the diff of its text files.
-pub async fn commit(state: &AppState, caller: &Caller, name: &RepoName, uri: &Uri, sha: &str) -> PageResult {
+pub async fn commit(state: &AppState, caller: &Caller, nav: &Nav, name: &RepoName, uri: &Uri, sha: &str) -> PageResult {
     let row = find_readable(state, caller, name, uri).await?;
     let s = sha.to_string();
     let (info, files) = state
@@ -594,6 +611,7 @@ pub async fn commit(state: &AppState, caller: &Caller, name: &RepoName, uri: &Ur
         .await?;
     let body = info.message.split_once('\n').map(|(_, b)| b.trim().to_string()).unwrap_or_default();
     page(CommitPage {
+        nav: nav.clone(),
         repo: repo_view(&row, "main"),
         tab: "history",
         date: super::format_time(info.time_ms)[..16].replace('T', " "),

@@ -71,6 +71,7 @@ pub fn settings(dir: &std::path::Path) -> Settings {
         lfs_part_size: 5 * 1024 * 1024,
         max_commit_bytes: 4 * 1024 * 1024,
         git_hook_bin: Some(env!("CARGO_BIN_EXE_hub-server").into()),
+        allow_signup: true,
         log_json: false,
     }
 }
