@@ -230,7 +230,8 @@ pub async fn parse_body(state: &AppState, repo: &RepoRow, body: Body) -> ApiResu
     Ok((header, ops))
 }
 
-async fn store_inline(state: &AppState, repo_id: &str, data: Vec<u8>) -> ApiResult<Content> {
+/// Stores the bytes of an added file: in git, or in LFS storage when large.
+pub async fn store_inline(state: &AppState, repo_id: &str, data: Vec<u8>) -> ApiResult<Content> {
     if data.len() as u64 >= LFS_SIZE_THRESHOLD {
         let (size, oid) = state.storage.put_content(Bytes::from(data)).await.map_err(ApiError::internal)?;
         return Ok(Content::Lfs { oid, size });

@@ -200,4 +200,77 @@ async fn sign_up_log_in_tokens_and_new_repos(hub: TestHub) {
     assert!(html(&b.get("/").await).contains("carol"));
 }
 
-backend_tests!(sign_up_log_in_tokens_and_new_repos);
+/// Multipart form bodies for the upload page.
+fn multipart(fields: &[(&str, &str)], files: &[(&str, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = "----hubtestboundary";
+    let mut body = Vec::new();
+    for (k, v) in fields {
+        body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n").as_bytes());
+    }
+    for (name, data) in files {
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n").as_bytes(),
+        );
+        body.extend_from_slice(data);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+async fn settings_uploads_and_likes(hub: TestHub) {
+    let mut b = Browser::new(&hub);
+    let csrf = b.csrf("/join").await;
+    b.post("/join", &[("csrf", &csrf), ("username", "dave"), ("password", "long enough pw")]).await;
+    let csrf = b.csrf("/new").await;
+    b.post("/new", &[("csrf", &csrf), ("owner", "dave"), ("name", "web"), ("repo_type", "model")]).await;
+
+    // Upload from the browser: the same commit path as the API (LFS rules included).
+    let csrf = b.csrf("/dave/web/upload").await;
+    let (ctype, body) = multipart(
+        &[("csrf", &csrf), ("folder", "weights"), ("message", "Add from the browser")],
+        &[("README.md", b"# Web card\n"), ("model.safetensors", b"\x00\x01 not really weights")],
+    );
+    let mut req = axum::http::Request::post("/dave/web/upload").header("content-type", ctype);
+    req = req.header("cookie", b.cookie.clone().unwrap());
+    let r = hub.send(req.body(axum::body::Body::from(body)).unwrap()).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", html(&r));
+    let tree = hub.get("/api/models/dave/web/tree/main/weights", None).await.json();
+    let st = tree.as_array().unwrap().iter().find(|e| e["path"] == "weights/model.safetensors").unwrap().clone();
+    assert!(st.get("lfs").is_some(), "stored with LFS like any other client's upload");
+    assert_eq!(hub.get("/api/models/dave/web/commits/main", None).await.json()[0]["title"], "Add from the browser");
+    let (ctype, body) = multipart(&[("csrf", "forged")], &[("x.txt", b"x")]);
+    let req = axum::http::Request::post("/dave/web/upload").header("content-type", ctype).header("cookie", b.cookie.clone().unwrap());
+    assert_eq!(hub.send(req.body(axum::body::Body::from(body)).unwrap()).await.status, StatusCode::FORBIDDEN);
+
+    // Likes.
+    let csrf = b.csrf("/dave/web").await;
+    assert_eq!(b.post("/dave/web/like", &[("csrf", &csrf)]).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(hub.get("/api/models/dave/web", None).await.json()["likes"], 1);
+    assert!(html(&b.get("/dave/web").await).contains("Liked"));
+    b.post("/dave/web/like", &[("csrf", &csrf)]).await;
+    assert_eq!(hub.get("/api/models/dave/web", None).await.json()["likes"], 0);
+
+    // Settings: only for admins of the namespace.
+    assert_eq!(hub.get("/dave/web/settings", Some(&hub.bob)).await.status, StatusCode::FORBIDDEN);
+    let csrf = b.csrf("/dave/web/settings").await;
+    b.post("/dave/web/settings/branch", &[("csrf", &csrf), ("name", "dev"), ("from", "main")]).await;
+    b.post("/dave/web/settings/tag", &[("csrf", &csrf), ("name", "v1"), ("from", "main")]).await;
+    let refs = hub.get("/api/models/dave/web/refs", None).await.json();
+    assert_eq!(refs["branches"].as_array().unwrap().len(), 2);
+    assert_eq!(refs["tags"][0]["name"], "v1");
+    let r = b.post("/dave/web/settings/branch-delete", &[("csrf", &csrf), ("name", "main")]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "the default branch stays");
+    b.post("/dave/web/settings/visibility", &[("csrf", &csrf), ("visibility", "private")]).await;
+    assert_eq!(hub.get("/dave/web", None).await.status, StatusCode::NOT_FOUND);
+    let r = b.post("/dave/web/settings/move", &[("csrf", &csrf), ("to", "dave/renamed")]).await;
+    assert_eq!(r.header("location"), Some("/dave/renamed/settings?done=moved"));
+    let csrf = b.csrf("/dave/renamed/settings").await;
+    let r = b.post("/dave/renamed/settings/delete", &[("csrf", &csrf), ("confirm", "dave/wrong")]).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "typed confirmation must match");
+    let r = b.post("/dave/renamed/settings/delete", &[("csrf", &csrf), ("confirm", "dave/renamed")]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(b.get("/dave/renamed").await.status, StatusCode::NOT_FOUND);
+}
+
+backend_tests!(sign_up_log_in_tokens_and_new_repos, settings_uploads_and_likes);

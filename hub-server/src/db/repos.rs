@@ -146,7 +146,7 @@ impl Db {
 
     pub async fn delete_repo(&self, id: &str) -> Result<(), sqlx::Error> {
         let mut tx = self.pool().begin().await?;
-        for table in ["repo_tags", "repo_redirects"] {
+        for table in ["repo_tags", "repo_redirects", "likes"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE repo_id = $1")).bind(id).execute(&mut *tx).await?;
         }
         sqlx::query("DELETE FROM repos WHERE id = $1").bind(id).execute(&mut *tx).await?;
@@ -212,6 +212,37 @@ impl Db {
     pub async fn touch_repo(&self, id: &str) -> Result<(), sqlx::Error> {
         sqlx::query("UPDATE repos SET last_modified = $1 WHERE id = $2").bind(now_ms()).bind(id).execute(self.pool()).await?;
         Ok(())
+    }
+
+    /// Likes or unlikes a repo for a user; returns whether it is now liked.
+    pub async fn toggle_like(&self, user_id: i64, repo_id: &str) -> Result<bool, sqlx::Error> {
+        let mut tx = self.pool().begin().await?;
+        let removed =
+            sqlx::query("DELETE FROM likes WHERE user_id = $1 AND repo_id = $2").bind(user_id).bind(repo_id).execute(&mut *tx).await?;
+        let liked = removed.rows_affected() == 0;
+        if liked {
+            sqlx::query("INSERT INTO likes (user_id, repo_id, created_at) VALUES ($1, $2, $3)")
+                .bind(user_id)
+                .bind(repo_id)
+                .bind(now_ms())
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("UPDATE repos SET likes = (SELECT COUNT(*) FROM likes WHERE repo_id = $1) WHERE id = $1")
+            .bind(repo_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(liked)
+    }
+
+    pub async fn has_liked(&self, user_id: i64, repo_id: &str) -> Result<bool, sqlx::Error> {
+        let row = sqlx::query("SELECT 1 AS one FROM likes WHERE user_id = $1 AND repo_id = $2")
+            .bind(user_id)
+            .bind(repo_id)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row.is_some())
     }
 
     /// Every repo's id and recorded head of its default branch.

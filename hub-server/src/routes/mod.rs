@@ -9,6 +9,7 @@ mod repo_paths;
 mod repos;
 pub mod web;
 pub mod web_accounts;
+mod web_repo_admin;
 
 use crate::app::AppState;
 use axum::routing::{get, post, put};

@@ -88,6 +88,16 @@ async fn route(state: &AppState, req: Request) -> ApiResult<Response> {
             let caller = authenticate(state, auth).await.map_err(lfs_challenge)?;
             verify(state, &caller, &repo, &parts.uri, body).await.map_err(lfs_challenge)
         }
+        (action @ (["like"] | ["upload"] | ["settings", _]), &Method::POST) => {
+            let session = parts.extensions.get::<tower_sessions::Session>().cloned();
+            let (caller, _) = match super::web_accounts::context(state, &parts.headers, session.as_ref()).await {
+                Ok(c) => c,
+                Err(e) => return Ok(super::web::error_page(e)),
+            };
+            let action: Vec<&str> = action.to_vec();
+            let req = Request::from_parts(parts, body);
+            Ok(super::web_repo_admin::post(state, &caller, &repo, &action, req).await.unwrap_or_else(super::web::error_page))
+        }
         _ if method == Method::GET => {
             let session = parts.extensions.get::<tower_sessions::Session>().cloned();
             let (caller, nav) = match super::web_accounts::context(state, &parts.headers, session.as_ref()).await {
@@ -133,6 +143,8 @@ async fn web_page(
         }
         ["commits", rev] => web::commits(state, caller, nav, repo, uri, &decode(rev)?).await,
         ["commit", sha] => web::commit(state, caller, nav, repo, uri, &decode(sha)?).await,
+        ["settings"] => super::web_repo_admin::settings_page(state, caller, nav, repo, uri).await,
+        ["upload"] => super::web_repo_admin::upload_page(state, caller, nav, repo, uri).await,
         _ => Err(ApiError::not_found("no such page")),
     }
 }

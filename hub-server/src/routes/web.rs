@@ -25,7 +25,7 @@ pub struct Nav {
 /// A page, or the HTML page of an error.
 pub type PageResult = Result<Response, ApiError>;
 
-fn page(t: impl Template) -> PageResult {
+pub(super) fn page(t: impl Template) -> PageResult {
     Ok(Html(t.render().map_err(ApiError::internal)?).into_response())
 }
 
@@ -196,20 +196,35 @@ pub async fn list(state: &AppState, caller: &Caller, nav: &Nav, repo_type: RepoT
 
 // ---- repo pages ----
 
-struct RepoView {
-    id: String,
-    owner: String,
-    name: String,
-    url: String,
-    private: bool,
-    likes: i64,
-    downloads: i64,
-    license: Option<String>,
-    tags: Vec<String>,
-    kind: &'static str,
-    kind_label: &'static str,
-    rev: String,
-    rev_enc: String,
+pub(super) struct RepoView {
+    pub(super) id: String,
+    pub(super) owner: String,
+    pub(super) name: String,
+    pub(super) url: String,
+    pub(super) private: bool,
+    pub(super) likes: i64,
+    pub(super) downloads: i64,
+    pub(super) license: Option<String>,
+    pub(super) tags: Vec<String>,
+    pub(super) kind: &'static str,
+    pub(super) kind_label: &'static str,
+    pub(super) rev: String,
+    pub(super) rev_enc: String,
+    pub(super) liked: bool,
+    pub(super) can_write: bool,
+    pub(super) can_admin: bool,
+}
+
+/// The header of a repo's pages for this caller (likes and the tabs they may use).
+pub(super) async fn repo_view_for(state: &AppState, caller: &Caller, row: &RepoRow, rev: &str) -> Result<RepoView, ApiError> {
+    let mut view = repo_view(row, rev);
+    if let Some(user) = &caller.user {
+        view.liked = state.db.has_liked(user.account.id, &row.id).await?;
+        let role = caller.role_in(&row.name.namespace);
+        view.can_write = role.is_some_and(|r| r >= crate::db::Role::Write);
+        view.can_admin = role.is_some_and(|r| r >= crate::db::Role::Admin);
+    }
+    Ok(view)
 }
 
 fn repo_view(row: &RepoRow, rev: &str) -> RepoView {
@@ -232,6 +247,9 @@ fn repo_view(row: &RepoRow, rev: &str) -> RepoView {
         kind_label,
         rev: rev.to_string(),
         rev_enc: enc(rev),
+        liked: false,
+        can_write: false,
+        can_admin: false,
     }
 }
 
@@ -304,7 +322,7 @@ pub async fn repo_page(state: &AppState, caller: &Caller, nav: &Nav, name: &Repo
             Ok((readme, git::all_files(g, commit)?))
         })
         .await?;
-    let view = repo_view(&row, &rev);
+    let view = repo_view_for(state, caller, &row, &rev).await?;
     let readme = readme.unwrap_or_default();
     let body = match card::front_matter(&readme) {
         Some(fm) => {
@@ -398,7 +416,7 @@ pub async fn tree(state: &AppState, caller: &Caller, nav: &Nav, name: &RepoName,
             Ok((entries, commits, refs))
         })
         .await?;
-    let view = repo_view(&row, rev);
+    let view = repo_view_for(state, caller, &row, rev).await?;
     let mut crumbs = Vec::new();
     let mut acc = String::new();
     for seg in dir.split('/').filter(|s| !s.is_empty()) {
@@ -467,7 +485,7 @@ pub async fn blob(state: &AppState, caller: &Caller, nav: &Nav, name: &RepoName,
             }
         })
         .await?;
-    let view = repo_view(&row, rev);
+    let view = repo_view_for(state, caller, &row, rev).await?;
     let text = content.and_then(|c| if c.contains(&0) { None } else { String::from_utf8(c).ok() });
     let notice = if lfs {
         "This file is stored with Git LFS: download it to see its content.".to_string()
@@ -521,7 +539,7 @@ pub async fn commits(state: &AppState, caller: &Caller, nav: &Nav, name: &RepoNa
             Ok(git::log(g, start, page_no * PAGE as usize, PAGE as usize)?)
         })
         .await?;
-    let view = repo_view(&row, rev);
+    let view = repo_view_for(state, caller, &row, rev).await?;
     let link = |p: usize| format!("{}/commits/{}?p={p}", view.url, view.rev_enc);
     page(CommitsPage {
         nav: nav.clone(),
@@ -612,7 +630,7 @@ pub async fn commit(state: &AppState, caller: &Caller, nav: &Nav, name: &RepoNam
     let body = info.message.split_once('\n').map(|(_, b)| b.trim().to_string()).unwrap_or_default();
     page(CommitPage {
         nav: nav.clone(),
-        repo: repo_view(&row, "main"),
+        repo: repo_view_for(state, caller, &row, "main").await?,
         tab: "history",
         date: super::format_time(info.time_ms)[..16].replace('T', " "),
         id: info.id,

@@ -1,0 +1,230 @@
+//! Changing a repo from the browser: likes, uploads (through the same commit path as the API),
+//! and the settings page (visibility, move, branches and tags, delete with typed
+//! confirmation). Every form is CSRF-checked; the API's permission rules apply.
+
+use super::web::{page, repo_view_for, Nav, PageResult, RepoView};
+use crate::app::AppState;
+use crate::auth::Caller;
+use crate::commits::{self, CommitHeader, CommitOp};
+use crate::db::Role;
+use crate::error::ApiError;
+use crate::git;
+use crate::names::{validate_repo_path, RepoName};
+use crate::repos::{find_readable, find_with_role, signature};
+use askama::Template;
+use axum::extract::{FromRequest, Multipart, Request};
+use axum::http::{StatusCode, Uri};
+use axum::response::{IntoResponse, Redirect};
+use serde::Deserialize;
+use std::collections::HashMap;
+use tower_sessions::Session;
+
+/// Largest file accepted from the browser form (larger ones: use the CLI or git-lfs).
+const MAX_BROWSER_FILE: usize = 100 * 1024 * 1024;
+
+async fn check_csrf(session: Option<&Session>, sent: &str) -> Result<(), ApiError> {
+    let expected = match session {
+        Some(s) => s.get::<String>("csrf").await.map_err(ApiError::internal)?,
+        None => None,
+    };
+    match expected {
+        Some(t) if !sent.is_empty() && t == sent => Ok(()),
+        _ => Err(ApiError::forbidden("This form expired or did not come from this site; reload the page and try again.")),
+    }
+}
+
+fn require_user(caller: &Caller) -> Result<(), ApiError> {
+    if caller.user.is_none() {
+        return Err(ApiError::unauthorized("Log in first."));
+    }
+    Ok(())
+}
+
+#[derive(Template)]
+#[template(path = "settings.html")]
+struct SettingsPage {
+    nav: Nav,
+    repo: RepoView,
+    tab: &'static str,
+    message: Option<String>,
+    branches: Vec<String>,
+    tags: Vec<String>,
+}
+
+pub async fn settings_page(state: &AppState, caller: &Caller, nav: &Nav, name: &RepoName, uri: &Uri) -> PageResult {
+    let row = find_with_role(state, caller, name, uri, Role::Admin).await?;
+    let (branches, tags) = state.with_git(&row.id, |g| Ok((git::branches(g)?, git::tags(g)?))).await?;
+    let message = crate::extract::QueryPairs::parse(uri.query()).get("done").map(|d| format!("Done: {d}."));
+    page(SettingsPage {
+        nav: nav.clone(),
+        repo: repo_view_for(state, caller, &row, "main").await?,
+        tab: "settings",
+        message,
+        branches: branches.into_iter().map(|b| b.name).collect(),
+        tags: tags.into_iter().map(|t| t.name).collect(),
+    })
+}
+
+#[derive(Template)]
+#[template(path = "upload.html")]
+struct UploadPage {
+    nav: Nav,
+    repo: RepoView,
+    tab: &'static str,
+    error: Option<String>,
+}
+
+pub async fn upload_page(state: &AppState, caller: &Caller, nav: &Nav, name: &RepoName, uri: &Uri) -> PageResult {
+    let row = find_with_role(state, caller, name, uri, Role::Write).await?;
+    page(UploadPage { nav: nav.clone(), repo: repo_view_for(state, caller, &row, "main").await?, tab: "upload", error: None })
+}
+
+/// POSTs under a repo's web path.
+pub async fn post(state: &AppState, caller: &Caller, name: &RepoName, action: &[&str], req: Request) -> PageResult {
+    let session = req.extensions().get::<Session>().cloned();
+    let uri = req.uri().clone();
+    let base = format!("/{}", name.web_path());
+    if action == ["upload"] {
+        return upload(state, caller, name, &uri, session.as_ref(), req).await;
+    }
+    let form: HashMap<String, String> = axum::extract::Form::<HashMap<String, String>>::from_request(req, state)
+        .await
+        .map_err(|e| ApiError::bad_request(format!("invalid form: {e}")))?
+        .0;
+    let field = |k: &str| form.get(k).map(String::as_str).unwrap_or("").trim().to_string();
+    check_csrf(session.as_ref(), &field("csrf")).await?;
+    require_user(caller)?;
+    let done = |what: &str| Ok(Redirect::to(&format!("{base}/settings?done={}", what.replace(' ', "+"))).into_response());
+    match action {
+        ["like"] => {
+            let row = find_readable(state, caller, name, &uri).await?;
+            let user = caller.user.as_ref().expect("checked above");
+            state.db.toggle_like(user.account.id, &row.id).await?;
+            Ok(Redirect::to(&base).into_response())
+        }
+        ["settings", "visibility"] => {
+            let row = find_with_role(state, caller, name, &uri, Role::Admin).await?;
+            let private = match field("visibility").as_str() {
+                "private" => true,
+                "public" => false,
+                _ => return Err(ApiError::bad_request("visibility is public or private")),
+            };
+            state.db.set_private(&row.id, private).await?;
+            done(if private { "now private" } else { "now public" })
+        }
+        ["settings", "move"] => {
+            let row = find_with_role(state, caller, name, &uri, Role::Admin).await?;
+            let to = field("to");
+            let (ns, new) = to.split_once('/').ok_or_else(|| ApiError::bad_request("the new id is namespace/name"))?;
+            let target = RepoName::new(row.name.repo_type, ns, new)?;
+            crate::repos::rename(state, caller, &row, &target).await?;
+            Ok(Redirect::to(&format!("/{}/settings?done=moved", target.web_path())).into_response())
+        }
+        ["settings", "delete"] => {
+            let row = find_with_role(state, caller, name, &uri, Role::Admin).await?;
+            if field("confirm") != row.name.id() {
+                return Err(ApiError::bad_request(format!("to delete, type the repository id {} exactly", row.name.id())));
+            }
+            crate::repos::delete(state, &row).await?;
+            Ok(Redirect::to("/").into_response())
+        }
+        ["settings", kind @ ("branch" | "tag" | "branch-delete" | "tag-delete")] => {
+            let row = find_with_role(state, caller, name, &uri, Role::Write).await?;
+            let (ref_name, from) = (field("name"), field("from"));
+            let is_tag = kind.starts_with("tag");
+            let creating = !kind.ends_with("-delete");
+            let refname = if is_tag { format!("refs/tags/{ref_name}") } else { format!("refs/heads/{ref_name}") };
+            if ref_name.is_empty() || ref_name.starts_with("refs/") || !git2::Reference::is_valid_name(&refname) {
+                return Err(ApiError::bad_request(format!("invalid name {ref_name:?}")));
+            }
+            let from = if from.is_empty() { "main".to_string() } else { from };
+            state
+                .locked(
+                    &row.id,
+                    state.with_git(&row.id, move |g| {
+                        if creating {
+                            let commit = git::resolve_revision(g, &from).ok_or_else(|| ApiError::revision_not_found(&from))?;
+                            g.reference(&refname, commit, false, "created from the web UI").map_err(|e| {
+                                if e.code() == git2::ErrorCode::Exists {
+                                    ApiError::conflict(format!("{refname} already exists"))
+                                } else {
+                                    e.into()
+                                }
+                            })?;
+                        } else {
+                            if refname == git::default_branch(g) {
+                                return Err(ApiError::forbidden("the default branch cannot be deleted"));
+                            }
+                            g.find_reference(&refname).map_err(|_| ApiError::revision_not_found(&refname))?.delete()?;
+                        }
+                        Ok(())
+                    }),
+                )
+                .await?;
+            state.db.touch_repo(&row.id).await?;
+            done(&format!("{} {ref_name} {}", if is_tag { "tag" } else { "branch" }, if creating { "created" } else { "deleted" }))
+        }
+        _ => Err(ApiError::not_found("no such action")),
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct UploadFields {
+    csrf: String,
+    folder: String,
+    message: String,
+}
+
+/// `POST /{repo}/upload` (multipart form): files become one commit on `main`.
+async fn upload(state: &AppState, caller: &Caller, name: &RepoName, uri: &Uri, session: Option<&Session>, req: Request) -> PageResult {
+    require_user(caller)?;
+    let row = find_with_role(state, caller, name, uri, Role::Write).await?;
+    let mut multipart =
+        Multipart::from_request(req, state).await.map_err(|e| ApiError::bad_request(format!("invalid upload form: {e}")))?;
+    let mut fields = UploadFields::default();
+    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+    while let Some(mut field) = multipart.next_field().await.map_err(|e| ApiError::bad_request(format!("invalid upload form: {e}")))? {
+        let key = field.name().unwrap_or("").to_string();
+        if key == "file" {
+            let file_name = field.file_name().unwrap_or("").to_string();
+            let mut data = Vec::new();
+            while let Some(chunk) = field.chunk().await.map_err(|e| ApiError::bad_request(format!("upload interrupted: {e}")))? {
+                if data.len() + chunk.len() > MAX_BROWSER_FILE {
+                    return Err(ApiError::payload_too_large(format!(
+                        "{file_name} is over {} MB: upload large files with `hub upload` or git-lfs",
+                        MAX_BROWSER_FILE / 1_000_000
+                    )));
+                }
+                data.extend_from_slice(&chunk);
+            }
+            if !file_name.is_empty() {
+                files.push((file_name, data));
+            }
+        } else {
+            let value = field.text().await.map_err(|e| ApiError::bad_request(format!("invalid upload form: {e}")))?;
+            match key.as_str() {
+                "csrf" => fields.csrf = value,
+                "folder" => fields.folder = value.trim().trim_matches('/').to_string(),
+                "message" => fields.message = value,
+                _ => {}
+            }
+        }
+    }
+    check_csrf(session, &fields.csrf).await?;
+    if files.is_empty() {
+        return Err(ApiError::bad_request("choose at least one file"));
+    }
+    let mut ops = Vec::new();
+    for (file_name, data) in files {
+        let base_name = file_name.rsplit(['/', '\\']).next().unwrap_or(&file_name).to_string();
+        let path = if fields.folder.is_empty() { base_name } else { format!("{}/{base_name}", fields.folder) };
+        validate_repo_path(&path)?;
+        let content = commits::store_inline(state, &row.id, data).await?;
+        ops.push(CommitOp::Add { path, content });
+    }
+    let summary =
+        if fields.message.trim().is_empty() { "Upload files from the browser".to_string() } else { fields.message.trim().to_string() };
+    let header = CommitHeader { summary, description: String::new(), parent_commit: None };
+    commits::commit(state, &row, "main", false, header, ops, signature(caller)?).await?;
+    Ok((StatusCode::SEE_OTHER, [(axum::http::header::LOCATION, format!("/{}/tree/main", row.name.web_path()))]).into_response())
+}
