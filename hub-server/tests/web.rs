@@ -91,7 +91,26 @@ async fn hostile_cards_render_inert(hub: TestHub) {
     assert!(!page.contains("<script"), "no script anywhere on the page");
 }
 
-backend_tests!(pages_show_repos_cards_files_and_history, private_repos_are_404_pages, hostile_cards_render_inert);
+async fn profiles_and_organisation_pages(hub: TestHub) {
+    hub.create_repo("open-model", false).await;
+    hub.create_repo("closed-model", true).await;
+    hub_server::accounts::create_org(&hub.state, "acme", "alice").await.unwrap();
+    hub_server::accounts::add_member(&hub.state, "acme", "bob", hub_server::db::Role::Read).await.unwrap();
+    let anon = html(&hub.get("/alice", None).await);
+    assert!(anon.contains("alice/open-model") && !anon.contains("alice/closed-model"), "private repos only for those who may see them");
+    assert!(anon.contains("acme"), "a user's page lists their organisations");
+    assert!(html(&hub.get("/alice", Some(&hub.alice)).await).contains("alice/closed-model"));
+    let org = html(&hub.get("/acme", None).await);
+    assert!(org.contains("organisation") && org.contains("bob") && org.contains("admin"));
+    assert_eq!(hub.get("/nobody-here", None).await.status, StatusCode::NOT_FOUND);
+}
+
+backend_tests!(
+    pages_show_repos_cards_files_and_history,
+    private_repos_are_404_pages,
+    hostile_cards_render_inert,
+    profiles_and_organisation_pages
+);
 
 /// A browser: keeps the session cookie and reads CSRF tokens out of forms.
 struct Browser<'a> {
@@ -198,6 +217,20 @@ async fn sign_up_log_in_tokens_and_new_repos(hub: TestHub) {
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     assert_eq!(r.header("location"), Some("/"), "no open redirects");
     assert!(html(&b.get("/").await).contains("carol"));
+
+    // Account settings: email and password.
+    let csrf = b.csrf("/settings/account").await;
+    let r = b.post("/settings/account/password", &[("csrf", &csrf), ("current", "nope nope"), ("new", "a brand new password")]).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = b.post("/settings/account/password", &[("csrf", &csrf), ("current", "correct horse"), ("new", "a brand new password")]).await;
+    assert!(html(&r).contains("Password changed"));
+    let r = b.post("/settings/account/email", &[("csrf", &csrf), ("email", "carol@new.example")]).await;
+    assert!(html(&r).contains("carol@new.example"));
+    let csrf = b.csrf("/settings/account").await;
+    b.post("/logout", &[("csrf", &csrf)]).await;
+    let csrf = b.csrf("/login").await;
+    let r = b.post("/login", &[("csrf", &csrf), ("username", "carol"), ("password", "a brand new password")]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "the new password works");
 }
 
 /// Multipart form bodies for the upload page.

@@ -47,6 +47,26 @@ impl Db {
         }
     }
 
+    /// The members of an organisation and their roles, by name.
+    pub async fn members_of(&self, org_id: i64) -> Result<Vec<(String, String)>, sqlx::Error> {
+        let rows =
+            sqlx::query("SELECT a.name, m.role FROM org_members m JOIN accounts a ON a.id = m.user_id WHERE m.org_id = $1 ORDER BY a.name")
+                .bind(org_id)
+                .fetch_all(self.pool())
+                .await?;
+        rows.iter().map(|r| Ok((get(r, "name")?, get(r, "role")?))).collect()
+    }
+
+    pub async fn set_email(&self, account_id: i64, email: Option<&str>) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE accounts SET email = $1 WHERE id = $2").bind(email).bind(account_id).execute(self.pool()).await?;
+        Ok(())
+    }
+
+    pub async fn set_password_hash(&self, account_id: i64, hash: &str) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE accounts SET password_hash = $1 WHERE id = $2").bind(hash).bind(account_id).execute(self.pool()).await?;
+        Ok(())
+    }
+
     pub async fn tokens_of(&self, user_id: i64) -> Result<Vec<TokenSummary>, sqlx::Error> {
         let rows =
             sqlx::query("SELECT id, name, role, created_at, last_used_at FROM tokens WHERE user_id = $1 ORDER BY created_at DESC, id DESC")

@@ -45,6 +45,16 @@ async fn route(state: &AppState, req: Request) -> ApiResult<Response> {
         "spaces" => (RepoType::Space, &segs[1..]),
         _ => (RepoType::Model, &segs[..]),
     };
+    if rest.len() == 1 && segs.len() == 1 && !rest[0].is_empty() && parts.method == Method::GET {
+        // `/{name}`: a user's or organisation's page.
+        let session = parts.extensions.get::<tower_sessions::Session>().cloned();
+        let (caller, nav) = match super::web_accounts::context(state, &parts.headers, session.as_ref()).await {
+            Ok(c) => c,
+            Err(e) => return Ok(super::web::error_page(e)),
+        };
+        let name = decode(rest[0])?;
+        return Ok(super::web::profile(state, &caller, &nav, &name).await.unwrap_or_else(super::web::error_page));
+    }
     if rest.len() < 2 || rest[1].is_empty() {
         return Err(ApiError::not_found(format!("no route {path}")));
     }

@@ -432,3 +432,88 @@ pub async fn new_repo(State(state): State<AppState>, session: Session, headers: 
         }
     }
 }
+
+// ---- account settings ----
+
+#[derive(Template)]
+#[template(path = "account.html")]
+struct AccountPage {
+    nav: Nav,
+    name: String,
+    email: String,
+    message: Option<String>,
+    error: Option<String>,
+}
+
+fn account_view(account: &Account, nav: Nav, message: Option<String>, error: Option<String>) -> Response {
+    let status = if error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+    let mut r = render(AccountPage { nav, name: account.name.clone(), email: account.email.clone().unwrap_or_default(), message, error });
+    *r.status_mut() = status;
+    r
+}
+
+pub async fn account_page(State(state): State<AppState>, session: Session) -> Response {
+    match require_login(&state, &session, "/settings/account").await {
+        Ok((account, nav)) => account_view(&account, nav, None, None),
+        Err(r) => r,
+    }
+}
+
+#[derive(Deserialize)]
+pub struct EmailForm {
+    #[serde(default)]
+    csrf: String,
+    email: String,
+}
+
+pub async fn change_email(State(state): State<AppState>, session: Session, Form(form): Form<EmailForm>) -> Response {
+    let (mut account, nav) = match require_login(&state, &session, "/settings/account").await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    if let Err(e) = check_csrf(&session, &form.csrf).await {
+        return error_page(e);
+    }
+    let email = form.email.trim();
+    if !email.is_empty() && (!email.contains('@') || email.len() > 254) {
+        return account_view(&account, nav, None, Some("That does not look like an email address.".into()));
+    }
+    let email = Some(email).filter(|e| !e.is_empty());
+    if let Err(e) = state.db.set_email(account.id, email).await {
+        return error_page(e.into());
+    }
+    account.email = email.map(str::to_string);
+    account_view(&account, nav, Some("Email saved.".into()), None)
+}
+
+#[derive(Deserialize)]
+pub struct PasswordForm {
+    #[serde(default)]
+    csrf: String,
+    current: String,
+    new: String,
+}
+
+pub async fn change_password(State(state): State<AppState>, session: Session, Form(form): Form<PasswordForm>) -> Response {
+    let (account, nav) = match require_login(&state, &session, "/settings/account").await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    if let Err(e) = check_csrf(&session, &form.csrf).await {
+        return error_page(e);
+    }
+    if !account.password_hash.as_deref().is_some_and(|h| verify_password(h, &form.current)) {
+        return account_view(&account, nav, None, Some("The current password is wrong.".into()));
+    }
+    if form.new.chars().count() < 8 {
+        return account_view(&account, nav, None, Some("The new password needs 8 characters or more.".into()));
+    }
+    let hash = match crate::auth::hash_password(&form.new) {
+        Ok(h) => h,
+        Err(e) => return error_page(ApiError::internal(e)),
+    };
+    if let Err(e) = state.db.set_password_hash(account.id, &hash).await {
+        return error_page(e.into());
+    }
+    account_view(&account, nav, Some("Password changed.".into()), None)
+}
