@@ -33,6 +33,25 @@ pub fn render_card(markdown: &str, repo_url: &str, rev: &str) -> String {
     ammonia::Builder::default().link_rel(Some("noopener noreferrer nofollow")).clean(&html).to_string()
 }
 
+/// Syntax-highlighted HTML for a text file (inline styles, content escaped by syntect), or None
+/// when no syntax matches or the file is too large to colour cheaply.
+pub fn highlight(path: &str, text: &str) -> Option<String> {
+    use std::sync::OnceLock;
+    use syntect::highlighting::ThemeSet;
+    use syntect::parsing::SyntaxSet;
+    static SYNTAXES: OnceLock<SyntaxSet> = OnceLock::new();
+    static THEMES: OnceLock<ThemeSet> = OnceLock::new();
+    if text.len() > 256 * 1024 {
+        return None;
+    }
+    let syntaxes = SYNTAXES.get_or_init(SyntaxSet::load_defaults_newlines);
+    let ext = path.rsplit('.').next().unwrap_or("");
+    let syntax =
+        syntaxes.find_syntax_by_extension(ext).or_else(|| syntaxes.find_syntax_by_first_line(text.lines().next().unwrap_or("")))?;
+    let theme = &THEMES.get_or_init(ThemeSet::load_defaults).themes["InspiredGitHub"];
+    syntect::html::highlighted_html_for_string(text, syntaxes, syntax, theme).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -49,6 +68,13 @@ mod tests {
         assert!(html.contains("src=\"/alice/m/resolve/main/img/p.png\""));
         assert!(html.contains("href=\"/alice/m/blob/main/config.json\""));
         assert!(html.contains("href=\"https://example.org\""));
+    }
+
+    #[test]
+    fn code_is_highlighted_and_escaped() {
+        let html = highlight("train.py", "import torch  # <script>\nx = 1\n").unwrap();
+        assert!(html.contains("<span") && html.contains("&lt;script&gt;") && !html.contains("<script"));
+        assert!(highlight("data.unknownext", "plain").is_none());
     }
 
     #[test]

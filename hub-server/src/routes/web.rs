@@ -462,6 +462,7 @@ struct FilePage {
     raw_url: String,
     download_url: String,
     text: Option<String>,
+    highlighted: Option<String>,
     notice: String,
 }
 
@@ -487,6 +488,7 @@ pub async fn blob(state: &AppState, caller: &Caller, nav: &Nav, name: &RepoName,
         .await?;
     let view = repo_view_for(state, caller, &row, rev).await?;
     let text = content.and_then(|c| if c.contains(&0) { None } else { String::from_utf8(c).ok() });
+    let highlighted = text.as_deref().and_then(|t| crate::markdown::highlight(path, t));
     let notice = if lfs {
         "This file is stored with Git LFS: download it to see its content.".to_string()
     } else if size > MAX_SHOWN {
@@ -505,6 +507,7 @@ pub async fn blob(state: &AppState, caller: &Caller, nav: &Nav, name: &RepoName,
         size: human_size(size),
         lfs,
         text,
+        highlighted,
         notice,
     })
 }
