@@ -48,7 +48,7 @@ async fn csrf_token(session: &Session) -> Result<String, ApiError> {
 }
 
 /// Refuses a form whose CSRF token is not the session's.
-async fn check_csrf(session: &Session, sent: &str) -> Result<(), ApiError> {
+pub(super) async fn check_csrf(session: &Session, sent: &str) -> Result<(), ApiError> {
     let expected = session.get::<String>(CSRF_KEY).await.map_err(internal)?;
     match expected {
         Some(t) if !sent.is_empty() && constant_eq(t.as_bytes(), sent.as_bytes()) => Ok(()),

@@ -23,13 +23,9 @@ use tower_sessions::Session;
 const MAX_BROWSER_FILE: usize = 100 * 1024 * 1024;
 
 async fn check_csrf(session: Option<&Session>, sent: &str) -> Result<(), ApiError> {
-    let expected = match session {
-        Some(s) => s.get::<String>("csrf").await.map_err(ApiError::internal)?,
-        None => None,
-    };
-    match expected {
-        Some(t) if !sent.is_empty() && t == sent => Ok(()),
-        _ => Err(ApiError::forbidden("This form expired or did not come from this site; reload the page and try again.")),
+    match session {
+        Some(s) => super::web_accounts::check_csrf(s, sent).await,
+        None => Err(ApiError::forbidden("This form expired or did not come from this site; reload the page and try again.")),
     }
 }
 
