@@ -68,11 +68,13 @@ TOML
   local g=("$bin" -c "$dir/garage.toml")
   "${g[@]}" server >"$dir/log" 2>&1 &
   cleanups+=("kill $!")
-  local node=
-  for _ in $(seq 100); do
-    node=$("${g[@]}" node id -q 2>/dev/null | cut -d@ -f1) && [[ -n $node ]] && break
+  # `node id` reads a key file and can answer before the RPC port listens: wait for `status`.
+  local node= ready=
+  for _ in $(seq 150); do
+    "${g[@]}" status >/dev/null 2>&1 && ready=1 && break
     sleep 0.2
   done
+  [[ -n $ready ]] && node=$("${g[@]}" node id -q 2>/dev/null | cut -d@ -f1)
   [[ -n $node ]] || { echo "Garage did not start:" >&2; cat "$dir/log" >&2; return 1; }
   "${g[@]}" layout assign -z dc1 -c 1G "$node" >/dev/null
   "${g[@]}" layout apply --version 1 >/dev/null
