@@ -16,6 +16,7 @@ pub mod hooks;
 pub mod lfs;
 pub mod markdown;
 pub mod names;
+pub mod refs;
 pub mod repos;
 pub mod routes;
 pub mod safetensors;

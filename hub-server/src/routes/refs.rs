@@ -8,6 +8,7 @@ use crate::db::Role;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, QueryPairs, RepoPath};
 use crate::git::{self, RefInfo};
+use crate::refs::{self, RefKind};
 use crate::repos::{find_readable, find_with_role, signature};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -84,15 +85,6 @@ pub async fn commits(
     Ok(resp)
 }
 
-/// A branch or tag name git accepts, that is not itself a full ref.
-fn validate_ref_name(kind: &str, name: &str) -> ApiResult<()> {
-    let full = format!("refs/{kind}s/{name}");
-    if name.is_empty() || name.starts_with("refs/") || name.len() > 255 || !git2::Reference::is_valid_name(&full) {
-        return Err(ApiError::bad_request(format!("invalid {kind} name {name:?}")));
-    }
-    Ok(())
-}
-
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct BranchBody {
@@ -106,44 +98,14 @@ pub async fn create_branch(
     ApiJson(body): ApiJson<BranchBody>,
 ) -> ApiResult<Json<Value>> {
     let row = find_with_role(&state, &caller, &path.name, &path.uri, Role::Write).await?;
-    let branch = path.param("branch").to_string();
-    validate_ref_name("branch", &branch)?;
     let start = body.starting_point.unwrap_or_else(|| "main".to_string());
-    state
-        .locked(
-            &row.id,
-            state.with_git(&row.id, move |g| {
-                let commit = git::resolve_revision(g, &start).ok_or_else(|| ApiError::revision_not_found(&start))?;
-                match g.reference(&format!("refs/heads/{branch}"), commit, false, "branch: created") {
-                    Ok(_) => Ok(()),
-                    Err(e) if e.code() == git2::ErrorCode::Exists => Err(ApiError::conflict(format!("Branch {branch} already exists"))),
-                    Err(e) => Err(e.into()),
-                }
-            }),
-        )
-        .await?;
-    state.db.touch_repo(&row.id).await?;
+    refs::create(&state, &row, RefKind::Branch, path.param("branch"), &start, None).await?;
     Ok(Json(json!({})))
 }
 
 pub async fn delete_branch(State(state): State<AppState>, caller: Caller, path: RepoPath) -> ApiResult<Json<Value>> {
     let row = find_with_role(&state, &caller, &path.name, &path.uri, Role::Write).await?;
-    let branch = path.param("branch").to_string();
-    state
-        .locked(
-            &row.id,
-            state.with_git(&row.id, move |g| {
-                let refname = format!("refs/heads/{branch}");
-                let default = g.find_reference("HEAD").ok().and_then(|h| h.symbolic_target().map(str::to_string));
-                if default.as_deref() == Some(refname.as_str()) {
-                    return Err(ApiError::forbidden(format!("cannot delete the default branch {branch}")));
-                }
-                let mut r = g.find_reference(&refname).map_err(|_| ApiError::revision_not_found(&branch))?;
-                Ok(r.delete()?)
-            }),
-        )
-        .await?;
-    state.db.touch_repo(&row.id).await?;
+    refs::delete(&state, &row, RefKind::Branch, path.param("branch")).await?;
     Ok(Json(json!({})))
 }
 
@@ -161,48 +123,14 @@ pub async fn create_tag(
     ApiJson(body): ApiJson<TagBody>,
 ) -> ApiResult<Json<Value>> {
     let row = find_with_role(&state, &caller, &path.name, &path.uri, Role::Write).await?;
-    validate_ref_name("tag", &body.tag)?;
-    let rev = path.param("rev").to_string();
-    let author = signature(&caller)?;
-    state
-        .locked(
-            &row.id,
-            state.with_git(&row.id, move |g| {
-                let commit = git::resolve_revision(g, &rev).ok_or_else(|| ApiError::revision_not_found(&rev))?;
-                if g.find_reference(&format!("refs/tags/{}", body.tag)).is_ok() {
-                    return Err(ApiError::conflict(format!("Tag {} already exists", body.tag)));
-                }
-                let target = g.find_object(commit, Some(git2::ObjectType::Commit))?;
-                let sig = author.signature()?;
-                let result = match body.message.as_deref().filter(|m| !m.is_empty()) {
-                    Some(message) => g.tag(&body.tag, &target, &sig, message, false).map(|_| ()),
-                    None => g.tag_lightweight(&body.tag, &target, false).map(|_| ()),
-                };
-                match result {
-                    Ok(()) => Ok(()),
-                    Err(e) if e.code() == git2::ErrorCode::Exists => Err(ApiError::conflict(format!("Tag {} already exists", body.tag))),
-                    Err(e) => Err(e.into()),
-                }
-            }),
-        )
-        .await?;
-    state.db.touch_repo(&row.id).await?;
+    let annotation = body.message.map(|m| signature(&caller).map(|a| (m, a))).transpose()?;
+    refs::create(&state, &row, RefKind::Tag, &body.tag, path.param("rev"), annotation).await?;
     Ok(Json(json!({})))
 }
 
 pub async fn delete_tag(State(state): State<AppState>, caller: Caller, path: RepoPath) -> ApiResult<Json<Value>> {
     let row = find_with_role(&state, &caller, &path.name, &path.uri, Role::Write).await?;
-    let tag = path.param("rev").to_string();
-    state
-        .locked(
-            &row.id,
-            state.with_git(&row.id, move |g| {
-                let mut r = g.find_reference(&format!("refs/tags/{tag}")).map_err(|_| ApiError::revision_not_found(&tag))?;
-                Ok(r.delete()?)
-            }),
-        )
-        .await?;
-    state.db.touch_repo(&row.id).await?;
+    refs::delete(&state, &row, RefKind::Tag, path.param("rev")).await?;
     Ok(Json(json!({})))
 }
 

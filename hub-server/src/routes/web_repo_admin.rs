@@ -10,6 +10,7 @@ use crate::db::Role;
 use crate::error::ApiError;
 use crate::git;
 use crate::names::{validate_repo_path, RepoName};
+use crate::refs::{self, RefKind};
 use crate::repos::{find_readable, find_with_role, signature};
 use askama::Template;
 use axum::extract::{FromRequest, Multipart, Request};
@@ -124,41 +125,22 @@ pub async fn post(state: &AppState, caller: &Caller, name: &RepoName, action: &[
             crate::repos::delete(state, &row).await?;
             Ok(Redirect::to("/").into_response())
         }
-        ["settings", kind @ ("branch" | "tag" | "branch-delete" | "tag-delete")] => {
+        ["settings", action @ ("branch" | "tag" | "branch-delete" | "tag-delete")] => {
             let row = find_with_role(state, caller, name, &uri, Role::Write).await?;
-            let (ref_name, from) = (field("name"), field("from"));
-            let is_tag = kind.starts_with("tag");
-            let creating = !kind.ends_with("-delete");
-            let refname = if is_tag { format!("refs/tags/{ref_name}") } else { format!("refs/heads/{ref_name}") };
-            if ref_name.is_empty() || ref_name.starts_with("refs/") || !git2::Reference::is_valid_name(&refname) {
-                return Err(ApiError::bad_request(format!("invalid name {ref_name:?}")));
+            let ref_name = field("name");
+            let kind = if action.starts_with("tag") { RefKind::Tag } else { RefKind::Branch };
+            let creating = !action.ends_with("-delete");
+            if creating {
+                let from = Some(field("from")).filter(|f| !f.is_empty()).unwrap_or_else(|| "main".to_string());
+                refs::create(state, &row, kind, &ref_name, &from, None).await?;
+            } else {
+                refs::delete(state, &row, kind, &ref_name).await?;
             }
-            let from = if from.is_empty() { "main".to_string() } else { from };
-            state
-                .locked(
-                    &row.id,
-                    state.with_git(&row.id, move |g| {
-                        if creating {
-                            let commit = git::resolve_revision(g, &from).ok_or_else(|| ApiError::revision_not_found(&from))?;
-                            g.reference(&refname, commit, false, "created from the web UI").map_err(|e| {
-                                if e.code() == git2::ErrorCode::Exists {
-                                    ApiError::conflict(format!("{refname} already exists"))
-                                } else {
-                                    e.into()
-                                }
-                            })?;
-                        } else {
-                            if refname == git::default_branch(g) {
-                                return Err(ApiError::forbidden("the default branch cannot be deleted"));
-                            }
-                            g.find_reference(&refname).map_err(|_| ApiError::revision_not_found(&refname))?.delete()?;
-                        }
-                        Ok(())
-                    }),
-                )
-                .await?;
-            state.db.touch_repo(&row.id).await?;
-            done(&format!("{} {ref_name} {}", if is_tag { "tag" } else { "branch" }, if creating { "created" } else { "deleted" }))
+            done(&format!(
+                "{} {ref_name} {}",
+                if kind == RefKind::Tag { "tag" } else { "branch" },
+                if creating { "created" } else { "deleted" }
+            ))
         }
         _ => Err(ApiError::not_found("no such action")),
     }
