@@ -101,7 +101,7 @@ impl Default for HubClientBuilder {
             chunk_size: 16 * 1024 * 1024,
             // S3 caps one PUT at 5 GB: larger objects go up in parts.
             single_put_limit: 5_000_000_000,
-            parallel_threshold: env("HUB_PARALLEL_THRESHOLD").and_then(|v| v.parse().ok()).unwrap_or(32 * 1024 * 1024),
+            parallel_threshold: 32 * 1024 * 1024,
             progress: Arc::new(NoProgress),
         }
     }

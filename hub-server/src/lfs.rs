@@ -35,12 +35,6 @@ pub fn verify(secret: &[u8], what: &str, exp: i64, sig: &str) -> bool {
     mac.verify_slice(&sig).is_ok()
 }
 
-#[derive(Deserialize)]
-pub struct SignedQuery {
-    pub exp: i64,
-    pub sig: String,
-}
-
 fn signed(state: &AppState, base: &str, path: &str) -> String {
     let exp = now_secs() + URL_TTL_SECS;
     let sig = sign(&state.secret, path, exp);

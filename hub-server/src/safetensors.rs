@@ -19,17 +19,32 @@ async fn read_header(storage: &Storage, oid: &str, size: u64) -> Option<bytes::B
     storage.read_range(oid, 8..8 + n).await.ok()
 }
 
-/// Parameters per dtype (`{"F32": n}`), or None when the object is not a readable safetensors file.
-pub async fn parameter_counts(storage: &Storage, oid: &str, size: u64) -> Option<BTreeMap<String, u64>> {
-    count_parameters(&read_header(storage, oid, size).await?)
+/// What a safetensors file holds: parameters per dtype (`{"F32": n}`) and its tensor count.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Summary {
+    pub parameters: BTreeMap<String, u64>,
+    pub tensors: u64,
 }
 
-/// Parameters per dtype and the number of tensors (for the web page).
-pub async fn summary(storage: &Storage, oid: &str, size: u64) -> Option<(BTreeMap<String, u64>, usize)> {
+/// Reads a summary from the object's header, or None when it is not a readable safetensors file.
+async fn read_summary(storage: &Storage, oid: &str, size: u64) -> Option<Summary> {
     let header = read_header(storage, oid, size).await?;
     let tensors =
         serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&header).ok()?.keys().filter(|k| *k != "__metadata__").count();
-    Some((count_parameters(&header)?, tensors))
+    Some(Summary { parameters: count_parameters(&header)?, tensors: tensors as u64 })
+}
+
+/// The summary of an LFS object, read from storage once and then kept in the database (LFS
+/// objects never change), so repo pages and repo info do not re-read headers per request.
+pub async fn summary(db: &crate::db::Db, storage: &Storage, oid: &str, size: u64) -> Result<Option<Summary>, sqlx::Error> {
+    if let Some(cached) = db.safetensors_summary(oid).await? {
+        return Ok(serde_json::from_str(&cached).ok());
+    }
+    let summary = read_summary(storage, oid, size).await;
+    if let Some(s) = &summary {
+        db.store_safetensors_summary(oid, &serde_json::to_string(s).unwrap_or_default()).await?;
+    }
+    Ok(summary)
 }
 
 pub fn count_parameters(header: &[u8]) -> Option<BTreeMap<String, u64>> {

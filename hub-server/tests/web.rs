@@ -28,6 +28,10 @@ fn visible_text(html: &str) -> String {
 async fn pages_show_repos_cards_files_and_history(hub: TestHub) {
     let repo = hub.create_repo("demo", false).await;
     let readme = "---\nlicense: apache-2.0\npipeline_tag: fill-mask\nlibrary_name: transformers\n---\n# Demo model\n\n| metric | value |\n|---|---|\n| acc | 0.9 |\n\n![plot](images/plot.png) [config](config.json)\n";
+    let st_header = br#"{"w":{"dtype":"F16","shape":[4,8],"data_offsets":[0,64]},"b":{"dtype":"F32","shape":[8],"data_offsets":[64,96]}}"#;
+    let mut weights = (st_header.len() as u64).to_le_bytes().to_vec();
+    weights.extend_from_slice(st_header);
+    weights.extend(vec![0u8; 96]);
     let r = hub
         .commit_lines(
             &repo,
@@ -36,6 +40,7 @@ async fn pages_show_repos_cards_files_and_history(hub: TestHub) {
                 file_line("README.md", readme.as_bytes()),
                 file_line("config.json", b"{\"hidden_size\": 8}"),
                 file_line("src/train.py", b"print('hi')\n"),
+                file_line("model.safetensors", &weights),
             ],
         )
         .await;
@@ -60,6 +65,8 @@ async fn pages_show_repos_cards_files_and_history(hub: TestHub) {
     let quoted_id = |s: &str| ["&quot;", "&#34;", "\""].iter().any(|q| s.contains(&format!("from_pretrained({q}alice/demo{q})")));
     assert!(quoted_id(&page), "a Use-this-model snippet names the repo");
     assert!(page.contains("git clone http://hub.test/alice/demo"));
+    let text = visible_text(&page);
+    assert!(text.contains("40 parameters") && text.contains("2 tensors"), "the safetensors summary: {text}");
 
     let tree = html(&hub.get(&format!("/{repo}/tree/main"), None).await);
     assert!(tree.contains("config.json") && tree.contains("src") && tree.contains("Add card"));

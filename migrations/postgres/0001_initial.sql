@@ -63,8 +63,8 @@ CREATE TABLE repo_redirects (
     PRIMARY KEY (repo_type, namespace, name)
 );
 
--- Parameter counts per safetensors LFS object, read once from the file header.
-CREATE TABLE safetensors_params (
-    oid        TEXT PRIMARY KEY,
-    parameters TEXT NOT NULL
+-- Parameter counts and tensor count per safetensors LFS object (JSON), read once from its header.
+CREATE TABLE safetensors_summaries (
+    oid     TEXT PRIMARY KEY,
+    summary TEXT NOT NULL
 );

@@ -311,15 +311,15 @@ impl Db {
         Ok((repos, more))
     }
 
-    pub async fn safetensors_params(&self, oid: &str) -> Result<Option<String>, sqlx::Error> {
-        let row = sqlx::query("SELECT parameters FROM safetensors_params WHERE oid = $1").bind(oid).fetch_optional(self.pool()).await?;
-        row.as_ref().map(|r| get(r, "parameters")).transpose()
+    pub async fn safetensors_summary(&self, oid: &str) -> Result<Option<String>, sqlx::Error> {
+        let row = sqlx::query("SELECT summary FROM safetensors_summaries WHERE oid = $1").bind(oid).fetch_optional(self.pool()).await?;
+        row.as_ref().map(|r| get(r, "summary")).transpose()
     }
 
-    pub async fn store_safetensors_params(&self, oid: &str, parameters: &str) -> Result<(), sqlx::Error> {
-        sqlx::query("INSERT INTO safetensors_params (oid, parameters) VALUES ($1, $2) ON CONFLICT (oid) DO NOTHING")
+    pub async fn store_safetensors_summary(&self, oid: &str, summary: &str) -> Result<(), sqlx::Error> {
+        sqlx::query("INSERT INTO safetensors_summaries (oid, summary) VALUES ($1, $2) ON CONFLICT (oid) DO NOTHING")
             .bind(oid)
-            .bind(parameters)
+            .bind(summary)
             .execute(self.pool())
             .await?;
         Ok(())

@@ -83,7 +83,7 @@ impl GitStore {
     pub fn create(&self, repo_id: &str, files: &[(&str, &[u8])], sig: &Signature, message: &str) -> Result<Oid, git2::Error> {
         let path = self.path(repo_id);
         let repo = Repository::init_opts(&path, git2::RepositoryInitOptions::new().bare(true).initial_head("main").mkpath(true))?;
-        // Let pushes over smart HTTP (a later issue) and our writes share the same config.
+        // A reflog for every ref, API commits and pushes alike: how a moved ref can be traced.
         repo.config()?.set_bool("core.logAllRefUpdates", true)?;
         let mut ops = Vec::new();
         for (p, data) in files {

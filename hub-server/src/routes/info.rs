@@ -68,7 +68,7 @@ async fn snapshot(state: &AppState, row: &RepoRow, rev: &str) -> ApiResult<Snaps
         .await
 }
 
-/// Parameter counts of the safetensors files in a revision, cached per LFS object.
+/// Parameter counts of the safetensors files in a revision.
 async fn safetensors_summary(state: &AppState, files: &[Entry]) -> ApiResult<Option<Value>> {
     let mut totals: BTreeMap<String, u64> = BTreeMap::new();
     let mut any = false;
@@ -77,19 +77,9 @@ async fn safetensors_summary(state: &AppState, files: &[Entry]) -> ApiResult<Opt
         if !path.ends_with(".safetensors") {
             continue;
         }
-        let counts: Option<BTreeMap<String, u64>> = match state.db.safetensors_params(&pointer.oid).await? {
-            Some(json) => serde_json::from_str(&json).ok(),
-            None => {
-                let counts = safetensors::parameter_counts(&state.storage, &pointer.oid, pointer.size).await;
-                if let Some(c) = &counts {
-                    state.db.store_safetensors_params(&pointer.oid, &serde_json::to_string(c).unwrap_or_default()).await?;
-                }
-                counts
-            }
-        };
-        if let Some(counts) = counts {
+        if let Some(summary) = safetensors::summary(&state.db, &state.storage, &pointer.oid, pointer.size).await? {
             any = true;
-            for (dtype, n) in counts {
+            for (dtype, n) in summary.parameters {
                 *totals.entry(dtype).or_insert(0) += n;
             }
         }

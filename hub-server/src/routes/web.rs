@@ -256,7 +256,7 @@ fn repo_view(row: &RepoRow, rev: &str) -> RepoView {
 struct SafetensorsView {
     total: String,
     dtypes: Vec<(String, String)>,
-    files: Vec<(String, usize)>,
+    files: Vec<(String, u64)>,
 }
 
 #[derive(Template)]
@@ -360,11 +360,11 @@ pub async fn repo_page(state: &AppState, caller: &Caller, nav: &Nav, name: &Repo
         if !path.ends_with(".safetensors") {
             continue;
         }
-        if let Some((counts, tensors)) = crate::safetensors::summary(&state.storage, &p.oid, p.size).await {
-            for (d, n) in counts {
+        if let Some(summary) = crate::safetensors::summary(&state.db, &state.storage, &p.oid, p.size).await? {
+            for (d, n) in summary.parameters {
                 *totals.entry(d).or_default() += n;
             }
-            per_file.push((path.clone(), tensors));
+            per_file.push((path.clone(), summary.tensors));
         }
     }
     let safetensors = (!per_file.is_empty()).then(|| SafetensorsView {
