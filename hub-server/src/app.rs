@@ -21,6 +21,8 @@ pub struct Inner {
     pub secret: Vec<u8>,
     /// Recent failed web logins per username (rate limiting).
     pub login_failures: Mutex<HashMap<String, Vec<std::time::Instant>>>,
+    /// Where Inference API requests go (none configured: inference is off).
+    pub inference: crate::inference::Workers,
     /// Serializes writes to one repository within this process.
     repo_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -46,7 +48,9 @@ impl AppState {
             Some(s) => s.as_bytes().to_vec(),
             None => load_or_create_secret(&settings.data_dir.join("secret"))?,
         };
+        let inference = crate::inference::Workers::new(settings.inference_urls())?;
         Ok(AppState(Arc::new(Inner {
+            inference,
             db,
             storage,
             git,

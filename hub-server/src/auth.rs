@@ -129,8 +129,37 @@ pub fn invalid_credentials() -> ApiError {
     ApiError::unauthorized("Invalid credentials in Authorization header")
 }
 
+/// Prefix of the short-lived, read-only credentials the hub gives the inference worker to fetch a
+/// private model for a web-session user (who has no token to forward).
+const GRANT_PREFIX: &str = "hubgrant_";
+const GRANT_TTL_SECS: i64 = 600;
+
+pub fn inference_grant(secret: &[u8], user_id: i64) -> String {
+    // Expiry on a 5-minute grid: the same grant for a while, so the worker's access cache hits.
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let exp = (now / 300 + 1) * 300 + GRANT_TTL_SECS - 300;
+    let sig = crate::lfs::sign(secret, &format!("inference-grant {user_id}"), exp);
+    format!("{GRANT_PREFIX}{user_id}_{exp}_{sig}")
+}
+
+async fn authenticate_grant(state: &AppState, grant: &str) -> Result<Caller, ApiError> {
+    let mut parts = grant.splitn(3, '_');
+    let (Some(user), Some(exp), Some(sig)) = (parts.next(), parts.next(), parts.next()) else { return Err(invalid_credentials()) };
+    let (Ok(user_id), Ok(exp)) = (user.parse::<i64>(), exp.parse::<i64>()) else { return Err(invalid_credentials()) };
+    if !crate::lfs::verify(&state.secret, &format!("inference-grant {user_id}"), exp, sig) {
+        return Err(invalid_credentials());
+    }
+    let Some(account) = state.db.find_account_by_id(user_id).await? else { return Err(invalid_credentials()) };
+    let orgs = state.db.orgs_of(account.id).await?;
+    let token = Token { id: 0, user_id, name: "inference grant".into(), role: Role::Read };
+    Ok(Caller { user: Some(AuthUser { account, token, orgs }) })
+}
+
 pub async fn authenticate(state: &AppState, header: Option<&str>) -> Result<Caller, ApiError> {
     let Some(token) = header.and_then(token_from_header) else { return Ok(Caller::default()) };
+    if let Some(grant) = token.strip_prefix(GRANT_PREFIX) {
+        return authenticate_grant(state, grant).await;
+    }
     let Some((token, account)) = state.db.find_token(&hash_token(&token)).await? else {
         return Err(invalid_credentials());
     };

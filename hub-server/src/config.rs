@@ -45,6 +45,11 @@ pub struct Settings {
     #[arg(long, env = "HUB_ALLOW_SIGNUP", global = true, default_value_t = true, action = clap::ArgAction::Set)]
     pub allow_signup: bool,
 
+    /// inference-worker URLs that serve the Inference API and model-page widgets
+    /// (comma-separated: requests are spread over them). Unset: inference is off.
+    #[arg(long, env = "HUB_INFERENCE_URL", global = true)]
+    pub inference_url: Option<String>,
+
     /// Log as JSON lines instead of text.
     #[arg(long, env = "HUB_LOG_JSON", global = true)]
     pub log_json: bool,
@@ -58,10 +63,25 @@ impl Settings {
         }
     }
 
+    pub fn inference_urls(&self) -> Vec<String> {
+        self.inference_url
+            .as_deref()
+            .unwrap_or_default()
+            .split(',')
+            .map(|u| u.trim().trim_end_matches('/').to_string())
+            .filter(|u| !u.is_empty())
+            .collect()
+    }
+
     pub fn validate(&self) -> anyhow::Result<()> {
         if let Some(url) = &self.public_url {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 anyhow::bail!("HUB_PUBLIC_URL must start with http:// or https:// (got {url:?})");
+            }
+        }
+        for url in self.inference_urls() {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                anyhow::bail!("HUB_INFERENCE_URL entries must start with http:// or https:// (got {url:?})");
             }
         }
         if self.lfs_part_size < 5 * 1024 * 1024 {

@@ -13,6 +13,7 @@ pub mod error;
 pub mod extract;
 pub mod git;
 pub mod hooks;
+pub mod inference;
 pub mod lfs;
 pub mod markdown;
 pub mod names;

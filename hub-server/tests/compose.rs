@@ -18,7 +18,7 @@ fn compose() -> Value {
 fn compose_runs_postgres_minio_and_the_hub() {
     let c = compose();
     let services = c["services"].as_mapping().unwrap();
-    for name in ["postgres", "minio", "minio-init", "hub"] {
+    for name in ["postgres", "minio", "minio-init", "hub", "inference"] {
         assert!(services.contains_key(name), "service {name} missing");
     }
     for (name, svc) in services {
@@ -40,9 +40,15 @@ fn compose_runs_postgres_minio_and_the_hub() {
 }
 
 #[test]
-fn the_hub_image_is_built_in_stages_into_a_small_runtime() {
+fn the_images_are_built_in_stages_into_a_small_runtime() {
+    for service in ["hub", "inference"] {
+        image_is_built_in_stages(service);
+    }
+}
+
+fn image_is_built_in_stages(service: &str) {
     let c = compose();
-    let build = &c["services"]["hub"]["build"];
+    let build = &c["services"][service]["build"];
     let context = root().join(build["context"].as_str().unwrap());
     let dockerfile = std::fs::read_to_string(context.join(build["dockerfile"].as_str().unwrap())).unwrap();
     let stages: Vec<&str> = dockerfile.lines().filter(|l| l.starts_with("FROM ")).collect();
@@ -61,6 +67,26 @@ fn the_hub_image_is_built_in_stages_into_a_small_runtime() {
         for src in &parts[1..parts.len() - 1] {
             assert!(context.join(src).exists(), "Dockerfile copies missing {src}");
         }
+    }
+}
+
+#[test]
+fn the_hub_forwards_inference_to_the_worker_service() {
+    let c = compose();
+    let hub_env = c["services"]["hub"]["environment"].as_mapping().unwrap();
+    let worker = &c["services"]["inference"];
+    let worker_env = worker["environment"].as_mapping().unwrap();
+    let bind = worker_env["INFERENCE_BIND"].as_str().unwrap();
+    let port = bind.rsplit(':').next().unwrap();
+    assert_eq!(hub_env["HUB_INFERENCE_URL"].as_str().unwrap(), format!("http://inference:{port}"));
+    assert_eq!(worker_env["INFERENCE_HUB_URL"].as_str().unwrap(), "http://hub:8080");
+    assert!(worker.get("ports").is_none(), "the worker trusts the hub's access checks: it must not be published");
+    // Every variable compose sets is one the worker's command line reads.
+    let main = std::fs::read_to_string(root().join("inference-worker/src/main.rs")).unwrap();
+    let known: Vec<&str> = main.split("env = \"").skip(1).filter_map(|rest| rest.split('"').next()).collect();
+    for (k, _) in worker_env {
+        let k = k.as_str().unwrap();
+        assert!(known.contains(&k) || k == "RUST_LOG", "compose sets {k}, which inference-worker does not read (it reads {known:?})");
     }
 }
 

@@ -1,6 +1,7 @@
 //! HTTP routes: extract, authorize, call the domain, map to a response.
 
 mod commit;
+mod inference;
 mod info;
 mod lfs;
 mod misc;
@@ -22,6 +23,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(misc::health))
         .route("/static/style.css", get(web::stylesheet))
+        .route("/static/widget.js", get(web::widget_script))
         .route("/", get(web_list))
         .route("/login", get(web_accounts::login_page).post(web_accounts::login))
         .route("/logout", post(web_accounts::logout))
@@ -35,6 +37,10 @@ pub fn router(state: AppState) -> Router {
         .route("/models", get(web_list))
         .route("/datasets", get(web_list))
         .route("/spaces", get(web_list))
+        .route("/models/{ns}/{name}", post(inference::infer))
+        .route("/models/{ns}/{name}/pipeline/{task}", post(inference::infer_task))
+        .route("/models/{ns}/{name}/info", get(inference::info))
+        .route("/models/{ns}/{name}/health", get(inference::health))
         .route("/api/whoami-v2", get(misc::whoami))
         .route("/api/validate-yaml", post(misc::validate_yaml))
         .route("/api/agent-harnesses", get(misc::agent_harnesses))

@@ -53,6 +53,14 @@ pub fn error_page(e: ApiError) -> Response {
     (status, Html(body)).into_response()
 }
 
+/// The inference widget's script (the only script the UI has; pages work without it).
+pub async fn widget_script() -> Response {
+    let mut r = include_str!("../../../static/widget.js").into_response();
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/javascript; charset=utf-8"));
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
+    r
+}
+
 pub async fn stylesheet() -> Response {
     let mut r = include_str!("../../../static/style.css").into_response();
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/css; charset=utf-8"));
@@ -269,6 +277,59 @@ struct RepoPage {
     metadata: Vec<(String, String)>,
     snippets: Vec<(String, String)>,
     safetensors: Option<SafetensorsView>,
+    widget: Option<WidgetView>,
+}
+
+/// The model page's inference widget: which task, where it posts, the card's examples.
+struct WidgetView {
+    task: String,
+    endpoint: String,
+    /// JSON list of examples, escaped for a `<script type="application/json">` element.
+    examples_json: String,
+    example_titles: Vec<String>,
+}
+
+const WIDGET_TASKS: [&str; 6] =
+    ["feature-extraction", "sentence-similarity", "text-classification", "token-classification", "fill-mask", "text-generation"];
+
+/// Examples from the card's `widget:` list, else a default one for the task.
+fn widget_view(state: &AppState, row: &crate::db::RepoRow) -> Option<WidgetView> {
+    if !state.inference.enabled() || row.name.repo_type != RepoType::Model {
+        return None;
+    }
+    let task = row.pipeline_tag.clone().filter(|t| WIDGET_TASKS.contains(&t.as_str()))?;
+    let mut examples: Vec<serde_json::Value> = row
+        .card_data
+        .as_ref()
+        .and_then(|c| c.get("widget"))
+        .and_then(|w| w.as_array())
+        .map(|items| items.iter().filter(|i| i.get("text").is_some() || i.get("source_sentence").is_some()).cloned().collect())
+        .unwrap_or_default();
+    if examples.is_empty() {
+        examples.push(match task.as_str() {
+            "sentence-similarity" => serde_json::json!({ "source_sentence": "That is a happy person", "sentences": ["That is a happy dog", "That is a very happy person", "Today is a sunny day"] }),
+            "fill-mask" => serde_json::json!({ "text": "Paris is the [MASK] of France." }),
+            "token-classification" => serde_json::json!({ "text": "My name is Wolfgang and I live in Berlin" }),
+            "text-generation" => serde_json::json!({ "text": "Once upon a time," }),
+            "text-classification" => serde_json::json!({ "text": "I like you. I love you" }),
+            _ => serde_json::json!({ "text": "The answer to the universe is" }),
+        });
+    }
+    let example_titles = examples
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            e.get("example_title")
+                .and_then(|t| t.as_str())
+                .or_else(|| e.get("text").and_then(|t| t.as_str()))
+                .or_else(|| e.get("source_sentence").and_then(|t| t.as_str()))
+                .map(|t| t.chars().take(60).collect())
+                .unwrap_or_else(|| format!("Example {}", i + 1))
+        })
+        .collect();
+    // `<` escaped so card text can't close the script element.
+    let examples_json = serde_json::to_string(&examples).ok()?.replace('<', "\\u003c");
+    Some(WidgetView { endpoint: format!("/models/{}/{}", row.name.namespace, row.name.name), task, examples_json, example_titles })
 }
 
 fn group_digits(n: u64) -> String {
@@ -372,7 +433,17 @@ pub async fn repo_page(state: &AppState, caller: &Caller, nav: &Nav, name: &Repo
         dtypes: totals.iter().map(|(d, n)| (d.clone(), group_digits(*n))).collect(),
         files: per_file,
     });
-    page(RepoPage { nav: nav.clone(), snippets: snippets(base, &row.name), repo: view, tab: "card", card_html, metadata, safetensors })
+    let widget = widget_view(state, &row);
+    page(RepoPage {
+        nav: nav.clone(),
+        snippets: snippets(base, &row.name),
+        repo: view,
+        tab: "card",
+        card_html,
+        metadata,
+        safetensors,
+        widget,
+    })
 }
 
 struct EntryView {

@@ -72,6 +72,7 @@ pub fn settings(dir: &std::path::Path) -> Settings {
         max_commit_bytes: 4 * 1024 * 1024,
         git_hook_bin: Some(env!("CARGO_BIN_EXE_hub-server").into()),
         allow_signup: true,
+        inference_url: None,
         log_json: false,
     }
 }
@@ -121,6 +122,14 @@ impl TestHub {
         Self::with_settings(dir, Some(url), storage, Some((admin, schema))).await
     }
 
+    /// A SQLite hub that forwards the Inference API to `urls` (comma-separated).
+    pub async fn with_inference(urls: &str) -> TestHub {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = settings(dir.path());
+        s.inference_url = Some(urls.to_string());
+        Self::from_settings(dir, s, None).await
+    }
+
     /// The default backend (SQLite) for tests that are not about the database.
     pub async fn new() -> TestHub {
         Self::sqlite().await
@@ -135,6 +144,10 @@ impl TestHub {
         let mut settings = settings(dir.path());
         settings.database_url = database_url;
         settings.storage_url = storage_url;
+        Self::from_settings(dir, settings, pg_schema).await
+    }
+
+    async fn from_settings(dir: tempfile::TempDir, settings: Settings, pg_schema: Option<(String, String)>) -> TestHub {
         let state = AppState::open(settings).await.unwrap();
         accounts::create_user(&state, "alice", Some("alice@example.org"), None).await.unwrap();
         accounts::create_user(&state, "bob", None, None).await.unwrap();

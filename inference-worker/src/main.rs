@@ -1,0 +1,85 @@
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use inference_worker::registry::{Registry, RegistryConfig};
+use inference_worker::server::{router, Worker};
+
+#[derive(Parser)]
+#[command(name = "inference-worker", version, about = "Candle pipelines behind the Hugging Face Inference API")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve inference for the models of one hub.
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// The hub models are fetched from (private ones with the token the hub forwards).
+    #[arg(long, env = "INFERENCE_HUB_URL")]
+    hub: String,
+    /// Address to listen on. Keep it private: the hub checks access before forwarding.
+    #[arg(long, env = "INFERENCE_BIND", default_value = "127.0.0.1:8090")]
+    bind: SocketAddr,
+    /// Where downloaded models are cached (huggingface_hub's layout). Default: $HF_HOME/hub.
+    #[arg(long, env = "INFERENCE_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Models kept loaded; the least recently used one is dropped beyond this.
+    #[arg(long, env = "INFERENCE_MAX_MODELS", default_value_t = 4)]
+    max_models: usize,
+    /// Forward passes or generation steps running at once, across all models.
+    #[arg(long, env = "INFERENCE_MAX_CONCURRENCY", default_value_t = 1)]
+    max_concurrency: usize,
+    /// Most texts one encoder forward pass takes when requests are batched together.
+    #[arg(long, env = "INFERENCE_MAX_BATCH", default_value_t = 32)]
+    max_batch: usize,
+    /// Seconds a request may run before it is stopped with 504.
+    #[arg(long, env = "INFERENCE_TIMEOUT", default_value_t = 120)]
+    timeout: u64,
+}
+
+fn device() -> anyhow::Result<candle_core::Device> {
+    #[cfg(feature = "cuda")]
+    {
+        Ok(candle_core::Device::new_cuda(0).context("no CUDA device")?)
+    }
+    #[cfg(not(feature = "cuda"))]
+    {
+        Ok(candle_core::Device::Cpu)
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .init();
+    let Command::Serve(args) = Cli::parse().command;
+    let cache_dir = args.cache_dir.unwrap_or_else(|| hub_client::cache::hf_home().join("hub"));
+    let device = device()?;
+    let registry = Registry::new(RegistryConfig {
+        hub: args.hub.trim_end_matches('/').to_string(),
+        cache_dir,
+        device,
+        max_models: args.max_models,
+        max_batch: args.max_batch,
+        max_concurrency: args.max_concurrency,
+    });
+    let worker = Arc::new(Worker { registry, timeout: Duration::from_secs(args.timeout) });
+    let listener = tokio::net::TcpListener::bind(args.bind).await.with_context(|| format!("cannot listen on {}", args.bind))?;
+    tracing::info!(bind = %args.bind, hub = %args.hub, "inference-worker listening");
+    axum::serve(listener, router(worker))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(())
+}

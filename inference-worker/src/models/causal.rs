@@ -1,0 +1,114 @@
+//! Decoder-only language models for text-generation: GPT-2 and Llama.
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use candle_transformers::models::llama;
+use serde_json::{json, Value};
+
+use super::{gpt2::Gpt2, model_type, parse, Weights};
+use crate::error::{Result, WorkerError};
+
+enum Arch {
+    Gpt2(Gpt2),
+    Llama { model: llama::Llama, config: llama::Config },
+}
+
+pub struct CausalLm {
+    arch: Arch,
+    pub max_positions: usize,
+    device: Device,
+}
+
+pub enum State {
+    Gpt2(super::gpt2::Cache),
+    Llama(Box<llama::Cache>),
+}
+
+impl CausalLm {
+    pub fn supports(config: &Value) -> bool {
+        matches!(model_type(config).as_str(), "gpt2" | "llama")
+    }
+
+    pub fn load(config: &Value, weights: &Weights, device: &Device) -> Result<CausalLm> {
+        match model_type(config).as_str() {
+            "gpt2" => {
+                let m = Gpt2::load(config, weights, device)?;
+                Ok(CausalLm { max_positions: m.n_positions, arch: Arch::Gpt2(m), device: device.clone() })
+            }
+            "llama" => {
+                let mut cfg = config.clone();
+                // transformers 5 moved rope_theta into rope_parameters.
+                if cfg["rope_theta"].is_null() {
+                    if let Some(theta) = cfg["rope_parameters"]["rope_theta"].as_f64() {
+                        cfg["rope_theta"] = json!(theta);
+                    }
+                }
+                let scaling = cfg["rope_scaling"]["rope_type"]
+                    .as_str()
+                    .or(cfg["rope_parameters"]["rope_type"].as_str())
+                    .unwrap_or("default")
+                    .to_string();
+                match scaling.as_str() {
+                    "default" => cfg["rope_scaling"] = Value::Null,
+                    "llama3" => {
+                        if cfg["rope_scaling"].is_null() {
+                            cfg["rope_scaling"] = cfg["rope_parameters"].clone();
+                        }
+                    }
+                    other => return Err(WorkerError::Unsupported(format!("rope scaling {other:?} is not supported"))),
+                }
+                if cfg["max_position_embeddings"].is_null() {
+                    cfg["max_position_embeddings"] = json!(2048);
+                }
+                let lc: llama::LlamaConfig = parse(cfg, "Llama")?;
+                let config = lc.into_config(false);
+                // candle's Llama::load panics on a missing tensor: check them first.
+                let mut needed = vec!["model.embed_tokens.weight".to_string(), "model.norm.weight".to_string()];
+                if !config.tie_word_embeddings {
+                    needed.push("lm_head.weight".into());
+                }
+                for i in 0..config.num_hidden_layers {
+                    for n in [
+                        "self_attn.q_proj",
+                        "self_attn.k_proj",
+                        "self_attn.v_proj",
+                        "self_attn.o_proj",
+                        "mlp.gate_proj",
+                        "mlp.up_proj",
+                        "mlp.down_proj",
+                        "input_layernorm",
+                        "post_attention_layernorm",
+                    ] {
+                        needed.push(format!("model.layers.{i}.{n}.weight"));
+                    }
+                }
+                if let Some(missing) = needed.iter().find(|n| !weights.has(n)) {
+                    return Err(WorkerError::Unsupported(format!("the checkpoint has no tensor {missing}")));
+                }
+                let vb = VarBuilder::from_tensors(weights.tensors.clone(), DType::F32, device);
+                let model = llama::Llama::load(vb, &config)?;
+                Ok(CausalLm { max_positions: config.max_position_embeddings, arch: Arch::Llama { model, config }, device: device.clone() })
+            }
+            other => Err(WorkerError::Unsupported(format!("text-generation supports gpt2 and llama models, not {other:?}"))),
+        }
+    }
+
+    pub fn new_state(&self) -> Result<State> {
+        Ok(match &self.arch {
+            Arch::Gpt2(m) => State::Gpt2(m.new_cache()),
+            Arch::Llama { config, .. } => State::Llama(Box::new(llama::Cache::new(true, DType::F32, config, &self.device)?)),
+        })
+    }
+
+    /// Feeds `ids` at positions `pos..` and returns the next-token logits as a `(vocab,)` tensor.
+    pub fn forward(&self, ids: &[u32], pos: usize, state: &mut State) -> Result<Tensor> {
+        match (&self.arch, state) {
+            (Arch::Gpt2(m), State::Gpt2(cache)) => m.forward(ids, pos, cache),
+            (Arch::Llama { model, .. }, State::Llama(cache)) => {
+                let input = Tensor::new(ids, &self.device)?.unsqueeze(0)?;
+                Ok(model.forward(&input, pos, cache)?.squeeze(0)?)
+            }
+            _ => Err(WorkerError::Internal("generation state of another architecture".into())),
+        }
+    }
+}

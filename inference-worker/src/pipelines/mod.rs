@@ -1,0 +1,296 @@
+//! A model loaded for one task, and what each task does with it.
+
+pub mod batcher;
+pub mod classify;
+pub mod embed;
+pub mod fill_mask;
+pub mod generate;
+pub mod tokens;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use candle_core::Device;
+use candle_nn::Linear;
+use serde_json::Value;
+use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
+
+use crate::error::{Result, WorkerError};
+use crate::models::causal::CausalLm;
+use crate::models::encoder::{self, Encoder, MaskedLmHead, SequenceHead};
+use crate::models::{architectures, id2label, read_config, Weights};
+use batcher::EncodeQueue;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Task {
+    FeatureExtraction,
+    SentenceSimilarity,
+    TextClassification,
+    TokenClassification,
+    FillMask,
+    TextGeneration,
+}
+
+impl Task {
+    pub const ALL: [Task; 6] = [
+        Task::FeatureExtraction,
+        Task::SentenceSimilarity,
+        Task::TextClassification,
+        Task::TokenClassification,
+        Task::FillMask,
+        Task::TextGeneration,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Task::FeatureExtraction => "feature-extraction",
+            Task::SentenceSimilarity => "sentence-similarity",
+            Task::TextClassification => "text-classification",
+            Task::TokenClassification => "token-classification",
+            Task::FillMask => "fill-mask",
+            Task::TextGeneration => "text-generation",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Task> {
+        let s = match s {
+            "sentiment-analysis" => "text-classification",
+            "ner" => "token-classification",
+            other => other,
+        };
+        Task::ALL.into_iter().find(|t| t.name() == s)
+    }
+
+    /// Embedding models answer both: the request's shape says which one is meant.
+    fn kind(self) -> Task {
+        match self {
+            Task::SentenceSimilarity => Task::FeatureExtraction,
+            t => t,
+        }
+    }
+}
+
+/// Which task a model serves: its card's `pipeline_tag`, else what its architecture is for.
+pub fn task_for(pipeline_tag: Option<&str>, config: &Value) -> Result<Task> {
+    if let Some(tag) = pipeline_tag {
+        return Task::parse(tag)
+            .ok_or_else(|| WorkerError::Unsupported(format!("the model's pipeline_tag {tag:?} is not a task this worker runs")));
+    }
+    let archs = architectures(config);
+    let has = |suffix: &str| archs.iter().any(|a| a.ends_with(suffix));
+    Ok(if has("ForSequenceClassification") {
+        Task::TextClassification
+    } else if has("ForTokenClassification") {
+        Task::TokenClassification
+    } else if has("ForMaskedLM") {
+        Task::FillMask
+    } else if has("LMHeadModel") || has("ForCausalLM") || CausalLm::supports(config) {
+        Task::TextGeneration
+    } else if encoder::family(config).is_some() {
+        Task::FeatureExtraction
+    } else {
+        return Err(WorkerError::Unsupported(format!(
+            "can't tell the task of a model with architectures {archs:?}; set pipeline_tag in its card"
+        )));
+    })
+}
+
+pub enum Pooling {
+    Mean,
+    Cls,
+    Max,
+}
+
+/// An encoder behind a micro-batching queue, plus what it needs to turn text into ids.
+pub struct Encoded {
+    pub queue: EncodeQueue,
+    pub hidden_size: usize,
+}
+
+pub enum Kind {
+    Embedder {
+        encoded: Encoded,
+        /// `Some` for sentence-transformers models: pooled, one vector per text.
+        pooling: Option<Pooling>,
+        normalize: bool,
+    },
+    Classifier {
+        encoded: Encoded,
+        head: SequenceHead,
+        labels: Vec<String>,
+        multi_label: bool,
+    },
+    TokenClassifier {
+        encoded: Encoded,
+        classifier: Linear,
+        labels: Vec<String>,
+    },
+    MaskedLm {
+        encoded: Encoded,
+        head: MaskedLmHead,
+        mask_token: String,
+        mask_id: u32,
+    },
+    Generator {
+        lm: Arc<CausalLm>,
+        eos: Vec<u32>,
+    },
+}
+
+pub struct LoadedModel {
+    pub id: String,
+    pub revision: String,
+    pub task: Task,
+    pub private: bool,
+    pub tokenizer: Tokenizer,
+    pub max_tokens: usize,
+    pub kind: Kind,
+}
+
+fn read_json(path: &Path) -> Option<Value> {
+    serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
+}
+
+pub struct LoadRequest<'a> {
+    pub dir: &'a Path,
+    pub id: String,
+    pub revision: String,
+    pub task: Task,
+    pub private: bool,
+    pub device: Device,
+    pub max_batch: usize,
+    pub compute: Arc<crate::limits::ComputeSlots>,
+}
+
+/// Builds the model for `task` from a snapshot directory. Blocking: call it off the runtime.
+/// Whatever goes wrong is the model's fault (missing tensors, odd shapes), reported as such.
+pub fn load(req: LoadRequest<'_>) -> Result<LoadedModel> {
+    load_inner(req).map_err(|e| match e {
+        WorkerError::Internal(m) => WorkerError::Unsupported(format!("the model could not be loaded: {m}")),
+        other => other,
+    })
+}
+
+fn load_inner(req: LoadRequest<'_>) -> Result<LoadedModel> {
+    let dir = req.dir;
+    let config = read_config(dir)?;
+    let mut tokenizer = Tokenizer::from_file(dir.join("tokenizer.json"))
+        .map_err(|e| WorkerError::Unsupported(format!("the model needs a tokenizer.json the tokenizers crate can read: {e}")))?;
+    // Padding baked into tokenizer.json (MiniLM pads every text to 128) would waste most of
+    // the compute: batches are padded to their longest text instead.
+    tokenizer.with_padding(None);
+    let tokenizer_config = read_json(&dir.join("tokenizer_config.json")).unwrap_or(Value::Null);
+    let weights = Weights::load(dir, &req.device)?;
+    let kind_task = req.task.kind();
+
+    if kind_task == Task::TextGeneration {
+        let lm = CausalLm::load(&config, &weights, &req.device)?;
+        let generation_config = read_json(&dir.join("generation_config.json")).unwrap_or(Value::Null);
+        let mut eos = Vec::new();
+        for v in [&generation_config["eos_token_id"], &config["eos_token_id"]] {
+            match v {
+                Value::Number(n) => eos.extend(n.as_u64().map(|n| n as u32)),
+                Value::Array(a) => eos.extend(a.iter().filter_map(|n| n.as_u64().map(|n| n as u32))),
+                _ => {}
+            }
+        }
+        eos.sort_unstable();
+        eos.dedup();
+        tokenizer.with_truncation(None).map_err(|e| WorkerError::Internal(e.to_string()))?;
+        return Ok(LoadedModel {
+            id: req.id,
+            revision: req.revision,
+            task: req.task,
+            private: req.private,
+            tokenizer,
+            max_tokens: lm.max_positions,
+            kind: Kind::Generator { lm: Arc::new(lm), eos },
+        });
+    }
+
+    let enc = Encoder::load(&config, &weights, &req.device)?;
+    let st_config = read_json(&dir.join("sentence_bert_config.json"));
+    let limits = [
+        Some(enc.max_positions),
+        st_config.as_ref().and_then(|c| c["max_seq_length"].as_u64()).map(|v| v as usize),
+        tokenizer_config["model_max_length"].as_u64().filter(|v| *v < 1_000_000).map(|v| v as usize),
+    ];
+    let max_tokens = limits.into_iter().flatten().min().unwrap_or(512);
+    tokenizer
+        .with_truncation(Some(TruncationParams {
+            max_length: max_tokens,
+            strategy: TruncationStrategy::LongestFirst,
+            stride: 0,
+            direction: TruncationDirection::Right,
+        }))
+        .map_err(|e| WorkerError::Internal(e.to_string()))?;
+    let encoded_parts =
+        |enc: Encoder| Encoded { hidden_size: enc.hidden_size, queue: EncodeQueue::start(enc, req.max_batch, req.compute.clone()) };
+
+    let kind = match kind_task {
+        Task::FeatureExtraction => {
+            let modules = read_json(&dir.join("modules.json"));
+            let (pooling, normalize) = match modules {
+                Some(Value::Array(modules)) => {
+                    let of_type = |t: &str| modules.iter().find(|m| m["type"].as_str().is_some_and(|s| s.ends_with(t)));
+                    let pooling_dir = of_type("Pooling").and_then(|m| m["path"].as_str()).unwrap_or("1_Pooling");
+                    let pc = read_json(&dir.join(pooling_dir).join("config.json")).unwrap_or(Value::Null);
+                    let pooling = if pc["pooling_mode_cls_token"].as_bool() == Some(true) {
+                        Pooling::Cls
+                    } else if pc["pooling_mode_max_tokens"].as_bool() == Some(true) {
+                        Pooling::Max
+                    } else {
+                        Pooling::Mean
+                    };
+                    (Some(pooling), of_type("Normalize").is_some())
+                }
+                _ => (None, false),
+            };
+            Kind::Embedder { encoded: encoded_parts(enc), pooling, normalize }
+        }
+        Task::TextClassification => {
+            let head = SequenceHead::load(&enc, &weights)?;
+            let labels = id2label(&config, head.num_labels());
+            let multi_label = config["problem_type"].as_str() == Some("multi_label_classification") || labels.len() == 1;
+            Kind::Classifier { encoded: encoded_parts(enc), head, labels, multi_label }
+        }
+        Task::TokenClassification => {
+            let classifier = weights.linear("classifier")?;
+            let labels = id2label(&config, classifier.weight().dim(0)?);
+            Kind::TokenClassifier { encoded: encoded_parts(enc), classifier, labels }
+        }
+        Task::FillMask => {
+            let head = MaskedLmHead::load(&enc, &config, &weights)?;
+            let mask_token = tokenizer_config["mask_token"]
+                .as_str()
+                .or(tokenizer_config["mask_token"]["content"].as_str())
+                .map(str::to_string)
+                .or_else(|| ["[MASK]", "<mask>"].into_iter().find(|t| tokenizer.token_to_id(t).is_some()).map(str::to_string))
+                .ok_or_else(|| WorkerError::Unsupported("the tokenizer has no mask token".into()))?;
+            let mask_id = tokenizer
+                .token_to_id(&mask_token)
+                .ok_or_else(|| WorkerError::Unsupported(format!("mask token {mask_token} is not in the vocabulary")))?;
+            Kind::MaskedLm { encoded: encoded_parts(enc), head, mask_token, mask_id }
+        }
+        Task::SentenceSimilarity | Task::TextGeneration => unreachable_kind()?,
+    };
+    Ok(LoadedModel { id: req.id, revision: req.revision, task: req.task, private: req.private, tokenizer, max_tokens, kind })
+}
+
+fn unreachable_kind() -> Result<Kind> {
+    Err(WorkerError::Internal("task kind handled above".into()))
+}
+
+impl LoadedModel {
+    /// The tasks a request to this model may ask for.
+    pub fn serves(&self, task: Task) -> bool {
+        task.kind() == self.task.kind()
+    }
+
+    pub fn encode(&self, text: &str) -> Result<tokenizers::Encoding> {
+        if text.is_empty() {
+            return Err(WorkerError::BadInput("inputs must not be empty".into()));
+        }
+        self.tokenizer.encode_char_offsets(text, true).map_err(|e| WorkerError::BadInput(format!("could not tokenize the input: {e}")))
+    }
+}

@@ -1,0 +1,220 @@
+//! The HTTP face: the Inference API routes the hub forwards to, plus `/info` and `/health`.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures::StreamExt;
+use serde_json::{json, Value};
+use tokio_stream_shim::ReceiverStream;
+
+use crate::error::{Result, WorkerError};
+use crate::pipelines::{self, generate, Kind, LoadedModel, Task};
+use crate::registry::{Registry, Resolved};
+
+/// The hub names the commit it resolved so the worker runs exactly what the caller saw.
+pub const REVISION_HEADER: &str = "x-inference-revision";
+
+pub struct Worker {
+    pub registry: Registry,
+    pub timeout: Duration,
+}
+
+pub fn router(worker: Arc<Worker>) -> Router {
+    Router::new()
+        .route("/health", get(|| async { Json(json!({ "status": "ok" })) }))
+        .route("/info", get(worker_info))
+        .route("/models/{owner}/{name}", post(infer))
+        .route("/models/{owner}/{name}/pipeline/{task}", post(infer_task))
+        .route("/models/{owner}/{name}/info", get(model_info))
+        .route("/models/{owner}/{name}/health", get(model_health))
+        .with_state(worker)
+}
+
+async fn worker_info(State(w): State<Arc<Worker>>) -> Json<Value> {
+    Json(json!({
+        "router": "inference-worker",
+        "version": env!("CARGO_PKG_VERSION"),
+        "device": format!("{:?}", w.registry.device),
+        "tasks": Task::ALL.iter().map(|t| t.name()).collect::<Vec<_>>(),
+        "max_models": w.registry.max_models,
+        "loaded": w.registry.loaded(),
+    }))
+}
+
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    let v = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let t = v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer "))?.trim();
+    (!t.is_empty()).then(|| t.to_string())
+}
+
+struct Target {
+    id: String,
+    token: Option<String>,
+    resolved: Resolved,
+}
+
+async fn target(w: &Worker, owner: &str, name: &str, headers: &HeaderMap) -> Result<Target> {
+    let id = format!("{owner}/{name}");
+    let token = bearer(headers);
+    let revision = headers.get(REVISION_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("main").to_string();
+    let resolved = w.registry.resolve(&id, &revision, token.as_deref()).await?;
+    Ok(Target { id, token, resolved })
+}
+
+async fn model_info(State(w): State<Arc<Worker>>, Path((owner, name)): Path<(String, String)>, headers: HeaderMap) -> Result<Json<Value>> {
+    let t = target(&w, &owner, &name, &headers).await?;
+    Ok(Json(json!({
+        "model_id": t.id,
+        "model_sha": t.resolved.sha,
+        "model_pipeline_tag": t.resolved.pipeline_tag,
+        "model_dtype": "float32",
+        "model_device_type": format!("{:?}", w.registry.device).to_lowercase(),
+        "router": "inference-worker",
+        "version": env!("CARGO_PKG_VERSION"),
+    })))
+}
+
+/// Ready means loaded: this warms the model.
+async fn model_health(
+    State(w): State<Arc<Worker>>,
+    Path((owner, name)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Json<Value>> {
+    let t = target(&w, &owner, &name, &headers).await?;
+    w.registry.get(&t.id, &t.resolved, None, t.token.as_deref()).await?;
+    Ok(Json(json!({ "status": "ok" })))
+}
+
+async fn infer(
+    State(w): State<Arc<Worker>>,
+    Path((owner, name)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    run(w, owner, name, None, headers, body).await.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn infer_task(
+    State(w): State<Arc<Worker>>,
+    Path((owner, name, task)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let Some(task) = Task::parse(&task) else {
+        return WorkerError::BadInput(format!("unknown task {task:?}; supported: {}", Task::ALL.map(Task::name).join(", ")))
+            .into_response();
+    };
+    run(w, owner, name, Some(task), headers, body).await.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn run(
+    w: Arc<Worker>,
+    owner: String,
+    name: String,
+    task: Option<Task>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response> {
+    let body: Value = serde_json::from_slice(&body).map_err(|e| WorkerError::BadInput(format!("the body must be JSON: {e}")))?;
+    if body.get("inputs").is_none_or(Value::is_null) {
+        return Err(WorkerError::BadInput("the body needs \"inputs\"".into()));
+    }
+    let t = target(&w, &owner, &name, &headers).await?;
+    // A `/pipeline/sentence-similarity` request runs on the same embedding model.
+    let model = w.registry.get(&t.id, &t.resolved, task.map(load_task), t.token.as_deref()).await?;
+    let task = match task {
+        Some(task) => task,
+        None if matches!(model.kind, Kind::Embedder { .. }) => pipelines::embed::requested_task(&body),
+        None => model.task,
+    };
+    if !model.serves(task) {
+        return Err(WorkerError::BadInput(format!("{} is a {} model; it can't do {}", model.id, model.task.name(), task.name())));
+    }
+    let timeout = w.timeout;
+    let value = match task {
+        Task::FeatureExtraction => pipelines::embed::feature_extraction(&model, &body, timeout).await?,
+        Task::SentenceSimilarity => pipelines::embed::sentence_similarity(&model, &body, timeout).await?,
+        Task::TextClassification => pipelines::classify::text_classification(&model, &body, timeout).await?,
+        Task::TokenClassification => pipelines::tokens::token_classification(&model, &body, timeout).await?,
+        Task::FillMask => pipelines::fill_mask::fill_mask(&model, &body, timeout).await?,
+        Task::TextGeneration => return text_generation(&w, model, &body).await,
+    };
+    Ok(Json(value).into_response())
+}
+
+/// Embedding requests share one loaded model whichever of the two tasks they name.
+fn load_task(task: Task) -> Task {
+    match task {
+        Task::SentenceSimilarity => Task::FeatureExtraction,
+        t => t,
+    }
+}
+
+async fn text_generation(w: &Arc<Worker>, model: Arc<LoadedModel>, body: &Value) -> Result<Response> {
+    let prompt = body["inputs"].as_str().ok_or_else(|| WorkerError::BadInput("inputs must be a string".into()))?.to_string();
+    let params = generate::Params::parse(body)?;
+    let deadline = Instant::now() + w.timeout;
+    let timeout_s = w.timeout.as_secs();
+    let worker = w.clone();
+    if !params.stream {
+        let outcome = tokio::task::spawn_blocking(move || {
+            generate::run(&model, &params, &prompt, &worker.registry.compute, deadline, timeout_s, |_| true).map(|o| o.response(&params))
+        })
+        .await
+        .map_err(|e| WorkerError::Internal(e.to_string()))??;
+        return Ok(Json(outcome).into_response());
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel::<Value>(64);
+    tokio::task::spawn_blocking(move || {
+        let mut index = 0usize;
+        let result = generate::run(&model, &params, &prompt, &worker.registry.compute, deadline, timeout_s, |token| {
+            index += 1;
+            let event = json!({ "index": index, "token": token.json(), "generated_text": null, "details": null, "top_tokens": null });
+            tx.blocking_send(event).is_ok()
+        });
+        let last = match result {
+            Ok(outcome) => {
+                let token = outcome.tokens.last().map(generate::TokenOut::json);
+                json!({
+                    "index": index + 1,
+                    "token": token,
+                    "generated_text": outcome.full_text(&params),
+                    "details": if params.details { outcome.details(false) } else { Value::Null },
+                    "top_tokens": null,
+                })
+            }
+            Err(e) => e.body(),
+        };
+        let _ = tx.blocking_send(last);
+    });
+    let events = ReceiverStream::new(rx).map(|v| Ok::<_, Infallible>(Event::default().data(v.to_string())));
+    Ok(Sse::new(events).into_response())
+}
+
+/// A `Stream` over a tokio mpsc receiver (tokio-stream's wrapper, without the dependency).
+mod tokio_stream_shim {
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    pub struct ReceiverStream<T>(tokio::sync::mpsc::Receiver<T>);
+
+    impl<T> ReceiverStream<T> {
+        pub fn new(rx: tokio::sync::mpsc::Receiver<T>) -> Self {
+            ReceiverStream(rx)
+        }
+    }
+
+    impl<T> futures::Stream for ReceiverStream<T> {
+        type Item = T;
+        fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+            self.0.poll_recv(cx)
+        }
+    }
+}
