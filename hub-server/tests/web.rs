@@ -282,10 +282,12 @@ async fn settings_uploads_and_likes(hub: TestHub) {
     b.post("/new", &[("csrf", &csrf), ("owner", "dave"), ("name", "web"), ("repo_type", "model")]).await;
 
     // Upload from the browser: the same commit path as the API (LFS rules included).
+    // Larger than axum's default 2 MB extractor limit, which the upload form must lift.
     let csrf = b.csrf("/dave/web/upload").await;
+    let weights = vec![7u8; 3 << 20];
     let (ctype, body) = multipart(
         &[("csrf", &csrf), ("folder", "weights"), ("message", "Add from the browser")],
-        &[("README.md", b"# Web card\n"), ("model.safetensors", b"\x00\x01 not really weights")],
+        &[("README.md", b"# Web card\n"), ("model.safetensors", &weights)],
     );
     let mut req = axum::http::Request::post("/dave/web/upload").header("content-type", ctype);
     req = req.header("cookie", b.cookie.clone().unwrap());

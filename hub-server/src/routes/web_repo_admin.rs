@@ -153,10 +153,26 @@ struct UploadFields {
     message: String,
 }
 
+/// The whole upload form: several files of up to MAX_BROWSER_FILE each.
+const MAX_UPLOAD_FORM: usize = 1024 * 1024 * 1024;
+
+/// Sets the body limit extractors apply to this request (what the `DefaultBodyLimit` layer does
+/// for a route; the upload form is reached through the fallback dispatcher).
+async fn with_body_limit(req: Request, limit: usize) -> Request {
+    use tower::{Layer, ServiceExt};
+    let pass = tower::service_fn(|req: Request| async move { Ok::<_, std::convert::Infallible>(req) });
+    match axum::extract::DefaultBodyLimit::max(limit).layer(pass).oneshot(req).await {
+        Ok(req) => req,
+        Err(never) => match never {},
+    }
+}
+
 /// `POST /{repo}/upload` (multipart form): files become one commit on `main`.
 async fn upload(state: &AppState, caller: &Caller, name: &RepoName, uri: &Uri, session: Option<&Session>, req: Request) -> PageResult {
     require_user(caller)?;
     let row = find_with_role(state, caller, name, uri, Role::Write).await?;
+    // axum caps extractor bodies at 2 MB; this form carries files, each checked below.
+    let req = with_body_limit(req, MAX_UPLOAD_FORM).await;
     let mut multipart =
         Multipart::from_request(req, state).await.map_err(|e| ApiError::bad_request(format!("invalid upload form: {e}")))?;
     let mut fields = UploadFields::default();
