@@ -1,0 +1,472 @@
+"""Independent numpy forward passes and pipeline post-processing: the oracle the worker is checked against.
+
+Everything runs in float64, one sentence at a time (no padding, so no mask is needed), and follows
+transformers 5 (modeling code and `pipelines/`) and TGI (generation) semantics.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+from safetensors.numpy import load_file
+from tokenizers import Tokenizer
+
+_erf = np.frompyfunc(math.erf, 1, 1)
+
+
+# --- building blocks ------------------------------------------------------------------------
+
+
+def gelu(x):
+    """transformers' "gelu": the exact erf form."""
+    return 0.5 * x * (1.0 + _erf(x / math.sqrt(2.0)).astype(np.float64))
+
+
+def gelu_new(x):
+    """GPT-2's "gelu_new": the tanh approximation."""
+    return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)))
+
+
+def silu(x):
+    return x / (1.0 + np.exp(-x))
+
+
+def relu(x):
+    return np.maximum(x, 0.0)
+
+
+ACTIVATIONS = {"gelu": gelu, "gelu_new": gelu_new, "relu": relu, "silu": silu}
+
+
+def layer_norm(x, w, b, eps):
+    mu = x.mean(-1, keepdims=True)
+    var = ((x - mu) ** 2).mean(-1, keepdims=True)
+    return (x - mu) / np.sqrt(var + eps) * w + b
+
+
+def rms_norm(x, w, eps):
+    return x / np.sqrt((x**2).mean(-1, keepdims=True) + eps) * w
+
+
+def softmax(x, axis=-1):
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def linear(x, p, name, bias=True):
+    """torch.nn.Linear: weight is [out, in]."""
+    y = x @ p[f"{name}.weight"].T
+    return y + p[f"{name}.bias"] if bias else y
+
+
+def conv1d(x, p, name):
+    """GPT-2's Conv1D: weight is [in, out]."""
+    return x @ p[f"{name}.weight"] + p[f"{name}.bias"]
+
+
+def attention(q, k, v, n_heads, n_kv_heads=None, causal=False):
+    """q: [t, h*d]; k, v: [t, kv*d]. Returns [t, h*d]."""
+    n_kv_heads = n_kv_heads or n_heads
+    t = q.shape[0]
+    d = q.shape[1] // n_heads
+    q = q.reshape(t, n_heads, d).transpose(1, 0, 2)
+    k = k.reshape(t, n_kv_heads, d).transpose(1, 0, 2)
+    v = v.reshape(t, n_kv_heads, d).transpose(1, 0, 2)
+    rep = n_heads // n_kv_heads  # grouped-query attention: each kv head serves `rep` query heads
+    k = np.repeat(k, rep, axis=0)
+    v = np.repeat(v, rep, axis=0)
+    scores = q @ k.transpose(0, 2, 1) / math.sqrt(d)
+    if causal:
+        scores = scores + np.triu(np.full((t, t), -np.inf), 1)
+    out = softmax(scores) @ v
+    return out.transpose(1, 0, 2).reshape(t, n_heads * d)
+
+
+# --- checkpoints ------------------------------------------------------------------------------
+
+
+class Checkpoint:
+    """A model folder: config.json, model.safetensors (as float64) and tokenizer.json."""
+
+    def __init__(self, folder: Path | str):
+        self.folder = Path(folder)
+        self.config = json.loads((self.folder / "config.json").read_text())
+        self.params = {k: v.astype(np.float64) for k, v in load_file(str(self.folder / "model.safetensors")).items()}
+        self.tokenizer = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
+        # Padding and truncation baked into tokenizer.json (MiniLM: Fixed(128), 128) don't apply:
+        # one sentence needs no padding, and sentence-transformers truncates at max_seq_length.
+        self.tokenizer.no_padding()
+        self.tokenizer.no_truncation()
+        st = self.folder / "sentence_bert_config.json"
+        if st.exists():
+            self.tokenizer.enable_truncation(json.loads(st.read_text())["max_seq_length"])
+
+    def encode(self, text: str, special: bool = True):
+        return self.tokenizer.encode(text, add_special_tokens=special)
+
+    def id2label(self, i: int) -> str:
+        return self.config["id2label"][str(i)]
+
+    def prefixed(self, prefix: str) -> dict:
+        """The parameters under `prefix.` (or all of them when the checkpoint has no prefix)."""
+        if any(k.startswith(prefix + ".") for k in self.params):
+            n = len(prefix) + 1
+            return {k[n:]: v for k, v in self.params.items() if k.startswith(prefix + ".")}
+        return self.params
+
+
+# --- BERT family encoders ---------------------------------------------------------------------
+
+
+def bert_encoder(ck: Checkpoint, ids, prefix="bert", roberta=False):
+    """Last hidden state [t, hidden] of BertModel / RobertaModel (XLM-R) for one unpadded sentence."""
+    c = ck.config
+    p = ck.prefixed(prefix)
+    ids = np.asarray(ids)
+    t = len(ids)
+    eps = c["layer_norm_eps"]
+    act = ACTIVATIONS[c["hidden_act"]]
+    if roberta:
+        # create_position_ids_from_input_ids: cumsum(mask) * mask + padding_idx
+        mask = (ids != c["pad_token_id"]).astype(np.int64)
+        pos = np.cumsum(mask) * mask + c["pad_token_id"]
+    else:
+        pos = np.arange(t)
+    x = p["embeddings.word_embeddings.weight"][ids] + p["embeddings.position_embeddings.weight"][pos]
+    x = x + p["embeddings.token_type_embeddings.weight"][np.zeros(t, dtype=np.int64)]
+    x = layer_norm(x, p["embeddings.LayerNorm.weight"], p["embeddings.LayerNorm.bias"], eps)
+    for i in range(c["num_hidden_layers"]):
+        L = f"encoder.layer.{i}"
+        q = linear(x, p, f"{L}.attention.self.query")
+        k = linear(x, p, f"{L}.attention.self.key")
+        v = linear(x, p, f"{L}.attention.self.value")
+        a = linear(attention(q, k, v, c["num_attention_heads"]), p, f"{L}.attention.output.dense")
+        x = layer_norm(a + x, p[f"{L}.attention.output.LayerNorm.weight"], p[f"{L}.attention.output.LayerNorm.bias"], eps)
+        h = act(linear(x, p, f"{L}.intermediate.dense"))
+        h = linear(h, p, f"{L}.output.dense")
+        x = layer_norm(h + x, p[f"{L}.output.LayerNorm.weight"], p[f"{L}.output.LayerNorm.bias"], eps)
+    return x
+
+
+def distilbert_encoder(ck: Checkpoint, ids):
+    c = ck.config
+    p = ck.prefixed("distilbert")
+    ids = np.asarray(ids)
+    eps = 1e-12  # DistilBERT's LayerNorms are hard-coded to 1e-12
+    act = ACTIVATIONS[c["activation"]]
+    x = p["embeddings.word_embeddings.weight"][ids] + p["embeddings.position_embeddings.weight"][np.arange(len(ids))]
+    x = layer_norm(x, p["embeddings.LayerNorm.weight"], p["embeddings.LayerNorm.bias"], eps)
+    for i in range(c["n_layers"]):
+        L = f"transformer.layer.{i}"
+        q = linear(x, p, f"{L}.attention.q_lin")
+        k = linear(x, p, f"{L}.attention.k_lin")
+        v = linear(x, p, f"{L}.attention.v_lin")
+        a = linear(attention(q, k, v, c["n_heads"]), p, f"{L}.attention.out_lin")
+        x = layer_norm(a + x, p[f"{L}.sa_layer_norm.weight"], p[f"{L}.sa_layer_norm.bias"], eps)
+        h = linear(act(linear(x, p, f"{L}.ffn.lin1")), p, f"{L}.ffn.lin2")
+        x = layer_norm(h + x, p[f"{L}.output_layer_norm.weight"], p[f"{L}.output_layer_norm.bias"], eps)
+    return x
+
+
+def encoder_hidden(ck: Checkpoint, ids):
+    mt = ck.config["model_type"]
+    if mt == "distilbert":
+        return distilbert_encoder(ck, ids)
+    if mt in ("xlm-roberta", "roberta"):
+        return bert_encoder(ck, ids, prefix="roberta", roberta=True)
+    return bert_encoder(ck, ids, prefix="bert")
+
+
+# --- feature extraction / similarity ----------------------------------------------------------
+
+
+def sentence_embedding(ck: Checkpoint, text: str) -> np.ndarray:
+    """sentence-transformers: mean pooling over the tokens, then L2 normalisation."""
+    h = encoder_hidden(ck, ck.encode(text).ids)
+    v = h.mean(0)
+    return v / np.linalg.norm(v)
+
+
+def token_embeddings(ck: Checkpoint, text: str) -> np.ndarray:
+    """The legacy feature-extraction pipeline on a plain encoder: the last hidden state [t, hidden]."""
+    return encoder_hidden(ck, ck.encode(text).ids)
+
+
+def sentence_similarity(ck: Checkpoint, source: str, sentences: list[str]) -> list[float]:
+    s = sentence_embedding(ck, source)
+    return [float(s @ sentence_embedding(ck, x)) for x in sentences]
+
+
+# --- text classification ----------------------------------------------------------------------
+
+
+def classification_logits(ck: Checkpoint, text: str) -> np.ndarray:
+    p = ck.params
+    mt = ck.config["model_type"]
+    h = encoder_hidden(ck, ck.encode(text).ids)[0]  # the CLS / <s> token
+    if mt == "distilbert":
+        return linear(relu(linear(h, p, "pre_classifier")), p, "classifier")
+    if mt in ("xlm-roberta", "roberta"):
+        return linear(np.tanh(linear(h, p, "classifier.dense")), p, "classifier.out_proj")
+    return linear(np.tanh(linear(h, p, "bert.pooler.dense")), p, "classifier")
+
+
+def text_classification(ck: Checkpoint, text: str, function_to_apply: str | None = None, top_k: int | None = None):
+    """[(label, score)] sorted by score, descending. Default function as transformers picks it."""
+    logits = classification_logits(ck, text)
+    if function_to_apply is None:
+        multi = ck.config.get("problem_type") == "multi_label_classification" or len(logits) == 1
+        function_to_apply = "sigmoid" if multi else "softmax"
+    scores = {"softmax": softmax, "sigmoid": sigmoid, "none": lambda x: x}[function_to_apply](logits)
+    out = sorted(((ck.id2label(i), float(s)) for i, s in enumerate(scores)), key=lambda x: -x[1])
+    return out if top_k is None else out[:top_k]
+
+
+# --- token classification (transformers' TokenClassificationPipeline) ------------------------
+
+
+def token_classification(ck: Checkpoint, text: str, aggregation_strategy: str = "simple", ignore_labels=("O",)):
+    enc = ck.encode(text)
+    h = encoder_hidden(ck, enc.ids)
+    logits = linear(h, ck.params, "classifier")
+    scores = softmax(logits)
+    tok = ck.tokenizer
+    prefix_aware = True  # WordPiece and BPE tokenizers have a continuing_subword_prefix
+    unk_id = tok.token_to_id("[UNK]")
+
+    pre = []
+    for idx, (tid, (start, end)) in enumerate(zip(enc.ids, enc.offsets)):
+        if enc.special_tokens_mask[idx]:
+            continue
+        word = tok.id_to_token(tid)
+        word_ref = text[start:end]
+        is_subword = len(word) != len(word_ref) if prefix_aware else False
+        if tid == unk_id:
+            word, is_subword = word_ref, False
+        pre.append({"word": word, "scores": scores[idx], "start": start, "end": end, "index": idx, "is_subword": is_subword})
+
+    def convert_tokens_to_string(tokens):
+        return tok.decoder.decode(tokens)
+
+    if aggregation_strategy in ("none", "simple"):
+        entities = []
+        for e in pre:
+            i = int(e["scores"].argmax())
+            entities.append({"entity": ck.id2label(i), "score": float(e["scores"][i]), "index": e["index"], "word": e["word"], "start": e["start"], "end": e["end"]})
+    else:
+        entities = []
+        groups = []
+        for e in pre:
+            if groups and e["is_subword"]:
+                groups[-1].append(e)
+            else:
+                groups.append([e])
+        for g in groups:
+            if aggregation_strategy == "first":
+                s = g[0]["scores"]
+            elif aggregation_strategy == "max":
+                s = max(g, key=lambda e: e["scores"].max())["scores"]
+            elif aggregation_strategy == "average":
+                s = np.mean(np.stack([e["scores"] for e in g]), axis=0)
+            else:
+                raise ValueError(aggregation_strategy)
+            i = int(s.argmax())
+            entities.append({"entity": ck.id2label(i), "score": float(s[i]), "word": convert_tokens_to_string([e["word"] for e in g]), "start": g[0]["start"], "end": g[-1]["end"]})
+
+    if aggregation_strategy != "none":
+        entities = _group_entities(entities, convert_tokens_to_string)
+    ignore = set(ignore_labels)
+    return [e for e in entities if e.get("entity") not in ignore and e.get("entity_group") not in ignore]
+
+
+def _get_tag(name):
+    if name.startswith("B-"):
+        return "B", name[2:]
+    if name.startswith("I-"):
+        return "I", name[2:]
+    return "I", name
+
+
+def _group_entities(entities, convert_tokens_to_string):
+    def group(es):
+        return {
+            "entity_group": es[0]["entity"].split("-", 1)[-1],
+            "score": float(np.mean([e["score"] for e in es])),
+            "word": convert_tokens_to_string([e["word"] for e in es]),
+            "start": es[0]["start"],
+            "end": es[-1]["end"],
+        }
+
+    out, cur = [], []
+    for e in entities:
+        if not cur:
+            cur.append(e)
+            continue
+        bi, tag = _get_tag(e["entity"])
+        _, last_tag = _get_tag(cur[-1]["entity"])
+        if tag == last_tag and bi != "B":
+            cur.append(e)
+        else:
+            out.append(group(cur))
+            cur = [e]
+    if cur:
+        out.append(group(cur))
+    return out
+
+
+# --- fill-mask ----------------------------------------------------------------------------------
+
+
+def mlm_logits(ck: Checkpoint, ids) -> np.ndarray:
+    c = ck.config
+    p = ck.params
+    h = encoder_hidden(ck, ids)
+    if c["model_type"] == "distilbert":
+        x = ACTIVATIONS[c["activation"]](linear(h, p, "vocab_transform"))
+        x = layer_norm(x, p["vocab_layer_norm.weight"], p["vocab_layer_norm.bias"], 1e-12)
+        return x @ p["distilbert.embeddings.word_embeddings.weight"].T + p["vocab_projector.bias"]
+    x = ACTIVATIONS[c["hidden_act"]](linear(h, p, "cls.predictions.transform.dense"))
+    x = layer_norm(x, p["cls.predictions.transform.LayerNorm.weight"], p["cls.predictions.transform.LayerNorm.bias"], c["layer_norm_eps"])
+    # The decoder is tied to the word embeddings (not saved); its bias is cls.predictions.bias.
+    return x @ p["bert.embeddings.word_embeddings.weight"].T + p["cls.predictions.bias"]
+
+
+def fill_mask(ck: Checkpoint, text: str, top_k: int = 5, targets: list[str] | None = None, mask_token="[MASK]"):
+    tok = ck.tokenizer
+    ids = np.array(ck.encode(text).ids)
+    mask_id = tok.token_to_id(mask_token)
+    (pos,) = np.nonzero(ids == mask_id)
+    assert len(pos) == 1, "one mask per input"
+    probs = softmax(mlm_logits(ck, ids)[pos[0]])
+    candidates = np.arange(len(probs))
+    if targets is not None:
+        target_ids = []
+        for t in targets:
+            i = tok.token_to_id(t)
+            if i is None:  # not a vocabulary entry: its first token, as transformers does
+                i = tok.encode(t, add_special_tokens=False).ids[0]
+            target_ids.append(i)
+        candidates = np.array(sorted(set(target_ids)))
+        top_k = min(top_k, len(candidates))
+    order = candidates[np.argsort(-probs[candidates], kind="stable")][:top_k]
+    out = []
+    for t in order:
+        filled = ids.copy()
+        filled[pos[0]] = t
+        out.append({"sequence": tok.decode(filled.tolist(), skip_special_tokens=True), "score": float(probs[t]), "token": int(t), "token_str": tok.decode([int(t)])})
+    return out
+
+
+# --- causal language models -------------------------------------------------------------------
+
+
+def gpt2_logits(ck: Checkpoint, ids) -> np.ndarray:
+    """Logits [t, vocab] of GPT2LMHeadModel (lm_head tied to wte)."""
+    c = ck.config
+    p = ck.prefixed("transformer")
+    ids = np.asarray(ids)
+    eps = c["layer_norm_epsilon"]
+    act = ACTIVATIONS[c["activation_function"]]
+    x = p["wte.weight"][ids] + p["wpe.weight"][np.arange(len(ids))]
+    for i in range(c["n_layer"]):
+        L = f"h.{i}"
+        h = layer_norm(x, p[f"{L}.ln_1.weight"], p[f"{L}.ln_1.bias"], eps)
+        q, k, v = np.split(conv1d(h, p, f"{L}.attn.c_attn"), 3, axis=-1)
+        x = x + conv1d(attention(q, k, v, c["n_head"], causal=True), p, f"{L}.attn.c_proj")
+        h = layer_norm(x, p[f"{L}.ln_2.weight"], p[f"{L}.ln_2.bias"], eps)
+        x = x + conv1d(act(conv1d(h, p, f"{L}.mlp.c_fc")), p, f"{L}.mlp.c_proj")
+    x = layer_norm(x, p["ln_f.weight"], p["ln_f.bias"], eps)
+    return x @ p["wte.weight"].T
+
+
+def rotate_half(x):
+    d = x.shape[-1] // 2
+    return np.concatenate([-x[..., d:], x[..., :d]], axis=-1)
+
+
+def rope(x, n_heads, theta):
+    """HF Llama rotary embeddings (rotate_half layout) on [t, heads*d]."""
+    t = x.shape[0]
+    d = x.shape[1] // n_heads
+    inv_freq = 1.0 / (theta ** (np.arange(0, d, 2, dtype=np.float64) / d))
+    freqs = np.outer(np.arange(t, dtype=np.float64), inv_freq)
+    emb = np.concatenate([freqs, freqs], axis=-1)  # [t, d]
+    cos, sin = np.cos(emb)[:, None, :], np.sin(emb)[:, None, :]
+    xh = x.reshape(t, n_heads, d)
+    return (xh * cos + rotate_half(xh) * sin).reshape(t, n_heads * d)
+
+
+def llama_logits(ck: Checkpoint, ids) -> np.ndarray:
+    c = ck.config
+    p = ck.params
+    ids = np.asarray(ids)
+    eps = c["rms_norm_eps"]
+    nh, nkv = c["num_attention_heads"], c["num_key_value_heads"]
+    theta = c.get("rope_theta") or c.get("rope_parameters", {}).get("rope_theta", 10000.0)
+    x = p["model.embed_tokens.weight"][ids]
+    for i in range(c["num_hidden_layers"]):
+        L = f"model.layers.{i}"
+        h = rms_norm(x, p[f"{L}.input_layernorm.weight"], eps)
+        q = rope(linear(h, p, f"{L}.self_attn.q_proj", bias=False), nh, theta)
+        k = rope(linear(h, p, f"{L}.self_attn.k_proj", bias=False), nkv, theta)
+        v = linear(h, p, f"{L}.self_attn.v_proj", bias=False)
+        x = x + linear(attention(q, k, v, nh, nkv, causal=True), p, f"{L}.self_attn.o_proj", bias=False)
+        h = rms_norm(x, p[f"{L}.post_attention_layernorm.weight"], eps)
+        m = silu(linear(h, p, f"{L}.mlp.gate_proj", bias=False)) * linear(h, p, f"{L}.mlp.up_proj", bias=False)
+        x = x + linear(m, p, f"{L}.mlp.down_proj", bias=False)
+    x = rms_norm(x, p["model.norm.weight"], eps)
+    return linear(x, p, "lm_head", bias=False)
+
+
+def causal_logits(ck: Checkpoint, ids) -> np.ndarray:
+    return gpt2_logits(ck, ids) if ck.config["model_type"] == "gpt2" else llama_logits(ck, ids)
+
+
+def apply_repetition_penalty(logits, previous_ids, penalty):
+    """transformers' RepetitionPenaltyLogitsProcessor over every id seen so far (prompt included)."""
+    logits = logits.copy()
+    seen = np.array(sorted(set(previous_ids)))
+    s = logits[seen]
+    logits[seen] = np.where(s < 0, s * penalty, s / penalty)
+    return logits
+
+
+class Generation:
+    def __init__(self, prompt_ids, ids, logprobs, finish_reason, margins):
+        self.prompt_ids = prompt_ids
+        self.ids = ids  # generated ids; the EOS that ended it is not included
+        self.logprobs = logprobs  # log-softmax of each generated id (after the repetition penalty)
+        self.finish_reason = finish_reason
+        self.margins = margins  # per step: top-1 minus top-2 logit (how robust greedy is to f32)
+
+
+def greedy(ck: Checkpoint, prompt: str, max_new_tokens: int = 20, repetition_penalty: float = 1.0, eos_id: int | None = None) -> Generation:
+    """Greedy decoding as TGI does it: EOS ends generation and is not part of the text."""
+    eos_id = ck.config.get("eos_token_id") if eos_id is None else eos_id
+    prompt_ids = ck.encode(prompt).ids
+    ids = list(prompt_ids)
+    out, logprobs, margins = [], [], []
+    for _ in range(max_new_tokens):
+        logits = causal_logits(ck, ids)[-1]
+        if repetition_penalty != 1.0:
+            logits = apply_repetition_penalty(logits, ids, repetition_penalty)
+        top2 = np.partition(logits, -2)[-2:]
+        margins.append(float(top2[1] - top2[0]))
+        nxt = int(logits.argmax())
+        if nxt == eos_id:
+            return Generation(prompt_ids, out, logprobs, "eos_token", margins)
+        out.append(nxt)
+        logprobs.append(float(logits[nxt] - logits.max() - np.log(np.exp(logits - logits.max()).sum())))
+        ids.append(nxt)
+    return Generation(prompt_ids, out, logprobs, "length", margins)
+
+
+def decode(ck: Checkpoint, ids) -> str:
+    return ck.tokenizer.decode(list(ids), skip_special_tokens=True)
