@@ -3,14 +3,14 @@
 
 use candle_core::{DType, Device, IndexOp, Module, Tensor, D};
 use candle_nn::{Activation, LayerNorm, Linear, VarBuilder};
-use candle_transformers::models::{bert, distilbert, xlm_roberta};
+use candle_transformers::models::{distilbert, xlm_roberta};
 use serde_json::{json, Value};
 
 use super::{default_field, model_type, parse, Weights};
 use crate::error::{Result, WorkerError};
 
 enum Backbone {
-    Bert(bert::BertModel),
+    Bert(super::bert::Bert),
     DistilBert(distilbert::DistilBertModel),
     Roberta(xlm_roberta::XLMRobertaModel),
 }
@@ -71,23 +71,11 @@ impl Encoder {
         let mut cfg = config.clone();
         let (backbone, prefix, hidden_size, max_positions) = match family {
             Family::Bert => {
-                for (k, v) in [
-                    ("hidden_dropout_prob", json!(0.1)),
-                    ("initializer_range", json!(0.02)),
-                    ("type_vocab_size", json!(2)),
-                    ("pad_token_id", json!(0)),
-                    ("layer_norm_eps", json!(1e-12)),
-                    ("max_position_embeddings", json!(512)),
-                ] {
-                    default_field(&mut cfg, k, v);
-                }
-                bert_act(&mut cfg, "hidden_act")?;
-                // The prefix is chosen here; candle's own fallback would try it again.
-                cfg["model_type"] = Value::Null;
-                let c: bert::Config = parse(cfg.clone(), "BERT")?;
                 let prefix = weights.prefix_of("embeddings.word_embeddings.weight", &["", "bert."]).unwrap_or("");
-                let model = bert::BertModel::load(vb(weights, device, prefix), &c)?;
-                (Backbone::Bert(model), prefix, c.hidden_size, c.max_position_embeddings)
+                let model = super::bert::Bert::load(&cfg, weights, prefix, device)?;
+                let max = cfg["max_position_embeddings"].as_u64().unwrap_or(512) as usize;
+                let hidden = cfg["hidden_size"].as_u64().unwrap_or(0) as usize;
+                (Backbone::Bert(model), prefix, hidden, max)
             }
             Family::DistilBert => {
                 for (k, v) in [("initializer_range", json!(0.02)), ("pad_token_id", json!(0)), ("max_position_embeddings", json!(512))] {
@@ -130,7 +118,7 @@ impl Encoder {
     /// hidden state `(batch, tokens, hidden)`.
     pub fn forward(&self, ids: &Tensor, mask: &Tensor) -> Result<Tensor> {
         let out = match &self.backbone {
-            Backbone::Bert(m) => m.forward(ids, &ids.zeros_like()?, Some(mask))?,
+            Backbone::Bert(m) => m.forward(ids, mask)?,
             Backbone::DistilBert(m) => {
                 // candle's DistilBERT masks where the mask is 1, the inverse of transformers.
                 let (b, t) = mask.dims2()?;

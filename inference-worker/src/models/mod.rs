@@ -1,5 +1,6 @@
 //! Loading checkpoints saved by transformers into candle modules.
 
+pub mod bert;
 pub mod causal;
 pub mod encoder;
 pub mod gpt2;
