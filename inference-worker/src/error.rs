@@ -19,7 +19,7 @@ pub enum WorkerError {
     #[error("the model is busy: {0}")]
     Overloaded(String),
     #[error("inference took longer than {0} s and was stopped")]
-    Timeout(u64),
+    Timeout(f64),
     #[error("could not fetch the model from the hub: {0}")]
     Hub(String),
     #[error("internal error: {0}")]

@@ -41,9 +41,9 @@ struct ServeArgs {
     /// Most texts one encoder forward pass takes when requests are batched together.
     #[arg(long, env = "INFERENCE_MAX_BATCH", default_value_t = 32)]
     max_batch: usize,
-    /// Seconds a request may run before it is stopped with 504.
-    #[arg(long, env = "INFERENCE_TIMEOUT", default_value_t = 120)]
-    timeout: u64,
+    /// Seconds a request may run before it is stopped with 504 (loading the model not included).
+    #[arg(long, env = "INFERENCE_TIMEOUT", default_value_t = 120.0)]
+    timeout: f64,
 }
 
 fn device() -> anyhow::Result<candle_core::Device> {
@@ -73,7 +73,10 @@ async fn main() -> anyhow::Result<()> {
         max_batch: args.max_batch,
         max_concurrency: args.max_concurrency,
     });
-    let worker = Arc::new(Worker { registry, timeout: Duration::from_secs(args.timeout) });
+    if !(args.timeout.is_finite() && args.timeout > 0.0) {
+        anyhow::bail!("--timeout must be a positive number of seconds");
+    }
+    let worker = Arc::new(Worker { registry, timeout: Duration::from_secs_f64(args.timeout) });
     let listener = tokio::net::TcpListener::bind(args.bind).await.with_context(|| format!("cannot listen on {}", args.bind))?;
     tracing::info!(bind = %args.bind, hub = %args.hub, "inference-worker listening");
     axum::serve(listener, router(worker))

@@ -161,7 +161,7 @@ async fn text_generation(w: &Arc<Worker>, model: Arc<LoadedModel>, body: &Value)
     let prompt = body["inputs"].as_str().ok_or_else(|| WorkerError::BadInput("inputs must be a string".into()))?.to_string();
     let params = generate::Params::parse(body)?;
     let deadline = Instant::now() + w.timeout;
-    let timeout_s = w.timeout.as_secs();
+    let timeout_s = w.timeout.as_secs_f64();
     let worker = w.clone();
     if !params.stream {
         let outcome = tokio::task::spawn_blocking(move || {

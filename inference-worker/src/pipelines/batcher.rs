@@ -48,7 +48,7 @@ impl EncodeQueue {
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(WorkerError::Internal("the model's compute thread stopped".into())),
-            Err(_) => Err(WorkerError::Timeout(timeout.as_secs())),
+            Err(_) => Err(WorkerError::Timeout(timeout.as_secs_f64())),
         }
     }
 }

@@ -199,7 +199,7 @@ pub fn run(
     prompt: &str,
     compute: &ComputeSlots,
     deadline: Instant,
-    timeout_s: u64,
+    timeout_s: f64,
     mut emit: impl FnMut(&TokenOut) -> bool,
 ) -> Result<Outcome> {
     let Kind::Generator { lm, eos } = &model.kind else {
@@ -282,8 +282,10 @@ pub fn run(
         let text = detok.next(tokenizer, &ids);
         let token = TokenOut { id: next, text, logprob, special };
         let is_eos = eos.contains(&next);
-        let generated = tokenizer.decode(&ids[prompt_ids.len()..], true).unwrap_or_default();
-        let hit_stop = !is_eos && params.stop.iter().any(|s| generated.ends_with(s.as_str()) || tail_contains(&generated, s, &token.text));
+        let hit_stop = !is_eos && !params.stop.is_empty() && {
+            let generated = tokenizer.decode(&ids[prompt_ids.len()..], true).unwrap_or_default();
+            params.stop.iter().any(|s| tail_contains(&generated, s, &token.text))
+        };
         let last = is_eos || hit_stop || step + 1 == params.max_new_tokens;
         if is_eos {
             finish_reason = "eos_token";
