@@ -93,6 +93,9 @@
       output.appendChild(entities(body.inputs, data));
     } else if (task === "sentence-similarity") {
       data.forEach((score, i) => output.appendChild(bar(body.inputs.sentences[i], score)));
+    } else if (task === "summarization" || task === "translation" || task === "text2text-generation") {
+      const r = Array.isArray(data) ? data[0] : data;
+      output.appendChild(el("p", "generated", r.summary_text ?? r.translation_text ?? r.generated_text ?? ""));
     } else if (task === "feature-extraction") {
       const v = Array.isArray(data[0]) ? (Array.isArray(data[0][0]) ? data[0][0] : data[0]) : data;
       output.appendChild(el("p", "", v.length + " dimensions"));

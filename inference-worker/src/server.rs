@@ -145,16 +145,16 @@ async fn run(
         Task::TokenClassification => pipelines::tokens::token_classification(&model, &body, timeout).await?,
         Task::FillMask => pipelines::fill_mask::fill_mask(&model, &body, timeout).await?,
         Task::TextGeneration => return text_generation(&w, model, &body).await,
+        Task::Summarization | Task::Translation | Task::Text2TextGeneration => {
+            pipelines::text2text::run(model.clone(), task, &body, w.registry.compute.clone(), timeout).await?
+        }
     };
     Ok(Json(value).into_response())
 }
 
-/// Embedding requests share one loaded model whichever of the two tasks they name.
+/// Requests share one loaded model whichever task of its kind they name.
 fn load_task(task: Task) -> Task {
-    match task {
-        Task::SentenceSimilarity => Task::FeatureExtraction,
-        t => t,
-    }
+    task.kind()
 }
 
 async fn text_generation(w: &Arc<Worker>, model: Arc<LoadedModel>, body: &Value) -> Result<Response> {

@@ -312,6 +312,8 @@ fn widget_view(state: &AppState, row: &crate::db::RepoRow) -> Option<WidgetView>
             "token-classification" => serde_json::json!({ "text": "My name is Wolfgang and I live in Berlin" }),
             "text-generation" => serde_json::json!({ "text": "Once upon a time," }),
             "text-classification" => serde_json::json!({ "text": "I like you. I love you" }),
+            "summarization" => serde_json::json!({ "text": "The tower is 324 metres tall, about the same height as an 81-storey building, and the tallest structure in Paris." }),
+            "translation" => serde_json::json!({ "text": "My name is Wolfgang and I live in Berlin" }),
             _ => serde_json::json!({ "text": "The answer to the universe is" }),
         });
     }

@@ -4,6 +4,7 @@ pub mod bert;
 pub mod causal;
 pub mod encoder;
 pub mod gpt2;
+pub mod seq2seq;
 
 use std::collections::HashMap;
 use std::path::Path;

@@ -5,6 +5,7 @@ pub mod classify;
 pub mod embed;
 pub mod fill_mask;
 pub mod generate;
+pub mod text2text;
 pub mod tokens;
 
 use std::path::Path;
@@ -29,6 +30,9 @@ pub enum Task {
     TokenClassification,
     FillMask,
     TextGeneration,
+    Summarization,
+    Translation,
+    Text2TextGeneration,
 }
 
 impl Task {
@@ -49,6 +53,9 @@ impl Task {
             Task::TokenClassification => "token-classification",
             Task::FillMask => "fill-mask",
             Task::TextGeneration => "text-generation",
+            Task::Summarization => "summarization",
+            Task::Translation => "translation",
+            Task::Text2TextGeneration => "text2text-generation",
         }
     }
 
@@ -61,10 +68,12 @@ impl Task {
         Task::ALL.into_iter().find(|t| t.name() == s)
     }
 
-    /// Embedding models answer both: the request's shape says which one is meant.
-    fn kind(self) -> Task {
+    /// Tasks one loaded model serves together: embedding models answer both embedding tasks
+    /// (the request's shape says which), encoder-decoders all three text2text ones.
+    pub fn kind(self) -> Task {
         match self {
             Task::SentenceSimilarity => Task::FeatureExtraction,
+            Task::Summarization | Task::Translation => Task::Text2TextGeneration,
             t => t,
         }
     }
@@ -84,6 +93,8 @@ pub fn task_for(pipeline_tag: Option<&str>, config: &Value) -> Result<Task> {
         Task::TokenClassification
     } else if has("ForMaskedLM") {
         Task::FillMask
+    } else if has("ForConditionalGeneration") || crate::models::model_type(config) == "t5" {
+        Task::Text2TextGeneration
     } else if has("LMHeadModel") || has("ForCausalLM") || CausalLm::supports(config) {
         Task::TextGeneration
     } else if encoder::family(config).is_some() {
@@ -134,6 +145,11 @@ pub enum Kind {
     Generator {
         lm: Arc<CausalLm>,
         eos: Vec<u32>,
+    },
+    Seq2Seq {
+        model: Arc<crate::models::seq2seq::Seq2Seq>,
+        /// `task_specific_params` of config.json: the prefix transformers' pipelines prepend.
+        task_params: Value,
     },
 }
 
@@ -208,6 +224,35 @@ fn load_inner(req: LoadRequest<'_>) -> Result<LoadedModel> {
         });
     }
 
+    if kind_task == Task::Text2TextGeneration {
+        if crate::models::model_type(&config) != "t5" {
+            return Err(WorkerError::Unsupported(format!(
+                "{} supports T5 models, not {:?}",
+                req.task.name(),
+                crate::models::model_type(&config)
+            )));
+        }
+        let model = crate::models::seq2seq::Seq2Seq::load(&config, &weights, &req.device)?;
+        let max_tokens = tokenizer_config["model_max_length"].as_u64().filter(|v| *v < 1_000_000).map(|v| v as usize).unwrap_or(512);
+        tokenizer
+            .with_truncation(Some(TruncationParams {
+                max_length: max_tokens,
+                strategy: TruncationStrategy::LongestFirst,
+                stride: 0,
+                direction: TruncationDirection::Right,
+            }))
+            .map_err(|e| WorkerError::Internal(e.to_string()))?;
+        return Ok(LoadedModel {
+            id: req.id,
+            revision: req.revision,
+            task: req.task,
+            private: req.private,
+            tokenizer,
+            max_tokens,
+            kind: Kind::Seq2Seq { model: Arc::new(model), task_params: config["task_specific_params"].clone() },
+        });
+    }
+
     let enc = Encoder::load(&config, &weights, &req.device)?;
     let st_config = read_json(&dir.join("sentence_bert_config.json"));
     let limits = [
@@ -272,7 +317,7 @@ fn load_inner(req: LoadRequest<'_>) -> Result<LoadedModel> {
                 .ok_or_else(|| WorkerError::Unsupported(format!("mask token {mask_token} is not in the vocabulary")))?;
             Kind::MaskedLm { encoded: encoded_parts(enc), head, mask_token, mask_id }
         }
-        Task::SentenceSimilarity | Task::TextGeneration => unreachable_kind()?,
+        _ => unreachable_kind()?,
     };
     Ok(LoadedModel { id: req.id, revision: req.revision, task: req.task, private: req.private, tokenizer, max_tokens, kind })
 }
