@@ -4,7 +4,7 @@
 //! three QKV matmuls, a five-pass softmax and a single-threaded erf, which left it at about
 //! 0.6× PyTorch on CPU.
 
-use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Module, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Device, Layout, Module, Shape, Tensor};
 use candle_nn::{Embedding, LayerNorm};
 use rayon::prelude::*;
 use serde_json::Value;
@@ -125,17 +125,24 @@ impl Bert {
         let x = x.broadcast_add(&self.position.forward(&positions)?)?.broadcast_add(&self.token_type)?;
         let mut x = self.emb_norm.forward(&x.reshape((b * t, h))?)?;
         // Additive mask: 0 where a token is real, a large negative where it is padding.
-        let bias = ((mask.to_dtype(DType::F32)? - 1.0)? * 1e30)?.reshape((b, 1, 1, t))?;
+        // Additive mask: 0 where a token is real, a large negative where it is padding.
+        let bias = ((mask.to_dtype(DType::F32)? - 1.0)? * 1e30)?;
         let padded = mask.min_keepdim(1)?.flatten_all()?.to_vec1::<u32>()?.contains(&0);
         for layer in &self.layers {
-            let qkv = layer.qkv.forward(&x)?.reshape((b, t, 3, heads, hd))?.permute((2, 0, 3, 1, 4))?.contiguous()?;
-            let (q, k, v) = (qkv.get(0)?, qkv.get(1)?, qkv.get(2)?);
-            let mut scores = q.matmul(&k.t()?)?;
-            if padded {
-                scores = scores.broadcast_add(&bias)?;
-            }
-            let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-            let ctx = probs.matmul(&v)?.transpose(1, 2)?.contiguous()?.reshape((b * t, h))?;
+            let qkv = layer.qkv.forward(&x)?;
+            let ctx = match self.device {
+                Device::Cpu => qkv.apply_op2_no_bwd(&bias, &FusedAttention { batch: b, tokens: t, heads })?,
+                _ => {
+                    let qkv = qkv.reshape((b, t, 3, heads, hd))?.permute((2, 0, 3, 1, 4))?.contiguous()?;
+                    let (q, k, v) = (qkv.get(0)?, qkv.get(1)?, qkv.get(2)?);
+                    let mut scores = q.matmul(&k.t()?)?;
+                    if padded {
+                        scores = scores.broadcast_add(&bias.reshape((b, 1, 1, t))?)?;
+                    }
+                    let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+                    probs.matmul(&v)?.transpose(1, 2)?.contiguous()?.reshape((b * t, h))?
+                }
+            };
             x = layer.attn_norm.forward(&(layer.attn_out.forward(&ctx)? + &x)?)?;
             let inter = activation(self.act, &layer.intermediate.forward(&x)?)?;
             x = layer.output_norm.forward(&(layer.output.forward(&inter)? + &x)?)?;
@@ -151,6 +158,79 @@ fn activation(act: Act, x: &Tensor) -> Result<Tensor> {
         (Act::GeluTanh, _) => x.gelu()?,
         (Act::Relu, _) => x.relu()?,
     })
+}
+
+/// Self-attention of every (sequence, head) pair in parallel, straight from the fused QKV rows
+/// `(batch·tokens, 3·hidden)` (queries already scaled) and the additive padding bias
+/// `(batch, tokens)`, into context rows `(batch·tokens, hidden)`. candle's batched matmul would
+/// run one multi-threaded GEMM per (sequence, head): thousands of tiny ones per batch.
+struct FusedAttention {
+    batch: usize,
+    tokens: usize,
+    heads: usize,
+}
+
+impl CustomOp2 for FusedAttention {
+    fn name(&self) -> &'static str {
+        "fused-attention"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (Some((q0, q1)), Some((b0, b1))) = (l1.contiguous_offsets(), l2.contiguous_offsets()) else {
+            candle_core::bail!("fused-attention needs contiguous inputs")
+        };
+        let qkv = &s1.as_slice::<f32>()?[q0..q1];
+        let bias = &s2.as_slice::<f32>()?[b0..b1];
+        let (b, t, heads) = (self.batch, self.tokens, self.heads);
+        let row = qkv.len() / (b * t).max(1);
+        let h = row / 3;
+        let hd = h / heads;
+        if row * b * t != qkv.len() || bias.len() != b * t || hd * heads != h {
+            candle_core::bail!("fused-attention: unexpected shapes");
+        }
+        // One (tokens, head_dim) block per (sequence, head), then laid out as rows.
+        let blocks: Vec<Vec<f32>> = (0..b * heads)
+            .into_par_iter()
+            .map(|bh| {
+                let (bi, hi) = (bh / heads, bh % heads);
+                let at = |tok: usize, part: usize| (bi * t + tok) * row + part * h + hi * hd;
+                let mut out = vec![0f32; t * hd];
+                let mut scores = vec![0f32; t];
+                for i in 0..t {
+                    let q = &qkv[at(i, 0)..at(i, 0) + hd];
+                    let mut max = f32::NEG_INFINITY;
+                    for (j, s) in scores.iter_mut().enumerate() {
+                        let k = &qkv[at(j, 1)..at(j, 1) + hd];
+                        *s = q.iter().zip(k).map(|(a, b)| a * b).sum::<f32>() + bias[bi * t + j];
+                        max = max.max(*s);
+                    }
+                    let mut sum = 0f32;
+                    for s in scores.iter_mut() {
+                        *s = (*s - max).exp();
+                        sum += *s;
+                    }
+                    let o = &mut out[i * hd..(i + 1) * hd];
+                    for (j, s) in scores.iter().enumerate() {
+                        let p = s / sum;
+                        let v = &qkv[at(j, 2)..at(j, 2) + hd];
+                        for (o, v) in o.iter_mut().zip(v) {
+                            *o += p * v;
+                        }
+                    }
+                }
+                out
+            })
+            .collect();
+        let mut ctx = vec![0f32; b * t * h];
+        for (bh, block) in blocks.iter().enumerate() {
+            let (bi, hi) = (bh / heads, bh % heads);
+            for i in 0..t {
+                let dst = (bi * t + i) * h + hi * hd;
+                ctx[dst..dst + hd].copy_from_slice(&block[i * hd..(i + 1) * hd]);
+            }
+        }
+        Ok((CpuStorage::F32(ctx), Shape::from((b * t, h))))
+    }
 }
 
 /// Exact-erf GELU over all cores (candle's runs on one). erf from Abramowitz & Stegun 7.1.26

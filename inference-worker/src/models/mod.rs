@@ -44,16 +44,8 @@ impl Weights {
         };
         let mut tensors = HashMap::new();
         for file in files {
-            let loaded = candle_core::safetensors::load(&file, device).map_err(|e| {
-                WorkerError::Unsupported(format!("{}: {e}", file.file_name().and_then(|n| n.to_str()).unwrap_or("weights")))
-            })?;
-            tensors.extend(loaded);
-        }
-        // Compute in f32 whatever the checkpoint's storage type (half-precision checkpoints too).
-        for t in tensors.values_mut() {
-            if t.dtype() != candle_core::DType::F32 && t.dtype().is_float() {
-                *t = t.to_dtype(candle_core::DType::F32)?;
-            }
+            let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("weights").to_string();
+            read_safetensors(&file, device, &mut tensors).map_err(|e| WorkerError::Unsupported(format!("{name}: {e}")))?;
         }
         Ok(Weights { tensors })
     }
@@ -82,6 +74,65 @@ impl Weights {
         let b = self.get(&format!("{prefix}.bias"))?.clone();
         Ok(candle_nn::LayerNorm::new(w, b, eps))
     }
+}
+
+/// Reads a safetensors file tensor by tensor, so memory holds the weights plus one tensor in
+/// flight (reading the whole file first, as candle's loader does, doubles the peak). Floating
+/// point tensors become f32, what the models compute in.
+fn read_safetensors(path: &Path, device: &Device, out: &mut HashMap<String, Tensor>) -> std::result::Result<(), String> {
+    use candle_core::DType;
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut len = [0u8; 8];
+    f.read_exact(&mut len).map_err(|e| format!("not a safetensors file: {e}"))?;
+    let header_len = u64::from_le_bytes(len);
+    if header_len > 100 << 20 {
+        return Err(format!("safetensors header of {header_len} bytes is too large"));
+    }
+    let mut header = vec![0u8; header_len as usize];
+    f.read_exact(&mut header).map_err(|e| format!("truncated safetensors header: {e}"))?;
+    let header: serde_json::Map<String, Value> = serde_json::from_slice(&header).map_err(|e| format!("bad safetensors header: {e}"))?;
+    let file_len = f.metadata().map_err(|e| e.to_string())?.len();
+    let base = 8 + header_len;
+    for (name, info) in header.iter().filter(|(k, _)| k.as_str() != "__metadata__") {
+        let dtype = match info["dtype"].as_str().unwrap_or_default() {
+            "F32" => DType::F32,
+            "F16" => DType::F16,
+            "BF16" => DType::BF16,
+            "F64" => DType::F64,
+            "I64" => DType::I64,
+            "I32" => DType::I32,
+            "I16" => DType::I16,
+            "U32" => DType::U32,
+            "U8" | "BOOL" => DType::U8,
+            other => return Err(format!("tensor {name} has unsupported dtype {other:?}")),
+        };
+        let shape: Vec<usize> =
+            info["shape"].as_array().map(|a| a.iter().filter_map(|d| d.as_u64().map(|d| d as usize)).collect()).unwrap_or_default();
+        let (start, end) =
+            match info["data_offsets"].as_array().map(|a| (a.first().and_then(Value::as_u64), a.get(1).and_then(Value::as_u64))) {
+                Some((Some(s), Some(e))) if s <= e && base + e <= file_len => (s, e),
+                _ => return Err(format!("tensor {name} has bad data offsets")),
+            };
+        let elements: usize = shape.iter().product();
+        if (end - start) as usize != elements * dtype.size_in_bytes() {
+            return Err(format!("tensor {name}: {} bytes do not hold shape {shape:?} of {dtype:?}", end - start));
+        }
+        f.seek(SeekFrom::Start(base + start)).map_err(|e| e.to_string())?;
+        let tensor = if dtype == DType::F32 && cfg!(target_endian = "little") {
+            // Straight into the f32 buffer the tensor keeps: no second copy.
+            let mut data = vec![0f32; elements];
+            f.read_exact(bytemuck::cast_slice_mut(&mut data)).map_err(|e| format!("reading {name}: {e}"))?;
+            Tensor::from_vec(data, shape, device)
+        } else {
+            let mut raw = vec![0u8; (end - start) as usize];
+            f.read_exact(&mut raw).map_err(|e| format!("reading {name}: {e}"))?;
+            Tensor::from_raw_buffer(&raw, dtype, &shape, device).and_then(|t| if dtype.is_float() { t.to_dtype(DType::F32) } else { Ok(t) })
+        }
+        .map_err(|e| format!("tensor {name}: {e}"))?;
+        out.insert(name.clone(), tensor);
+    }
+    Ok(())
 }
 
 /// `config.json`, kept as JSON: each architecture reads what it needs after normalising the

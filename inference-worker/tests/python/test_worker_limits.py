@@ -88,3 +88,21 @@ def test_work_past_the_timeout_is_stopped(impatient_worker, hub):
     assert "longer than 0.05 s" in answer["error"]
     # The worker goes on serving.
     assert call(f"{impatient_worker}/health")[0] == 200
+
+
+def test_a_broken_checkpoint_is_refused_with_the_reason(small_worker, hub, models, tmp_path):
+    from huggingface_hub import HfApi
+
+    src = models["tiny-bert-sentiment"]
+    for name in ["config.json", "tokenizer.json", "tokenizer_config.json", "README.md"]:
+        (tmp_path / name).write_bytes((src / name).read_bytes())
+    # Cut off mid-tensor: the header promises more bytes than the file holds.
+    (tmp_path / "model.safetensors").write_bytes((src / "model.safetensors").read_bytes()[:5000])
+    api = HfApi(endpoint=hub.url, token=hub.alice)
+    api.create_repo("alice/broken-bert")
+    api.upload_folder(repo_id="alice/broken-bert", folder_path=tmp_path)
+    for url in [f"{small_worker}/models/alice/broken-bert", hub.model_url("broken-bert")]:
+        status, answer = call(url, {"inputs": "fine"}, hub.alice)
+        assert status == 400, answer
+        assert "model.safetensors" in answer["error"], answer
+    assert call(f"{small_worker}/health")[0] == 200
