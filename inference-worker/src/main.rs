@@ -8,6 +8,11 @@ use clap::{Parser, Subcommand};
 use inference_worker::registry::{Registry, RegistryConfig};
 use inference_worker::server::{router, Worker};
 
+// Inference allocates and frees large tensors at every step; glibc returns them to the kernel
+// each time (page faults on every reuse), mimalloc keeps them.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "inference-worker", version, about = "Candle pipelines behind the Hugging Face Inference API")]
 struct Cli {
