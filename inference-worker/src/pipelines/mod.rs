@@ -36,13 +36,16 @@ pub enum Task {
 }
 
 impl Task {
-    pub const ALL: [Task; 6] = [
+    pub const ALL: [Task; 9] = [
         Task::FeatureExtraction,
         Task::SentenceSimilarity,
         Task::TextClassification,
         Task::TokenClassification,
         Task::FillMask,
         Task::TextGeneration,
+        Task::Summarization,
+        Task::Translation,
+        Task::Text2TextGeneration,
     ];
 
     pub fn name(self) -> &'static str {
@@ -337,5 +340,19 @@ impl LoadedModel {
             return Err(WorkerError::BadInput("inputs must not be empty".into()));
         }
         self.tokenizer.encode_char_offsets(text, true).map_err(|e| WorkerError::BadInput(format!("could not tokenize the input: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Task;
+
+    #[test]
+    fn every_task_parses_from_its_name() {
+        for t in Task::ALL {
+            assert_eq!(Task::parse(t.name()), Some(t));
+        }
+        assert_eq!(Task::ALL.len(), 9, "a task missing from ALL is unreachable by pipeline_tag");
+        assert_eq!(Task::parse("ner"), Some(Task::TokenClassification));
     }
 }
