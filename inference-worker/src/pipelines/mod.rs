@@ -237,14 +237,7 @@ fn load_inner(req: LoadRequest<'_>) -> Result<LoadedModel> {
         }
         let model = crate::models::seq2seq::Seq2Seq::load(&config, &weights, &req.device)?;
         let max_tokens = tokenizer_config["model_max_length"].as_u64().filter(|v| *v < 1_000_000).map(|v| v as usize).unwrap_or(512);
-        tokenizer
-            .with_truncation(Some(TruncationParams {
-                max_length: max_tokens,
-                strategy: TruncationStrategy::LongestFirst,
-                stride: 0,
-                direction: TruncationDirection::Right,
-            }))
-            .map_err(|e| WorkerError::Internal(e.to_string()))?;
+        truncate_at(&mut tokenizer, max_tokens)?;
         return Ok(LoadedModel {
             id: req.id,
             revision: req.revision,
@@ -264,14 +257,7 @@ fn load_inner(req: LoadRequest<'_>) -> Result<LoadedModel> {
         tokenizer_config["model_max_length"].as_u64().filter(|v| *v < 1_000_000).map(|v| v as usize),
     ];
     let max_tokens = limits.into_iter().flatten().min().unwrap_or(512);
-    tokenizer
-        .with_truncation(Some(TruncationParams {
-            max_length: max_tokens,
-            strategy: TruncationStrategy::LongestFirst,
-            stride: 0,
-            direction: TruncationDirection::Right,
-        }))
-        .map_err(|e| WorkerError::Internal(e.to_string()))?;
+    truncate_at(&mut tokenizer, max_tokens)?;
     let encoded_parts =
         |enc: Encoder| Encoded { hidden_size: enc.hidden_size, queue: EncodeQueue::start(enc, req.max_batch, req.compute.clone()) };
 
@@ -323,6 +309,19 @@ fn load_inner(req: LoadRequest<'_>) -> Result<LoadedModel> {
         _ => unreachable_kind()?,
     };
     Ok(LoadedModel { id: req.id, revision: req.revision, task: req.task, private: req.private, tokenizer, max_tokens, kind })
+}
+
+/// Inputs longer than the model takes are cut at the end (the special tokens are kept).
+fn truncate_at(tokenizer: &mut Tokenizer, max_tokens: usize) -> Result<()> {
+    tokenizer
+        .with_truncation(Some(TruncationParams {
+            max_length: max_tokens,
+            strategy: TruncationStrategy::LongestFirst,
+            stride: 0,
+            direction: TruncationDirection::Right,
+        }))
+        .map_err(|e| WorkerError::Internal(e.to_string()))?;
+    Ok(())
 }
 
 fn unreachable_kind() -> Result<Kind> {
