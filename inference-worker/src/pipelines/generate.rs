@@ -293,8 +293,7 @@ pub fn run(
             finish_reason = "stop_sequence";
         }
         if !last {
-            // Start the next step before handing this token out only when cheap: keep it simple
-            // and emit first so the listener sees tokens as they are chosen.
+            // Hand the token out before computing the next one: streams show tokens as chosen.
             if !emit(&token) {
                 return Err(WorkerError::BadInput("the client went away".into()));
             }
