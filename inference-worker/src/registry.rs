@@ -24,7 +24,6 @@ const RESOLVE_TTL: Duration = Duration::from_secs(30);
 pub struct Resolved {
     pub sha: String,
     pub pipeline_tag: Option<String>,
-    pub private: bool,
 }
 
 type Key = (String, String, Option<Task>);
@@ -112,7 +111,6 @@ impl Registry {
         let resolved = Resolved {
             sha: info.sha.ok_or_else(|| WorkerError::Hub("the hub's model info has no sha".into()))?,
             pipeline_tag: info.pipeline_tag,
-            private: info.private.unwrap_or(false),
         };
         let mut cache = self.resolved.lock().unwrap_or_else(|e| e.into_inner());
         cache.retain(|_, (_, at)| at.elapsed() < RESOLVE_TTL);
@@ -157,10 +155,9 @@ impl Registry {
             None => pipelines::task_for(resolved.pipeline_tag.as_deref(), &config)?,
         };
         let req_id = id.to_string();
-        let (sha, private, device, max_batch, compute) =
-            (resolved.sha.clone(), resolved.private, self.device.clone(), self.max_batch, self.compute.clone());
+        let (sha, device, max_batch, compute) = (resolved.sha.clone(), self.device.clone(), self.max_batch, self.compute.clone());
         let model = tokio::task::spawn_blocking(move || {
-            pipelines::load(pipelines::LoadRequest { dir: &dir, id: req_id, revision: sha, task, private, device, max_batch, compute })
+            pipelines::load(pipelines::LoadRequest { dir: &dir, id: req_id, revision: sha, task, device, max_batch, compute })
         })
         .await
         .map_err(|e| WorkerError::Unsupported(format!("loading the model failed: {e}")))??;

@@ -12,7 +12,6 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures::StreamExt;
 use serde_json::{json, Value};
-use tokio_stream_shim::ReceiverStream;
 
 use crate::error::{Result, WorkerError};
 use crate::pipelines::{self, generate, Kind, LoadedModel, Task};
@@ -171,7 +170,7 @@ async fn text_generation(w: &Arc<Worker>, model: Arc<LoadedModel>, body: &Value)
         .map_err(|e| WorkerError::Internal(e.to_string()))??;
         return Ok(Json(outcome).into_response());
     }
-    let (tx, rx) = tokio::sync::mpsc::channel::<Value>(64);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Value>(64);
     tokio::task::spawn_blocking(move || {
         let mut index = 0usize;
         let result = generate::run(&model, &params, &prompt, &worker.registry.compute, deadline, timeout_s, |token| {
@@ -194,27 +193,6 @@ async fn text_generation(w: &Arc<Worker>, model: Arc<LoadedModel>, body: &Value)
         };
         let _ = tx.blocking_send(last);
     });
-    let events = ReceiverStream::new(rx).map(|v| Ok::<_, Infallible>(Event::default().data(v.to_string())));
+    let events = futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).map(|v| Ok::<_, Infallible>(Event::default().data(v.to_string())));
     Ok(Sse::new(events).into_response())
-}
-
-/// A `Stream` over a tokio mpsc receiver (tokio-stream's wrapper, without the dependency).
-mod tokio_stream_shim {
-    use std::pin::Pin;
-    use std::task::{Context, Poll};
-
-    pub struct ReceiverStream<T>(tokio::sync::mpsc::Receiver<T>);
-
-    impl<T> ReceiverStream<T> {
-        pub fn new(rx: tokio::sync::mpsc::Receiver<T>) -> Self {
-            ReceiverStream(rx)
-        }
-    }
-
-    impl<T> futures::Stream for ReceiverStream<T> {
-        type Item = T;
-        fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
-            self.0.poll_recv(cx)
-        }
-    }
 }

@@ -27,7 +27,6 @@ pub struct Encoder {
     pub family: Family,
     /// Where the backbone's tensors live: "" for a bare model, `bert.` under a head.
     pub prefix: String,
-    pub hidden_size: usize,
     pub pad_id: u32,
     pub max_positions: usize,
     pub device: Device,
@@ -69,13 +68,12 @@ impl Encoder {
         let family = family(config)
             .ok_or_else(|| WorkerError::Unsupported(format!("model_type {:?} is not a supported encoder", model_type(config))))?;
         let mut cfg = config.clone();
-        let (backbone, prefix, hidden_size, max_positions) = match family {
+        let (backbone, prefix, max_positions) = match family {
             Family::Bert => {
                 let prefix = weights.prefix_of("embeddings.word_embeddings.weight", &["", "bert."]).unwrap_or("");
                 let model = super::bert::Bert::load(&cfg, weights, prefix, device)?;
                 let max = cfg["max_position_embeddings"].as_u64().unwrap_or(512) as usize;
-                let hidden = cfg["hidden_size"].as_u64().unwrap_or(0) as usize;
-                (Backbone::Bert(model), prefix, hidden, max)
+                (Backbone::Bert(model), prefix, max)
             }
             Family::DistilBert => {
                 for (k, v) in [("initializer_range", json!(0.02)), ("pad_token_id", json!(0)), ("max_position_embeddings", json!(512))] {
@@ -87,7 +85,7 @@ impl Encoder {
                 let prefix = weights.prefix_of("embeddings.word_embeddings.weight", &["", "distilbert."]).unwrap_or("");
                 let model = distilbert::DistilBertModel::load(vb(weights, device, prefix), &c)?;
                 let max = cfg["max_position_embeddings"].as_u64().unwrap_or(512) as usize;
-                (Backbone::DistilBert(model), prefix, c.dim, max)
+                (Backbone::DistilBert(model), prefix, max)
             }
             Family::Roberta => {
                 // transformers 5 stopped saving these; candle requires them.
@@ -107,11 +105,11 @@ impl Encoder {
                 let model = xlm_roberta::XLMRobertaModel::new(&c, vb(weights, device, prefix))?;
                 // RoBERTa positions start after the padding index.
                 let max = c.max_position_embeddings.saturating_sub(c.pad_token_id as usize + 1);
-                (Backbone::Roberta(model), prefix, c.hidden_size, max)
+                (Backbone::Roberta(model), prefix, max)
             }
         };
         let pad_id = cfg["pad_token_id"].as_u64().unwrap_or(0) as u32;
-        Ok(Encoder { backbone, family, prefix: prefix.to_string(), hidden_size, pad_id, max_positions, device: device.clone() })
+        Ok(Encoder { backbone, family, prefix: prefix.to_string(), pad_id, max_positions, device: device.clone() })
     }
 
     /// `ids` and `mask` are `(batch, tokens)` u32 tensors, mask 1 = a real token. Returns the last

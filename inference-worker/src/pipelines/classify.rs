@@ -51,15 +51,15 @@ pub fn top_k(params: &Value) -> Result<Option<usize>> {
 }
 
 pub async fn text_classification(model: &LoadedModel, body: &Value, timeout: Duration) -> Result<Value> {
-    let Kind::Classifier { encoded, head, labels, multi_label } = &model.kind else {
+    let Kind::Classifier { queue, head, labels, multi_label } = &model.kind else {
         return Err(WorkerError::Internal("not a classification model".into()));
     };
-    let (texts, _) = texts(&body["inputs"])?;
+    let texts = texts(&body["inputs"])?;
     let params = &body["parameters"];
     let function = function(params, *multi_label)?;
     let k = top_k(params)?.unwrap_or(labels.len());
     let ids = texts.iter().map(|t| Ok(model.encode(t)?.get_ids().to_vec())).collect::<Result<Vec<_>>>()?;
-    let hidden = encoded.queue.run(ids, timeout).await?;
+    let hidden = queue.run(ids, timeout).await?;
     let mut out = Vec::with_capacity(hidden.len());
     for h in hidden {
         let logits = head.forward(&h.unsqueeze(0)?)?.squeeze(0)?.to_vec1::<f32>()?;

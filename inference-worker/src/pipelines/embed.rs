@@ -10,13 +10,14 @@ use super::{Kind, LoadedModel, Pooling, Task};
 use crate::error::{Result, WorkerError};
 use crate::models::encoder::l2_normalize;
 
-pub fn texts(inputs: &Value) -> Result<(Vec<String>, bool)> {
+pub fn texts(inputs: &Value) -> Result<Vec<String>> {
     match inputs {
-        Value::String(s) => Ok((vec![s.clone()], false)),
-        Value::Array(items) if !items.is_empty() => {
-            let texts = items.iter().map(|v| v.as_str().map(str::to_string)).collect::<Option<Vec<_>>>();
-            texts.map(|t| (t, true)).ok_or_else(|| WorkerError::BadInput("inputs must be a string or a list of strings".into()))
-        }
+        Value::String(s) => Ok(vec![s.clone()]),
+        Value::Array(items) if !items.is_empty() => items
+            .iter()
+            .map(|v| v.as_str().map(str::to_string))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| WorkerError::BadInput("inputs must be a string or a list of strings".into())),
         _ => Err(WorkerError::BadInput("inputs must be a string or a non-empty list of strings".into())),
     }
 }
@@ -80,16 +81,16 @@ fn pooled(hidden: &[Tensor], pooling: &Pooling) -> Result<Vec<Tensor>> {
         .collect()
 }
 
-fn embedder(model: &LoadedModel) -> Result<(&super::Encoded, &Option<Pooling>, bool)> {
+fn embedder(model: &LoadedModel) -> Result<(&super::batcher::EncodeQueue, &Option<Pooling>, bool)> {
     match &model.kind {
-        Kind::Embedder { encoded, pooling, normalize } => Ok((encoded, pooling, *normalize)),
+        Kind::Embedder { queue, pooling, normalize } => Ok((queue, pooling, *normalize)),
         _ => Err(WorkerError::Internal("not an embedding model".into())),
     }
 }
 
 pub async fn feature_extraction(model: &LoadedModel, body: &Value, timeout: Duration) -> Result<Value> {
-    let (texts, _) = texts(&body["inputs"])?;
-    let (encoded, pooling, model_normalizes) = embedder(model)?;
+    let texts = texts(&body["inputs"])?;
+    let (queue, pooling, model_normalizes) = embedder(model)?;
     // TEI puts these at the root; accept them under `parameters` too.
     let param = |k: &str| if body[k].is_null() { body["parameters"][k].clone() } else { body[k].clone() };
     let opts = Options {
@@ -105,7 +106,7 @@ pub async fn feature_extraction(model: &LoadedModel, body: &Value, timeout: Dura
     }
     let normalize = param("normalize").as_bool().unwrap_or(model_normalizes);
     let ids = tokenize(model, &texts, &opts)?;
-    let hidden = encoded.queue.run(ids, timeout).await?;
+    let hidden = queue.run(ids, timeout).await?;
     match pooling {
         Some(pooling) => {
             let mut rows = Vec::with_capacity(hidden.len());
@@ -131,13 +132,13 @@ pub async fn sentence_similarity(model: &LoadedModel, body: &Value, timeout: Dur
     let inputs = &body["inputs"];
     let source =
         inputs["source_sentence"].as_str().ok_or_else(|| WorkerError::BadInput("inputs.source_sentence must be a string".into()))?;
-    let (sentences, _) =
+    let sentences =
         texts(&inputs["sentences"]).map_err(|_| WorkerError::BadInput("inputs.sentences must be a non-empty list of strings".into()))?;
-    let (encoded, pooling, _) = embedder(model)?;
+    let (queue, pooling, _) = embedder(model)?;
     let mut all = vec![source.to_string()];
     all.extend(sentences);
     let ids = tokenize(model, &all, &Options { truncate: true, left: false })?;
-    let hidden = encoded.queue.run(ids, timeout).await?;
+    let hidden = queue.run(ids, timeout).await?;
     let vectors = match pooling {
         Some(p) => pooled(&hidden, p)?,
         None => pooled(&hidden, &Pooling::Mean)?,

@@ -8,7 +8,7 @@ use super::{classify::softmax, Kind, LoadedModel};
 use crate::error::{Result, WorkerError};
 
 pub async fn fill_mask(model: &LoadedModel, body: &Value, timeout: Duration) -> Result<Value> {
-    let Kind::MaskedLm { encoded, head, mask_token, mask_id } = &model.kind else {
+    let Kind::MaskedLm { queue, head, mask_token, mask_id } = &model.kind else {
         return Err(WorkerError::Internal("not a fill-mask model".into()));
     };
     let text = body["inputs"].as_str().ok_or_else(|| WorkerError::BadInput("inputs must be a string".into()))?;
@@ -27,7 +27,7 @@ pub async fn fill_mask(model: &LoadedModel, body: &Value, timeout: Duration) -> 
         Value::Array(a) => Some(a.iter().map(|t| target_id(model, t.as_str().unwrap_or_default())).collect::<Result<Vec<_>>>()?),
         _ => return Err(WorkerError::BadInput("targets must be a string or a list of strings".into())),
     };
-    let hidden = encoded.queue.run(vec![ids.clone()], timeout).await?;
+    let hidden = queue.run(vec![ids.clone()], timeout).await?;
     let hidden = hidden.into_iter().next().ok_or_else(|| WorkerError::Internal("no output".into()))?;
     let mut per_mask = Vec::with_capacity(masks.len());
     for &pos in &masks {

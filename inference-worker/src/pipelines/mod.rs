@@ -115,32 +115,27 @@ pub enum Pooling {
     Max,
 }
 
-/// An encoder behind a micro-batching queue, plus what it needs to turn text into ids.
-pub struct Encoded {
-    pub queue: EncodeQueue,
-    pub hidden_size: usize,
-}
-
 pub enum Kind {
     Embedder {
-        encoded: Encoded,
+        /// The encoder behind its micro-batching queue.
+        queue: EncodeQueue,
         /// `Some` for sentence-transformers models: pooled, one vector per text.
         pooling: Option<Pooling>,
         normalize: bool,
     },
     Classifier {
-        encoded: Encoded,
+        queue: EncodeQueue,
         head: SequenceHead,
         labels: Vec<String>,
         multi_label: bool,
     },
     TokenClassifier {
-        encoded: Encoded,
+        queue: EncodeQueue,
         classifier: Linear,
         labels: Vec<String>,
     },
     MaskedLm {
-        encoded: Encoded,
+        queue: EncodeQueue,
         head: MaskedLmHead,
         mask_token: String,
         mask_id: u32,
@@ -160,7 +155,6 @@ pub struct LoadedModel {
     pub id: String,
     pub revision: String,
     pub task: Task,
-    pub private: bool,
     pub tokenizer: Tokenizer,
     pub max_tokens: usize,
     pub kind: Kind,
@@ -175,7 +169,6 @@ pub struct LoadRequest<'a> {
     pub id: String,
     pub revision: String,
     pub task: Task,
-    pub private: bool,
     pub device: Device,
     pub max_batch: usize,
     pub compute: Arc<crate::limits::ComputeSlots>,
@@ -200,68 +193,75 @@ fn load_inner(req: LoadRequest<'_>) -> Result<LoadedModel> {
     tokenizer.with_padding(None);
     let tokenizer_config = read_json(&dir.join("tokenizer_config.json")).unwrap_or(Value::Null);
     let weights = Weights::load(dir, &req.device)?;
-    let kind_task = req.task.kind();
+    let (kind, max_tokens) = match req.task.kind() {
+        Task::TextGeneration => generator(dir, &config, &weights, &mut tokenizer, &req.device)?,
+        Task::Text2TextGeneration => seq2seq(&config, &tokenizer_config, &weights, &mut tokenizer, &req.device)?,
+        task => encoder_task(task, &req, &config, &tokenizer_config, &weights, &mut tokenizer)?,
+    };
+    Ok(LoadedModel { id: req.id, revision: req.revision, task: req.task, tokenizer, max_tokens, kind })
+}
 
-    if kind_task == Task::TextGeneration {
-        let lm = CausalLm::load(&config, &weights, &req.device)?;
-        let generation_config = read_json(&dir.join("generation_config.json")).unwrap_or(Value::Null);
-        let mut eos = Vec::new();
-        for v in [&generation_config["eos_token_id"], &config["eos_token_id"]] {
-            match v {
-                Value::Number(n) => eos.extend(n.as_u64().map(|n| n as u32)),
-                Value::Array(a) => eos.extend(a.iter().filter_map(|n| n.as_u64().map(|n| n as u32))),
-                _ => {}
-            }
+fn generator(dir: &Path, config: &Value, weights: &Weights, tokenizer: &mut Tokenizer, device: &Device) -> Result<(Kind, usize)> {
+    let lm = CausalLm::load(config, weights, device)?;
+    let generation_config = read_json(&dir.join("generation_config.json")).unwrap_or(Value::Null);
+    let mut eos = Vec::new();
+    for v in [&generation_config["eos_token_id"], &config["eos_token_id"]] {
+        match v {
+            Value::Number(n) => eos.extend(n.as_u64().map(|n| n as u32)),
+            Value::Array(a) => eos.extend(a.iter().filter_map(|n| n.as_u64().map(|n| n as u32))),
+            _ => {}
         }
-        eos.sort_unstable();
-        eos.dedup();
-        tokenizer.with_truncation(None).map_err(|e| WorkerError::Internal(e.to_string()))?;
-        return Ok(LoadedModel {
-            id: req.id,
-            revision: req.revision,
-            task: req.task,
-            private: req.private,
-            tokenizer,
-            max_tokens: lm.max_positions,
-            kind: Kind::Generator { lm: Arc::new(lm), eos },
-        });
     }
+    eos.sort_unstable();
+    eos.dedup();
+    // Prompts are never cut silently: too long for the context is refused per request.
+    tokenizer.with_truncation(None).map_err(|e| WorkerError::Internal(e.to_string()))?;
+    let max_tokens = lm.max_positions;
+    Ok((Kind::Generator { lm: Arc::new(lm), eos }, max_tokens))
+}
 
-    if kind_task == Task::Text2TextGeneration {
-        if crate::models::model_type(&config) != "t5" {
-            return Err(WorkerError::Unsupported(format!(
-                "{} supports T5 models, not {:?}",
-                req.task.name(),
-                crate::models::model_type(&config)
-            )));
-        }
-        let model = crate::models::seq2seq::Seq2Seq::load(&config, &weights, &req.device)?;
-        let max_tokens = tokenizer_config["model_max_length"].as_u64().filter(|v| *v < 1_000_000).map(|v| v as usize).unwrap_or(512);
-        truncate_at(&mut tokenizer, max_tokens)?;
-        return Ok(LoadedModel {
-            id: req.id,
-            revision: req.revision,
-            task: req.task,
-            private: req.private,
-            tokenizer,
-            max_tokens,
-            kind: Kind::Seq2Seq { model: Arc::new(model), task_params: config["task_specific_params"].clone() },
-        });
+fn seq2seq(
+    config: &Value,
+    tokenizer_config: &Value,
+    weights: &Weights,
+    tokenizer: &mut Tokenizer,
+    device: &Device,
+) -> Result<(Kind, usize)> {
+    let model_type = crate::models::model_type(config);
+    if model_type != "t5" {
+        return Err(WorkerError::Unsupported(format!("text2text tasks support T5 models, not {model_type:?}")));
     }
+    let model = crate::models::seq2seq::Seq2Seq::load(config, weights, device)?;
+    let max_tokens = model_max_length(tokenizer_config).unwrap_or(512);
+    truncate_at(tokenizer, max_tokens)?;
+    Ok((Kind::Seq2Seq { model: Arc::new(model), task_params: config["task_specific_params"].clone() }, max_tokens))
+}
 
-    let enc = Encoder::load(&config, &weights, &req.device)?;
+/// `model_max_length` of tokenizer_config.json, unless it is transformers' "no limit" sentinel.
+fn model_max_length(tokenizer_config: &Value) -> Option<usize> {
+    tokenizer_config["model_max_length"].as_u64().filter(|v| *v < 1_000_000).map(|v| v as usize)
+}
+
+/// The BERT-family tasks: one encoder behind a micro-batching queue, and the task's head.
+fn encoder_task(
+    task: Task,
+    req: &LoadRequest<'_>,
+    config: &Value,
+    tokenizer_config: &Value,
+    weights: &Weights,
+    tokenizer: &mut Tokenizer,
+) -> Result<(Kind, usize)> {
+    let dir = req.dir;
+    let enc = Encoder::load(config, weights, &req.device)?;
     let st_config = read_json(&dir.join("sentence_bert_config.json"));
     let limits = [
         Some(enc.max_positions),
         st_config.as_ref().and_then(|c| c["max_seq_length"].as_u64()).map(|v| v as usize),
-        tokenizer_config["model_max_length"].as_u64().filter(|v| *v < 1_000_000).map(|v| v as usize),
+        model_max_length(tokenizer_config),
     ];
     let max_tokens = limits.into_iter().flatten().min().unwrap_or(512);
-    truncate_at(&mut tokenizer, max_tokens)?;
-    let encoded_parts =
-        |enc: Encoder| Encoded { hidden_size: enc.hidden_size, queue: EncodeQueue::start(enc, req.max_batch, req.compute.clone()) };
-
-    let kind = match kind_task {
+    truncate_at(tokenizer, max_tokens)?;
+    let kind = match task {
         Task::FeatureExtraction => {
             let modules = read_json(&dir.join("modules.json"));
             let (pooling, normalize) = match modules {
@@ -280,21 +280,21 @@ fn load_inner(req: LoadRequest<'_>) -> Result<LoadedModel> {
                 }
                 _ => (None, false),
             };
-            Kind::Embedder { encoded: encoded_parts(enc), pooling, normalize }
+            Kind::Embedder { queue: start(enc, req), pooling, normalize }
         }
         Task::TextClassification => {
-            let head = SequenceHead::load(&enc, &weights)?;
-            let labels = id2label(&config, head.num_labels());
+            let head = SequenceHead::load(&enc, weights)?;
+            let labels = id2label(config, head.num_labels());
             let multi_label = config["problem_type"].as_str() == Some("multi_label_classification") || labels.len() == 1;
-            Kind::Classifier { encoded: encoded_parts(enc), head, labels, multi_label }
+            Kind::Classifier { queue: start(enc, req), head, labels, multi_label }
         }
         Task::TokenClassification => {
             let classifier = weights.linear("classifier")?;
-            let labels = id2label(&config, classifier.weight().dim(0)?);
-            Kind::TokenClassifier { encoded: encoded_parts(enc), classifier, labels }
+            let labels = id2label(config, classifier.weight().dim(0)?);
+            Kind::TokenClassifier { queue: start(enc, req), classifier, labels }
         }
         Task::FillMask => {
-            let head = MaskedLmHead::load(&enc, &config, &weights)?;
+            let head = MaskedLmHead::load(&enc, config, weights)?;
             let mask_token = tokenizer_config["mask_token"]
                 .as_str()
                 .or(tokenizer_config["mask_token"]["content"].as_str())
@@ -304,11 +304,15 @@ fn load_inner(req: LoadRequest<'_>) -> Result<LoadedModel> {
             let mask_id = tokenizer
                 .token_to_id(&mask_token)
                 .ok_or_else(|| WorkerError::Unsupported(format!("mask token {mask_token} is not in the vocabulary")))?;
-            Kind::MaskedLm { encoded: encoded_parts(enc), head, mask_token, mask_id }
+            Kind::MaskedLm { queue: start(enc, req), head, mask_token, mask_id }
         }
-        _ => unreachable_kind()?,
+        other => return Err(WorkerError::Internal(format!("{} is not an encoder task", other.name()))),
     };
-    Ok(LoadedModel { id: req.id, revision: req.revision, task: req.task, private: req.private, tokenizer, max_tokens, kind })
+    Ok((kind, max_tokens))
+}
+
+fn start(enc: Encoder, req: &LoadRequest<'_>) -> EncodeQueue {
+    EncodeQueue::start(enc, req.max_batch, req.compute.clone())
 }
 
 /// Inputs longer than the model takes are cut at the end (the special tokens are kept).
@@ -322,10 +326,6 @@ fn truncate_at(tokenizer: &mut Tokenizer, max_tokens: usize) -> Result<()> {
         }))
         .map_err(|e| WorkerError::Internal(e.to_string()))?;
     Ok(())
-}
-
-fn unreachable_kind() -> Result<Kind> {
-    Err(WorkerError::Internal("task kind handled above".into()))
 }
 
 impl LoadedModel {
@@ -351,7 +351,20 @@ mod tests {
         for t in Task::ALL {
             assert_eq!(Task::parse(t.name()), Some(t));
         }
-        assert_eq!(Task::ALL.len(), 9, "a task missing from ALL is unreachable by pipeline_tag");
+        // Every pipeline_tag the README promises is accepted from a card.
+        for tag in [
+            "feature-extraction",
+            "sentence-similarity",
+            "text-classification",
+            "token-classification",
+            "fill-mask",
+            "text-generation",
+            "summarization",
+            "translation",
+            "text2text-generation",
+        ] {
+            assert!(super::task_for(Some(tag), &serde_json::Value::Null).is_ok(), "{tag}");
+        }
         assert_eq!(Task::parse("ner"), Some(Task::TokenClassification));
     }
 }

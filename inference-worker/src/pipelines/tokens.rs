@@ -152,7 +152,7 @@ fn aggregation(params: &Value) -> Result<Aggregation> {
 }
 
 pub async fn token_classification(model: &LoadedModel, body: &Value, timeout: Duration) -> Result<Value> {
-    let Kind::TokenClassifier { encoded, classifier, labels } = &model.kind else {
+    let Kind::TokenClassifier { queue, classifier, labels } = &model.kind else {
         return Err(WorkerError::Internal("not a token-classification model".into()));
     };
     let text = body["inputs"].as_str().ok_or_else(|| WorkerError::BadInput("inputs must be a string".into()))?;
@@ -164,7 +164,7 @@ pub async fn token_classification(model: &LoadedModel, body: &Value, timeout: Du
         _ => return Err(WorkerError::BadInput("ignore_labels must be a list of labels".into())),
     };
     let enc = model.encode(text)?;
-    let hidden = encoded.queue.run(vec![enc.get_ids().to_vec()], timeout).await?;
+    let hidden = queue.run(vec![enc.get_ids().to_vec()], timeout).await?;
     let hidden = hidden.into_iter().next().ok_or_else(|| WorkerError::Internal("no output".into()))?;
     let logits = classifier.forward(&hidden)?.to_vec2::<f32>()?;
 
