@@ -35,6 +35,12 @@ pub async fn health(State(state): State<AppState>, Path((ns, name)): Path<(Strin
 
 async fn forward(state: &AppState, ns: &str, name: &str, suffix: &str, req: Request) -> ApiResult<Response> {
     let (parts, body) = req.into_parts();
+    // Read the (small) body before any refusal: answering with it unread makes hyper close the
+    // connection, and a client reusing it (huggingface_hub's pooled httpx) sees "Server
+    // disconnected without sending a response" on its next call.
+    let body = axum::body::to_bytes(body, MAX_BODY)
+        .await
+        .map_err(|_| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("inference requests are limited to {} MiB", MAX_BODY >> 20)))?;
     let session = parts.extensions.get::<tower_sessions::Session>().cloned();
     // A token if sent, else the web session's user (the model page's widget).
     let (caller, _) = super::web_accounts::context(state, &parts.headers, session.as_ref()).await?;
@@ -47,9 +53,6 @@ async fn forward(state: &AppState, ns: &str, name: &str, suffix: &str, req: Requ
         (Some(user), true) => Some(format!("Bearer {}", inference_grant(&state.secret, user.account.id))),
         _ => None,
     };
-    let body = axum::body::to_bytes(body, MAX_BODY)
-        .await
-        .map_err(|_| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("inference requests are limited to {} MiB", MAX_BODY >> 20)))?;
     state
         .inference
         .forward(Forward {

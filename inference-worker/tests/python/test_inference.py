@@ -513,6 +513,30 @@ def test_private_model_needs_a_token_that_can_read_it(hub, ref):
 # --- errors -----------------------------------------------------------------------------------
 
 
+def test_a_refused_request_leaves_the_connection_usable(hub):
+    """huggingface_hub reuses pooled connections: a refusal (here, no token for a private model)
+    must not close the connection under the client's next request."""
+    import socket
+
+    body = json.dumps({"inputs": "x" * 300_000}).encode()
+    request = (f"POST /models/alice/{PRIVATE_MODEL} HTTP/1.1\r\nHost: hub\r\nContent-Type: application/json\r\n"
+               f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+    port = int(hub.url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        for attempt in range(3):
+            s.sendall(request)
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = s.recv(65536)
+                assert chunk, f"the hub closed the connection after refusal {attempt}"
+                data += chunk
+            head, rest = data.split(b"\r\n\r\n", 1)
+            assert head.split(b" ")[1] == b"401", head
+            length = int(next(l for l in head.split(b"\r\n") if l.lower().startswith(b"content-length")).split(b":")[1])
+            while len(rest) < length:
+                rest += s.recv(65536)
+
+
 def test_unknown_model(hub):
     with pytest.raises(HfHubHTTPError) as e:
         hub.client("does-not-exist").text_classification("hello")
