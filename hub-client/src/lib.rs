@@ -12,6 +12,7 @@
 //! Without the default `client` feature only the wire types compile (for hub-server).
 
 pub mod types;
+pub mod xet_types;
 
 #[cfg(feature = "client")]
 mod api;
