@@ -5,8 +5,20 @@ use crate::auth::{generate_token, hash_password, hash_token};
 use crate::db::{is_unique_violation, Account, Role};
 use crate::names::validate_name;
 
+/// Top-level paths the hub itself serves: an account of that name would be shadowed by them.
+const RESERVED: &[&str] =
+    &["api", "xet", "lfs", "static", "models", "datasets", "spaces", "settings", "login", "logout", "join", "new", "health", "v1"];
+
+fn check_account_name(kind: &str, name: &str) -> anyhow::Result<()> {
+    validate_name(kind, name).map_err(|e| anyhow::anyhow!(e.message))?;
+    if RESERVED.contains(&name.to_ascii_lowercase().as_str()) {
+        anyhow::bail!("the name {name:?} is reserved by the hub");
+    }
+    Ok(())
+}
+
 pub async fn create_user(state: &AppState, name: &str, email: Option<&str>, password: Option<&str>) -> anyhow::Result<Account> {
-    validate_name("user", name).map_err(|e| anyhow::anyhow!(e.message))?;
+    check_account_name("user", name)?;
     let hash = password.map(hash_password).transpose()?;
     match state.db.create_account(name, false, email, hash.as_deref()).await {
         Err(e) if is_unique_violation(&e) => anyhow::bail!("the name {name:?} is already taken by a user or organisation"),
@@ -15,7 +27,7 @@ pub async fn create_user(state: &AppState, name: &str, email: Option<&str>, pass
 }
 
 pub async fn create_org(state: &AppState, name: &str, owner: &str) -> anyhow::Result<Account> {
-    validate_name("organisation", name).map_err(|e| anyhow::anyhow!(e.message))?;
+    check_account_name("organisation", name)?;
     let owner = find_user(state, owner).await?;
     let org = match state.db.create_account(name, true, None, None).await {
         Err(e) if is_unique_violation(&e) => anyhow::bail!("the name {name:?} is already taken by a user or organisation"),

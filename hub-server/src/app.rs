@@ -23,6 +23,8 @@ pub struct Inner {
     pub login_failures: Mutex<HashMap<String, Vec<std::time::Instant>>>,
     /// Where Inference API requests go (none configured: inference is off).
     pub inference: crate::inference::Workers,
+    /// Xet upload limits and caches.
+    pub xet: crate::xet::XetState,
     /// Serializes writes to one repository within this process.
     repo_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -36,9 +38,11 @@ impl Deref for AppState {
 
 impl AppState {
     /// Opens (and migrates) the database and storage named by `settings`.
-    pub async fn open(settings: Settings) -> anyhow::Result<AppState> {
+    pub async fn open(mut settings: Settings) -> anyhow::Result<AppState> {
         settings.validate()?;
         std::fs::create_dir_all(&settings.data_dir)?;
+        // Absolute: git hooks run in the repository's directory and open the same database.
+        settings.data_dir = settings.data_dir.canonicalize()?;
         let db = Db::connect(&settings.database_url()).await?;
         db.migrate().await?;
         let storage = Storage::from_url(settings.storage_url.as_deref(), settings.data_dir.join("objects"))?;
@@ -49,8 +53,10 @@ impl AppState {
             None => load_or_create_secret(&settings.data_dir.join("secret"))?,
         };
         let inference = crate::inference::Workers::new(settings.inference_urls())?;
+        let xet = crate::xet::XetState::new(settings.xet_upload_concurrency, 2);
         Ok(AppState(Arc::new(Inner {
             inference,
+            xet,
             db,
             storage,
             git,

@@ -149,10 +149,16 @@ async fn authenticate_grant(state: &AppState, grant: &str) -> Result<Caller, Api
     if !crate::lfs::verify(&state.secret, &format!("inference-grant {user_id}"), exp, sig) {
         return Err(invalid_credentials());
     }
-    let Some(account) = state.db.find_account_by_id(user_id).await? else { return Err(invalid_credentials()) };
+    caller_for_user(state, user_id, "inference grant", Role::Read).await?.ok_or_else(invalid_credentials)
+}
+
+/// The caller a signed credential stands for (an inference grant, a Xet token): the account as it
+/// is now, its current memberships, and the credential's role. None if the account is gone.
+pub async fn caller_for_user(state: &AppState, user_id: i64, credential: &str, role: Role) -> Result<Option<Caller>, ApiError> {
+    let Some(account) = state.db.find_account_by_id(user_id).await? else { return Ok(None) };
     let orgs = state.db.orgs_of(account.id).await?;
-    let token = Token { id: 0, user_id, name: "inference grant".into(), role: Role::Read };
-    Ok(Caller { user: Some(AuthUser { account, token, orgs }) })
+    let token = Token { id: 0, user_id, name: credential.into(), role };
+    Ok(Some(Caller { user: Some(AuthUser { account, token, orgs }) }))
 }
 
 pub async fn authenticate(state: &AppState, header: Option<&str>) -> Result<Caller, ApiError> {

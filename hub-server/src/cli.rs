@@ -34,6 +34,13 @@ pub enum Command {
     /// Manage organisations.
     #[command(subcommand)]
     Org(OrgCommand),
+    /// Delete stored LFS objects, xorbs and shards nothing reachable references, once older than
+    /// the grace period (HUB_GC_GRACE_DAYS, at least 21).
+    Gc {
+        /// Print what would be deleted, delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Run a git hook (git receive-pack calls this during pushes).
     #[command(hide = true)]
     GitHook { name: String },

@@ -3,7 +3,9 @@
 
 use crate::app::AppState;
 use crate::attributes::{exact_lfs_rule, LfsRules, LFS_SIZE_THRESHOLD};
+use crate::auth::Caller;
 use crate::card;
+use crate::content::{self, HeldObject};
 use crate::db::{CardMeta, RepoRow};
 use crate::error::{ApiError, ApiResult};
 use crate::git::{self, LfsPointer, TreeError, TreeOp};
@@ -28,8 +30,8 @@ pub struct CommitHeader {
 pub enum Content {
     /// Inline bytes already written to the git object database.
     Blob { oid: Oid, size: u64 },
-    /// An object in LFS storage.
-    Lfs { oid: String, size: u64 },
+    /// Large-file content the repo holds (or will, once the commit lands).
+    Lfs(HeldObject),
 }
 
 #[derive(Debug, Clone)]
@@ -114,7 +116,7 @@ const BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::n
 
 /// Reads the NDJSON body line by line; inline files go straight to the object database (or to
 /// LFS storage when large), so memory holds one line at a time.
-pub async fn parse_body(state: &AppState, repo: &RepoRow, body: Body) -> ApiResult<(CommitHeader, Vec<CommitOp>)> {
+pub async fn parse_body(state: &AppState, caller: &Caller, repo: &RepoRow, body: Body) -> ApiResult<(CommitHeader, Vec<CommitOp>)> {
     let max_total = state.settings.max_commit_bytes;
     let mut stream = body.into_data_stream();
     let mut buf = BytesMut::new();
@@ -175,7 +177,7 @@ pub async fn parse_body(state: &AppState, repo: &RepoRow, body: Body) -> ApiResu
                         "utf-8" | "utf8" => f.content.into_bytes(),
                         other => return Err(ApiError::bad_request(format!("line {line_no}: unknown encoding {other:?}"))),
                     };
-                    let content = store_inline(state, &repo.id, data).await?;
+                    let content = store_inline(state, caller, &repo.id, &f.path, data).await?;
                     ops.push(CommitOp::Add { path: f.path, content });
                 }
                 ("lfsFile", Some(_)) => {
@@ -188,16 +190,8 @@ pub async fn parse_body(state: &AppState, repo: &RepoRow, body: Body) -> ApiResu
                     if !is_sha256(&oid) {
                         return Err(ApiError::bad_request(format!("line {line_no}: {:?} is not a sha256 oid", f.oid)));
                     }
-                    let Some(stored) = state.storage.object_size(&oid).await? else {
-                        return Err(ApiError::bad_request(format!(
-                            "LFS object {oid} for {:?} is not stored; upload it through the LFS batch API before committing",
-                            f.path
-                        )));
-                    };
-                    if f.size.is_some_and(|s| s != stored) {
-                        return Err(ApiError::bad_request(format!("LFS object {oid} has {stored} bytes, not {:?}", f.size)));
-                    }
-                    ops.push(CommitOp::Add { path: f.path, content: Content::Lfs { oid, size: stored } });
+                    let obj = resolve_lfs(state, caller, &repo.id, &f.path, &oid, f.size).await?;
+                    ops.push(CommitOp::Add { path: f.path, content: Content::Lfs(obj) });
                 }
                 ("deletedFile", Some(_)) => {
                     let f: PathValue = parse_value(parsed.value, "deletedFile", line_no)?;
@@ -230,11 +224,31 @@ pub async fn parse_body(state: &AppState, repo: &RepoRow, body: Body) -> ApiResu
     Ok((header, ops))
 }
 
-/// Stores the bytes of an added file: in git, or in LFS storage when large.
-pub async fn store_inline(state: &AppState, repo_id: &str, data: Vec<u8>) -> ApiResult<Content> {
+/// The content an `lfsFile` line (or pointer text) names, if it may enter this repo; otherwise
+/// the answer is the same whether or not any other repo has it.
+async fn resolve_lfs(state: &AppState, caller: &Caller, repo_id: &str, path: &str, oid: &str, size: Option<u64>) -> ApiResult<HeldObject> {
+    let missing = || {
+        ApiError::bad_request(format!(
+            "LFS object {oid} for {path:?} is not stored; upload it through the LFS batch API (or Xet) before committing"
+        ))
+    };
+    let obj = content::resolve_for_write(state, caller, repo_id, oid).await?.ok_or_else(missing)?;
+    if size.is_some_and(|s| s != obj.size) {
+        return Err(ApiError::bad_request(format!("LFS object {oid} has {} bytes, not {:?}", obj.size, size)));
+    }
+    Ok(obj)
+}
+
+/// Stores the bytes of an added file: in git, or in LFS storage when large. Text that is an LFS
+/// pointer names content instead, which must be resolvable like an `lfsFile` line.
+pub async fn store_inline(state: &AppState, caller: &Caller, repo_id: &str, path: &str, data: Vec<u8>) -> ApiResult<Content> {
+    if let Some(pointer) = LfsPointer::parse(&data) {
+        return Ok(Content::Lfs(resolve_lfs(state, caller, repo_id, path, &pointer.oid, Some(pointer.size)).await?));
+    }
     if data.len() as u64 >= LFS_SIZE_THRESHOLD {
         let (size, oid) = state.storage.put_content(Bytes::from(data)).await.map_err(ApiError::internal)?;
-        return Ok(Content::Lfs { oid, size });
+        state.db.record_lfs_object(&oid, size).await?;
+        return Ok(Content::Lfs(HeldObject { oid, size, xet_hash: None }));
     }
     let size = data.len() as u64;
     let oid = state.with_git(repo_id, move |g| Ok(g.blob(&data)?)).await?;
@@ -271,6 +285,7 @@ pub fn target_for(repo: &Repository, rev: &str, create_pr: bool) -> ApiResult<Ta
 /// Applies the operations on top of the target's head and moves the ref. Blocking.
 fn commit_blocking(
     state: &AppState,
+    target_repo_id: &str,
     repo: &Repository,
     target: &Target,
     header: &CommitHeader,
@@ -303,17 +318,21 @@ fn commit_blocking(
                     // hf-hub 1.0 (which inlines everything when Xet is off) relies on.
                     Content::Blob { oid, size } if *size > 0 && rules.is_lfs(path) => {
                         let data = Bytes::copy_from_slice(repo.find_blob(*oid)?.content());
-                        let (size, lfs_oid) =
-                            tokio::runtime::Handle::current().block_on(state.storage.put_content(data)).map_err(ApiError::internal)?;
+                        let rt = tokio::runtime::Handle::current();
+                        let (size, lfs_oid) = rt.block_on(state.storage.put_content(data)).map_err(ApiError::internal)?;
+                        // Recorded before the ref moves, so the pointer is never without its content.
+                        rt.block_on(state.db.record_lfs_object(&lfs_oid, size))?;
+                        let held = HeldObject { oid: lfs_oid.clone(), size, xet_hash: None };
+                        rt.block_on(content::record(state, target_repo_id, &held))?;
                         repo.blob(LfsPointer { oid: lfs_oid, size }.encode().as_bytes())?
                     }
                     Content::Blob { oid, .. } => *oid,
-                    Content::Lfs { oid, size } => {
+                    Content::Lfs(obj) => {
                         // Keep git clients consistent: an LFS file no rule tracks gets its own rule.
                         if !rules.is_lfs(path) && !untracked_lfs.contains(path) {
                             untracked_lfs.push(path.clone());
                         }
-                        repo.blob(LfsPointer { oid: oid.clone(), size: *size }.encode().as_bytes())?
+                        repo.blob(LfsPointer { oid: obj.oid.clone(), size: obj.size }.encode().as_bytes())?
                     }
                 };
                 TreeOp::Put { path: path.clone(), blob, mode: FileMode::Blob }
@@ -394,12 +413,19 @@ pub async fn commit(
 ) -> ApiResult<CommitOutcome> {
     let st = state.clone();
     let rev = rev.to_string();
+    let repo_id = repo.id.clone();
     state
         .locked(&repo.id, async {
+            // The repo holds what it references before any ref can point at it.
+            for op in &ops {
+                if let CommitOp::Add { content: Content::Lfs(obj), .. } = op {
+                    content::record(state, &repo.id, obj).await?;
+                }
+            }
             let (outcome, card) = state
                 .with_git(&repo.id, move |g| {
                     let target = target_for(g, &rev, create_pr)?;
-                    commit_blocking(&st, g, &target, &header, &ops, &author.signature()?)
+                    commit_blocking(&st, &repo_id, g, &target, &header, &ops, &author.signature()?)
                 })
                 .await?;
             match card {

@@ -50,6 +50,32 @@ pub struct Settings {
     #[arg(long, env = "HUB_INFERENCE_URL", global = true)]
     pub inference_url: Option<String>,
 
+    /// Largest Xet shard a client may register (bytes; hf_xet splits at 64 MiB).
+    #[arg(long, env = "HUB_XET_MAX_SHARD_BYTES", default_value_t = 64 * 1024 * 1024, global = true)]
+    pub xet_max_shard_bytes: u64,
+
+    /// Most chunks the files of one shard may reference (about 64 KiB each; memory while
+    /// checking a shard grows by 40 bytes per chunk).
+    #[arg(long, env = "HUB_XET_MAX_SHARD_CHUNKS", default_value_t = 4_000_000, global = true)]
+    pub xet_max_shard_chunks: u64,
+
+    /// Xorb uploads checked and stored at once by one process (each holds ~10 MiB); others wait.
+    #[arg(long, env = "HUB_XET_UPLOAD_CONCURRENCY", default_value_t = 4, global = true)]
+    pub xet_upload_concurrency: usize,
+
+    /// Lifetime of Xet access tokens (seconds; clients refresh them before they expire).
+    #[arg(long, env = "HUB_XET_TOKEN_TTL", default_value_t = 3600, global = true)]
+    pub xet_token_ttl: u64,
+
+    /// Garbage collection keeps anything written or used within this many days (at least 21:
+    /// Xet clients reuse chunks they uploaded for three weeks without asking).
+    #[arg(long, env = "HUB_GC_GRACE_DAYS", default_value_t = 21, global = true)]
+    pub gc_grace_days: u64,
+
+    /// Run garbage collection every this many hours inside `serve` (0: only `hub-server gc`).
+    #[arg(long, env = "HUB_GC_INTERVAL_HOURS", default_value_t = 0, global = true)]
+    pub gc_interval_hours: u64,
+
     /// Log as JSON lines instead of text.
     #[arg(long, env = "HUB_LOG_JSON", global = true)]
     pub log_json: bool,
@@ -83,6 +109,12 @@ impl Settings {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 anyhow::bail!("HUB_INFERENCE_URL entries must start with http:// or https:// (got {url:?})");
             }
+        }
+        if self.gc_grace_days < 21 {
+            anyhow::bail!("HUB_GC_GRACE_DAYS must be at least 21: Xet clients reuse uploaded chunks for three weeks");
+        }
+        if !(300..=86_400).contains(&self.xet_token_ttl) {
+            anyhow::bail!("HUB_XET_TOKEN_TTL must be between 300 and 86400 seconds");
         }
         if self.lfs_part_size < 5 * 1024 * 1024 {
             anyhow::bail!("HUB_LFS_PART_SIZE must be at least 5 MiB (the S3 minimum part size)");

@@ -1,14 +1,17 @@
 //! Git hooks run by `git receive-pack` during a push, as `hub-server git-hook NAME`. The
 //! pre-receive hook decides before any ref moves; its stderr reaches the pusher's terminal.
 
+use crate::db::Db;
 use crate::git::push_checks::{inspect_push, parse_updates};
-use crate::storage::Storage;
 use std::io::Read;
 use std::path::Path;
 
 /// Environment the hub passes to hooks.
 pub const HOOK_BIN_ENV: &str = "HUB_HOOK_BIN";
-pub const HOOK_STORAGE_ENV: &str = "HUB_HOOK_STORAGE_URL";
+pub const HOOK_DATABASE_ENV: &str = "HUB_HOOK_DATABASE_URL";
+/// The pushed repo's id, and the namespaces whose private repos the pusher can read.
+pub const HOOK_REPO_ENV: &str = "HUB_HOOK_REPO_ID";
+pub const HOOK_NAMESPACES_ENV: &str = "HUB_HOOK_NAMESPACES";
 
 const PRE_RECEIVE: &str =
     "#!/bin/sh\n# Installed by hub-server: checks pushes before refs move.\nexec \"$HUB_HOOK_BIN\" git-hook pre-receive\n";
@@ -58,23 +61,26 @@ fn pre_receive() -> Result<(), String> {
     if pointers.is_empty() {
         return Ok(());
     }
-    let url = std::env::var(HOOK_STORAGE_ENV).map_err(|_| format!("{HOOK_STORAGE_ENV} is not set"))?;
-    let storage = Storage::from_url(Some(&url), "objects".into()).map_err(|e| e.to_string())?;
+    let env = |name: &str| std::env::var(name).map_err(|_| format!("{name} is not set"));
+    let (db_url, repo_id) = (env(HOOK_DATABASE_ENV)?, env(HOOK_REPO_ENV)?);
+    let namespaces: Vec<String> = env(HOOK_NAMESPACES_ENV)?.split(',').filter(|n| !n.is_empty()).map(str::to_string).collect();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
-    let mut missing = Vec::new();
-    runtime.block_on(async {
+    let missing = runtime.block_on(async {
+        let db = Db::connect(&db_url).await.map_err(|e| format!("cannot open the database: {e}"))?;
+        let mut missing = Vec::new();
         let mut checked = std::collections::HashSet::new();
         for p in &pointers {
             if !checked.insert(p.pointer.oid.clone()) {
                 continue;
             }
-            match storage.object_size(&p.pointer.oid).await {
-                Ok(Some(size)) if size == p.pointer.size => {}
-                Ok(_) => missing.push(format!("{} (LFS object {}, {} bytes)", p.path, p.pointer.oid, p.pointer.size)),
+            match admit(&db, &repo_id, &namespaces, &p.pointer).await {
+                Ok(true) => {}
+                Ok(false) => missing.push(format!("{} (LFS object {}, {} bytes)", p.path, p.pointer.oid, p.pointer.size)),
                 Err(e) => missing.push(format!("{} (could not check: {e})", p.path)),
             }
         }
-    });
+        Ok::<_, String>(missing)
+    })?;
     if missing.is_empty() {
         return Ok(());
     }
@@ -82,4 +88,20 @@ fn pre_receive() -> Result<(), String> {
         "the hub does not have the LFS content of:\n  {}\nUpload it with `git lfs push --all origin` (and check that git-lfs is installed: `git lfs install`), then push again.",
         missing.join("\n  ")
     ))
+}
+
+/// Whether a pushed pointer may enter the repo: the repo holds its content (git-lfs uploads
+/// before pushing), or the pusher can read a repo that holds it, hashed by the hub (then the
+/// repo holds it from now on). Anything else answers as content the hub does not have.
+async fn admit(db: &Db, repo_id: &str, namespaces: &[String], pointer: &crate::git::LfsPointer) -> Result<bool, sqlx::Error> {
+    if let Some(held) = db.held_object(repo_id, &pointer.oid).await? {
+        return Ok(held.size == pointer.size);
+    }
+    for (obj, verified) in db.readable_holders(&pointer.oid, namespaces).await? {
+        if verified && obj.size == pointer.size {
+            db.record_object(repo_id, &obj).await?;
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }

@@ -3,6 +3,7 @@
 //! expire; the hub verifies size and SHA-256 before an object becomes visible.
 
 use crate::app::AppState;
+use crate::content;
 use crate::error::ApiResult;
 use crate::storage::is_sha256;
 use hmac::{Hmac, Mac};
@@ -41,24 +42,27 @@ fn signed(state: &AppState, base: &str, path: &str) -> String {
     format!("{base}{path}?exp={exp}&sig={sig}")
 }
 
-pub fn upload_path(oid: &str, size: u64) -> String {
-    format!("/lfs/upload/{oid}/{size}")
+// Transfer URLs name the repo: an upload adds the object to that repo, a download serves only
+// what that repo holds.
+
+pub fn upload_path(repo_id: &str, oid: &str, size: u64) -> String {
+    format!("/lfs/upload/{repo_id}/{oid}/{size}")
 }
 
-pub fn part_path(upload_id: &str, oid: &str, size: u64, chunk: u64, part: u64) -> String {
-    format!("/lfs/multipart/{upload_id}/{oid}/{size}/{chunk}/{part}")
+pub fn part_path(repo_id: &str, upload_id: &str, oid: &str, size: u64, chunk: u64, part: u64) -> String {
+    format!("/lfs/multipart/{repo_id}/{upload_id}/{oid}/{size}/{chunk}/{part}")
 }
 
-pub fn complete_path(upload_id: &str, oid: &str, size: u64, chunk: u64) -> String {
-    format!("/lfs/multipart/{upload_id}/{oid}/{size}/{chunk}/complete")
+pub fn complete_path(repo_id: &str, upload_id: &str, oid: &str, size: u64, chunk: u64) -> String {
+    format!("/lfs/multipart/{repo_id}/{upload_id}/{oid}/{size}/{chunk}/complete")
 }
 
-pub fn download_path(oid: &str) -> String {
-    format!("/lfs/objects/{oid}")
+pub fn download_path(repo_id: &str, oid: &str) -> String {
+    format!("/lfs/objects/{repo_id}/{oid}")
 }
 
-pub fn download_url(state: &AppState, base: &str, oid: &str) -> String {
-    signed(state, base, &download_path(oid))
+pub fn download_url(state: &AppState, base: &str, repo_id: &str, oid: &str) -> String {
+    signed(state, base, &download_path(repo_id, oid))
 }
 
 #[derive(Debug, Deserialize)]
@@ -87,9 +91,10 @@ fn object_error(obj: &BatchObject, code: u16, message: &str) -> Value {
     json!({ "oid": obj.oid, "size": obj.size, "error": { "code": code, "message": message } })
 }
 
-/// Answers an upload batch: nothing to do for stored objects, signed basic or multipart
-/// actions for the rest.
-pub async fn upload_batch(state: &AppState, base: &str, req: &BatchRequest, verify: &VerifyTarget) -> ApiResult<Value> {
+/// Answers an upload batch: nothing to do for objects this repo holds; signed basic or
+/// multipart actions for the rest, even when another repo's copy is stored (possession is
+/// proved by uploading; the stored copy is then shared, not written twice).
+pub async fn upload_batch(state: &AppState, repo_id: &str, base: &str, req: &BatchRequest, verify: &VerifyTarget) -> ApiResult<Value> {
     let multipart_ok = req.transfers.iter().any(|t| t == "multipart");
     let threshold = state.settings.lfs_multipart_threshold;
     let chunk = state.settings.lfs_part_size;
@@ -106,13 +111,14 @@ pub async fn upload_batch(state: &AppState, base: &str, req: &BatchRequest, veri
             continue;
         }
         let size = obj.size as u64;
-        match state.storage.object_size(&oid).await? {
-            Some(stored) if stored == size => {
+        match content::held(state, repo_id, &oid).await? {
+            Some(held) if held.size == size => {
+                content::record(state, repo_id, &held).await?;
                 objects.push(json!({ "oid": oid, "size": size }));
                 continue;
             }
-            Some(stored) => {
-                objects.push(object_error(obj, 422, &format!("object {oid} is already stored with size {stored}")));
+            Some(held) => {
+                objects.push(object_error(obj, 422, &format!("object {oid} is already in this repo with size {}", held.size)));
                 continue;
             }
             None => {}
@@ -128,15 +134,15 @@ pub async fn upload_batch(state: &AppState, base: &str, req: &BatchRequest, veri
             let mut header = serde_json::Map::new();
             header.insert("chunk_size".into(), json!(chunk.to_string()));
             for n in 1..=parts {
-                header.insert(n.to_string(), json!(signed(state, base, &part_path(&upload_id, &oid, size, chunk, n))));
+                header.insert(n.to_string(), json!(signed(state, base, &part_path(repo_id, &upload_id, &oid, size, chunk, n))));
             }
             json!({
-                "href": signed(state, base, &complete_path(&upload_id, &oid, size, chunk)),
+                "href": signed(state, base, &complete_path(repo_id, &upload_id, &oid, size, chunk)),
                 "header": header,
                 "expires_in": URL_TTL_SECS,
             })
         } else {
-            json!({ "href": signed(state, base, &upload_path(&oid, size)), "expires_in": URL_TTL_SECS })
+            json!({ "href": signed(state, base, &upload_path(repo_id, &oid, size)), "expires_in": URL_TTL_SECS })
         };
         objects.push(json!({
             "oid": oid,
@@ -149,18 +155,21 @@ pub async fn upload_batch(state: &AppState, base: &str, req: &BatchRequest, veri
     Ok(json!({ "transfer": transfer, "hash_algo": "sha256", "objects": objects }))
 }
 
-/// Answers a download batch with signed URLs of the stored objects.
-pub async fn download_batch(state: &AppState, base: &str, req: &BatchRequest) -> ApiResult<Value> {
+/// Answers a download batch with signed URLs of the objects this repo holds; anything else is
+/// "does not exist", whether or not another repo has it.
+pub async fn download_batch(state: &AppState, repo_id: &str, base: &str, req: &BatchRequest) -> ApiResult<Value> {
+    let oids: Vec<String> = req.objects.iter().map(|o| o.oid.to_ascii_lowercase()).filter(|o| is_sha256(o)).collect();
+    let held: std::collections::HashMap<String, content::HeldObject> =
+        state.db.held_objects(repo_id, &oids).await?.into_iter().map(|o| (o.oid.clone(), o)).collect();
     let mut objects = Vec::with_capacity(req.objects.len());
     for obj in &req.objects {
         let oid = obj.oid.to_ascii_lowercase();
-        let stored = if is_sha256(&oid) { state.storage.object_size(&oid).await? } else { None };
-        match stored {
-            Some(size) => objects.push(json!({
+        match held.get(&oid) {
+            Some(h) => objects.push(json!({
                 "oid": oid,
-                "size": size,
+                "size": h.size,
                 "authenticated": true,
-                "actions": { "download": { "href": download_url(state, base, &oid), "expires_in": URL_TTL_SECS } },
+                "actions": { "download": { "href": download_url(state, base, repo_id, &oid), "expires_in": URL_TTL_SECS } },
             })),
             None => objects.push(object_error(obj, 404, "Object does not exist")),
         }

@@ -29,6 +29,30 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { bind } => {
             state.storage.sweep_staging();
+            match hub_server::gc::backfill_repo_objects(&state).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!("recorded {n} LFS objects as held by the repos that reference them"),
+                Err(e) => anyhow::bail!("could not record which repo holds which LFS object: {e}"),
+            }
+            if state.settings.gc_interval_hours > 0 {
+                let collecting = state.clone();
+                tokio::spawn(async move {
+                    let every = std::time::Duration::from_secs(collecting.settings.gc_interval_hours * 3600);
+                    loop {
+                        tokio::time::sleep(every).await;
+                        match hub_server::gc::collect(&collecting, false).await {
+                            Ok(r) => tracing::info!(
+                                lfs_objects = r.lfs_objects.len(),
+                                xorbs = r.xorbs.len(),
+                                shards = r.shards.len(),
+                                bytes = r.bytes(),
+                                "garbage collection done"
+                            ),
+                            Err(e) => tracing::warn!(error = %e, "garbage collection failed"),
+                        }
+                    }
+                });
+            }
             let reconciling = state.clone();
             tokio::spawn(async move {
                 match hub_server::repos::reconcile_heads(&reconciling).await {
@@ -41,7 +65,37 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             tracing::info!("hub listening on http://{}", listener.local_addr()?);
             axum::serve(listener, routes::router(state)).with_graceful_shutdown(shutdown()).await?;
         }
-        Command::Migrate => eprintln!("database is up to date"),
+        Command::Migrate => {
+            let n = hub_server::gc::backfill_repo_objects(&state).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            eprintln!("database is up to date ({n} LFS objects newly linked to their repos)");
+        }
+        Command::Gc { dry_run } => {
+            let r = hub_server::gc::collect(&state, dry_run).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            let verb = if dry_run { "would delete" } else { "deleted" };
+            for (oid, size) in &r.lfs_objects {
+                println!("{verb} lfs object {oid} ({size} bytes)");
+            }
+            for (hash, size) in &r.xorbs {
+                println!("{verb} xorb {hash} ({size} bytes)");
+            }
+            for id in &r.shards {
+                println!("{verb} shard {id}");
+            }
+            for file in &r.xet_files {
+                println!("{verb} xet file record {file}");
+            }
+            for (repo, oid) in &r.released {
+                println!("{verb} the hold of repo {repo} on {oid} (no ref reaches it)");
+            }
+            println!(
+                "{verb} {} LFS objects, {} xorbs, {} shards: {} bytes (grace period {} days)",
+                r.lfs_objects.len(),
+                r.xorbs.len(),
+                r.shards.len(),
+                r.bytes(),
+                state.settings.gc_grace_days
+            );
+        }
         Command::GitHook { .. } => unreachable!("handled before opening the state"),
         Command::User(UserCommand::Create { name, email, password_stdin }) => {
             let password = if password_stdin {

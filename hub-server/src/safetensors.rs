@@ -1,22 +1,21 @@
 //! Parameter counts of safetensors files, read from the header only (two ranged reads).
 
-use crate::storage::Storage;
+use crate::app::AppState;
+use crate::content::{self, HeldObject};
+use crate::error::ApiResult;
 use std::collections::BTreeMap;
 
 /// Headers beyond this are not read (the format caps them at 100 MB).
 const MAX_HEADER: u64 = 100 * 1024 * 1024;
 
-/// The JSON header of a safetensors object, read by range (never the tensor data).
-async fn read_header(storage: &Storage, oid: &str, size: u64) -> Option<bytes::Bytes> {
-    if size < 8 {
-        return None;
+/// The JSON header of a safetensors file, read by range (never the tensor data).
+async fn read_header(state: &AppState, obj: &HeldObject) -> ApiResult<Option<bytes::Bytes>> {
+    let Some(len) = content::read_small(state, obj, 0, 8).await? else { return Ok(None) };
+    let n = u64::from_le_bytes(len.as_ref().try_into().unwrap_or([0; 8]));
+    if n == 0 || n > MAX_HEADER || 8 + n > obj.size {
+        return Ok(None);
     }
-    let len = storage.read_range(oid, 0..8).await.ok()?;
-    let n = u64::from_le_bytes(len.as_ref().try_into().ok()?);
-    if n == 0 || n > MAX_HEADER || 8 + n > size {
-        return None;
-    }
-    storage.read_range(oid, 8..8 + n).await.ok()
+    content::read_small(state, obj, 8, n).await
 }
 
 /// What a safetensors file holds: parameters per dtype (`{"F32": n}`) and its tensor count.
@@ -26,24 +25,32 @@ pub struct Summary {
     pub tensors: u64,
 }
 
-/// Reads a summary from the object's header, or None when it is not a readable safetensors file.
-async fn read_summary(storage: &Storage, oid: &str, size: u64) -> Option<Summary> {
-    let header = read_header(storage, oid, size).await?;
-    let tensors =
-        serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&header).ok()?.keys().filter(|k| *k != "__metadata__").count();
-    Some(Summary { parameters: count_parameters(&header)?, tensors: tensors as u64 })
+/// Reads a summary from the file's header, or None when it is not a readable safetensors file.
+async fn read_summary(state: &AppState, obj: &HeldObject) -> ApiResult<Option<Summary>> {
+    let Some(header) = read_header(state, obj).await? else { return Ok(None) };
+    let Ok(map) = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&header) else { return Ok(None) };
+    let tensors = map.keys().filter(|k| *k != "__metadata__").count();
+    Ok(count_parameters(&header).map(|parameters| Summary { parameters, tensors: tensors as u64 }))
 }
 
-/// The summary of an LFS object, read from storage once and then kept in the database (LFS
-/// objects never change), so repo pages and repo info do not re-read headers per request.
-pub async fn summary(db: &crate::db::Db, storage: &Storage, oid: &str, size: u64) -> Result<Option<Summary>, sqlx::Error> {
-    if let Some(cached) = db.safetensors_summary(oid).await? {
+/// The summary of held content, read once and then kept in the database by oid (content never
+/// changes), so repo pages and repo info do not re-read headers per request. Only a repo that
+/// holds the content gets here.
+pub async fn summary(state: &AppState, obj: &HeldObject) -> ApiResult<Option<Summary>> {
+    if let Some(cached) = state.db.safetensors_summary(&obj.oid).await? {
         return Ok(serde_json::from_str(&cached).ok());
     }
-    let summary = read_summary(storage, oid, size).await;
-    if let Some(s) = &summary {
-        db.store_safetensors_summary(oid, &serde_json::to_string(s).unwrap_or_default()).await?;
-    }
+    let summary = match read_summary(state, obj).await {
+        Ok(s) => s,
+        Err(e) => {
+            // Not cached: storage may answer next time.
+            tracing::warn!(oid = %obj.oid, error = %e, "could not read a safetensors header");
+            return Ok(None);
+        }
+    };
+    // Not a readable safetensors file is cached too ("null"), so it is not re-read per request.
+    let cached = summary.as_ref().map(|s| serde_json::to_string(s).unwrap_or_default()).unwrap_or_else(|| "null".into());
+    state.db.store_safetensors_summary(&obj.oid, &cached).await?;
     Ok(summary)
 }
 

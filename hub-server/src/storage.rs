@@ -99,6 +99,81 @@ impl UploadRef {
 
 pub type ByteStream = futures::stream::BoxStream<'static, Result<Bytes, std::io::Error>>;
 
+/// Hashes a body without storing it: Ok only if it is exactly `size` bytes hashing to `oid`.
+async fn check_stream<S, E>(mut body: S, oid: &str, size: u64) -> Result<(), PutError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
+    E: std::fmt::Display,
+{
+    let mut hasher = Sha256::new();
+    let mut received = 0u64;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| PutError::Body(e.to_string()))?;
+        received += chunk.len() as u64;
+        if received > size {
+            return Err(PutError::SizeMismatch { expected: size, actual: received });
+        }
+        hasher.update(&chunk);
+    }
+    if received != size {
+        return Err(PutError::SizeMismatch { expected: size, actual: received });
+    }
+    let sha = hex::encode(hasher.finalize());
+    if sha != oid {
+        return Err(PutError::HashMismatch { expected: oid.to_string(), actual: sha });
+    }
+    Ok(())
+}
+
+/// What lives in object storage besides LFS objects, each under its own typed key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum XetKey {
+    /// A xorb's chunks as uploaded (no footer), by its Xet hash.
+    Xorb(String),
+    /// A registered shard, by the id the hub gave it.
+    Shard(String),
+}
+
+impl XetKey {
+    fn path(&self) -> StorePath {
+        match self {
+            XetKey::Xorb(h) => StorePath::from(format!("xet/xorbs/{}/{h}", &h[..2.min(h.len())])),
+            XetKey::Shard(id) => StorePath::from(format!("xet/shards/{id}")),
+        }
+    }
+}
+
+/// An object being written: bytes go to its final key, but it appears only on `finish`.
+pub struct StagedWrite {
+    writer: WriteMultipart,
+    concurrency: usize,
+}
+
+impl StagedWrite {
+    pub async fn write(&mut self, data: Bytes) -> Result<(), object_store::Error> {
+        self.writer.wait_for_capacity(self.concurrency).await?;
+        self.writer.put(data);
+        Ok(())
+    }
+
+    pub async fn finish(self) -> Result<(), object_store::Error> {
+        self.writer.finish().await.map(|_| ())
+    }
+
+    pub async fn abort(self) {
+        let _ = self.writer.abort().await;
+    }
+}
+
+/// An object listed from storage.
+#[derive(Debug, Clone)]
+pub struct ListedObject {
+    /// The oid (LFS) or hash/id (Xet) the key names.
+    pub name: String,
+    pub size: u64,
+    pub last_modified_ms: i64,
+}
+
 impl Storage {
     pub fn local(root: PathBuf) -> anyhow::Result<Storage> {
         std::fs::create_dir_all(&root)?;
@@ -165,6 +240,7 @@ impl Storage {
                 }
             }
             walk(&root.join("lfs"));
+            walk(&root.join("xet"));
         }
     }
 
@@ -241,6 +317,11 @@ impl Storage {
     {
         if !is_sha256(oid) {
             return Err(PutError::HashMismatch { expected: oid.to_string(), actual: "(not a sha256)".into() });
+        }
+        if self.object_size(oid).await? == Some(expected_size) {
+            // Stored already (another repo uploaded it): the uploader still proves possession
+            // by sending bytes that hash to the oid, but the stored copy is shared, not rewritten.
+            return check_stream(body, oid, expected_size).await;
         }
         self.stage(&lfs_key(oid), body, Some(expected_size), Some((oid, expected_size))).await?;
         Ok(())
@@ -485,8 +566,12 @@ impl Storage {
 
     /// Streams `[start, end)` of an object (the whole object when `range` is None).
     pub async fn read(&self, oid: &str, range: Option<std::ops::Range<u64>>) -> Result<ByteStream, object_store::Error> {
+        self.stream(&lfs_key(oid), range).await
+    }
+
+    async fn stream(&self, key: &StorePath, range: Option<std::ops::Range<u64>>) -> Result<ByteStream, object_store::Error> {
         let options = GetOptions { range: range.map(GetRange::Bounded), ..Default::default() };
-        let result = self.store.get_opts(&lfs_key(oid), options).await?;
+        let result = self.store.get_opts(key, options).await?;
         let range = result.range.clone();
         match result.payload {
             // object_store reads local files in 8 KiB chunks; large reads halve throughput.
@@ -505,5 +590,73 @@ impl Storage {
     /// Reads a small byte range fully (headers of safetensors files).
     pub async fn read_range(&self, oid: &str, range: std::ops::Range<u64>) -> Result<Bytes, object_store::Error> {
         self.store.get_range(&lfs_key(oid), range).await
+    }
+
+    /// Starts writing a Xet object; small parts keep memory per upload bounded (S3's minimum
+    /// part is 5 MiB).
+    pub async fn begin_xet(&self, key: &XetKey) -> Result<StagedWrite, object_store::Error> {
+        let upload = self.store.put_multipart(&key.path()).await?;
+        Ok(StagedWrite { writer: WriteMultipart::new_with_chunk_size(upload, 5 * 1024 * 1024), concurrency: 2 })
+    }
+
+    pub async fn put_xet(&self, key: &XetKey, data: Bytes) -> Result<(), object_store::Error> {
+        self.store.put(&key.path(), PutPayload::from(data)).await.map(|_| ())
+    }
+
+    pub async fn xet_exists(&self, key: &XetKey) -> Result<bool, object_store::Error> {
+        match self.store.head(&key.path()).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Reads a whole Xet object (shards: bounded by the shard size limit).
+    pub async fn get_xet(&self, key: &XetKey) -> Result<Bytes, object_store::Error> {
+        self.store.get(&key.path()).await?.bytes().await
+    }
+
+    /// Streams `[start, end)` of a Xet object.
+    pub async fn read_xet(&self, key: &XetKey, range: std::ops::Range<u64>) -> Result<ByteStream, object_store::Error> {
+        self.stream(&key.path(), Some(range)).await
+    }
+
+    pub async fn delete_xet(&self, key: &XetKey) -> Result<(), object_store::Error> {
+        match self.store.delete(&key.path()).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn delete_lfs(&self, oid: &str) -> Result<(), object_store::Error> {
+        match self.store.delete(&lfs_key(oid)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Every stored LFS object (for garbage collection).
+    pub async fn list_lfs(&self) -> Result<Vec<ListedObject>, object_store::Error> {
+        self.list_names(&StorePath::from("lfs"), is_sha256).await
+    }
+
+    /// Every stored xorb (for garbage collection).
+    pub async fn list_xorbs(&self) -> Result<Vec<ListedObject>, object_store::Error> {
+        self.list_names(&StorePath::from("xet/xorbs"), is_sha256).await
+    }
+
+    async fn list_names(&self, prefix: &StorePath, keep: impl Fn(&str) -> bool) -> Result<Vec<ListedObject>, object_store::Error> {
+        let mut out = Vec::new();
+        let mut listing = self.store.list(Some(prefix));
+        while let Some(meta) = listing.next().await {
+            let meta = meta?;
+            let Some(name) = meta.location.filename() else { continue };
+            // Staging files of local multipart writes carry a `#` suffix: not objects yet.
+            if !keep(name) {
+                continue;
+            }
+            out.push(ListedObject { name: name.to_string(), size: meta.size, last_modified_ms: meta.last_modified.timestamp_millis() });
+        }
+        Ok(out)
     }
 }

@@ -3,12 +3,18 @@
 //! placeholders, which both backends accept. Timestamps are milliseconds since the epoch.
 
 mod accounts;
+mod gc;
+mod objects;
 mod repos;
 mod web;
+mod xet;
 
 pub use accounts::*;
+pub use gc::*;
+pub use objects::*;
 pub use repos::*;
 pub use web::*;
+pub use xet::*;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor};

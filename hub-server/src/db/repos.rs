@@ -129,6 +129,11 @@ impl Db {
         row.as_ref().map(repo).transpose()
     }
 
+    pub async fn find_repo_by_id(&self, id: &str) -> Result<Option<RepoRow>, sqlx::Error> {
+        let row = sqlx::query(&format!("SELECT {REPO_COLS} FROM repos WHERE id = $1")).bind(id).fetch_optional(self.pool()).await?;
+        row.as_ref().map(repo).transpose()
+    }
+
     /// The repo an old (moved-away) name now points to.
     pub async fn find_redirect(&self, name: &RepoName) -> Result<Option<RepoRow>, sqlx::Error> {
         let row = sqlx::query(&format!(
@@ -146,7 +151,7 @@ impl Db {
 
     pub async fn delete_repo(&self, id: &str) -> Result<(), sqlx::Error> {
         let mut tx = self.pool().begin().await?;
-        for table in ["repo_tags", "repo_redirects", "likes"] {
+        for table in ["repo_tags", "repo_redirects", "likes", "repo_objects", "xet_file_repos"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE repo_id = $1")).bind(id).execute(&mut *tx).await?;
         }
         sqlx::query("DELETE FROM repos WHERE id = $1").bind(id).execute(&mut *tx).await?;

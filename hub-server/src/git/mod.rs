@@ -315,3 +315,41 @@ pub fn next_pr_number(repo: &Repository) -> Result<u64, git2::Error> {
         .unwrap_or(0);
     Ok(max + 1)
 }
+
+/// Every LFS pointer reachable from any ref, in any commit of its history (each tree is read
+/// once however many commits share it).
+pub fn reachable_pointers(repo: &Repository) -> Result<Vec<LfsPointer>, git2::Error> {
+    let mut walk = repo.revwalk()?;
+    for r in repo.references()?.flatten() {
+        if let Ok(c) = r.peel_to_commit() {
+            walk.push(c.id())?;
+        }
+    }
+    let odb = repo.odb()?;
+    let mut seen = std::collections::HashSet::new();
+    let mut pointers = std::collections::BTreeMap::new();
+    let mut trees = Vec::new();
+    for oid in walk {
+        trees.push(repo.find_commit(oid?)?.tree_id());
+        while let Some(tree) = trees.pop() {
+            if !seen.insert(tree) {
+                continue;
+            }
+            for e in repo.find_tree(tree)?.iter() {
+                match e.kind() {
+                    Some(ObjectType::Tree) => trees.push(e.id()),
+                    Some(ObjectType::Blob) if seen.insert(e.id()) => {
+                        let (size, _) = odb.read_header(e.id())?;
+                        if size <= lfs_pointer::MAX_POINTER_SIZE {
+                            if let Some(p) = LfsPointer::parse(odb.read(e.id())?.data()) {
+                                pointers.insert(p.oid.clone(), p);
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    Ok(pointers.into_values().collect())
+}

@@ -98,7 +98,7 @@ pub async fn commit(
 ) -> ApiResult<Json<Value>> {
     let row = find_with_role(&state, &caller, &path.name, &path.uri, Role::Write).await?;
     let sig = signature(&caller)?;
-    let (header, ops) = commits::parse_body(&state, &row, body).await?;
+    let (header, ops) = commits::parse_body(&state, &caller, &row, body).await?;
     let create_pr = q.flag("create_pr");
     let outcome = commits::commit(&state, &row, path.param("rev"), create_pr, header, ops, sig).await?;
     let repo_url = crate::repos::repo_url(&state.base_url(&headers), &row.name);

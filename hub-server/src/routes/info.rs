@@ -17,16 +17,30 @@ use axum::http::{header, HeaderMap, HeaderValue, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Map, Value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+
+/// The Xet file hashes of the Xet-backed LFS files among `entries` (by LFS oid).
+async fn xet_hashes(state: &AppState, repo_id: &str, entries: &[Entry]) -> ApiResult<HashMap<String, String>> {
+    let oids: Vec<String> =
+        entries.iter().filter_map(|e| if let Entry::File { lfs: Some((p, _)), .. } = e { Some(p.oid.clone()) } else { None }).collect();
+    if oids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    Ok(state.db.held_objects(repo_id, &oids).await?.into_iter().filter_map(|o| Some((o.oid, o.xet_hash?))).collect())
+}
 
 /// A tree entry as the tree and paths-info routes return it.
-fn entry_json(entry: &Entry, last_commit: Option<&CommitInfo>) -> Value {
+fn entry_json(entry: &Entry, last_commit: Option<&CommitInfo>, xet: &HashMap<String, String>) -> Value {
     let mut v = match entry {
         Entry::Dir { path, tree } => json!({ "type": "directory", "oid": tree.to_string(), "size": 0, "path": path }),
         Entry::File { path, blob, size, lfs } => {
             let mut v = json!({ "type": "file", "oid": blob.to_string(), "size": size, "path": path });
             if let Some((pointer, pointer_size)) = lfs {
                 v["lfs"] = json!({ "oid": pointer.oid, "size": pointer.size, "pointerSize": pointer_size });
+                // huggingface_hub skips the HEAD of a file whose cached tree entry has this.
+                if let Some(hash) = xet.get(&pointer.oid) {
+                    v["xetHash"] = json!(hash);
+                }
             }
             v
         }
@@ -69,7 +83,7 @@ async fn snapshot(state: &AppState, row: &RepoRow, rev: &str) -> ApiResult<Snaps
 }
 
 /// Parameter counts of the safetensors files in a revision.
-async fn safetensors_summary(state: &AppState, files: &[Entry]) -> ApiResult<Option<Value>> {
+async fn safetensors_summary(state: &AppState, repo_id: &str, files: &[Entry]) -> ApiResult<Option<Value>> {
     let mut totals: BTreeMap<String, u64> = BTreeMap::new();
     let mut any = false;
     for entry in files {
@@ -77,7 +91,8 @@ async fn safetensors_summary(state: &AppState, files: &[Entry]) -> ApiResult<Opt
         if !path.ends_with(".safetensors") {
             continue;
         }
-        if let Some(summary) = safetensors::summary(&state.db, &state.storage, &pointer.oid, pointer.size).await? {
+        let Some(obj) = crate::content::held(state, repo_id, &pointer.oid).await? else { continue };
+        if let Some(summary) = safetensors::summary(state, &obj).await? {
             any = true;
             for (dtype, n) in summary.parameters {
                 *totals.entry(dtype).or_insert(0) += n;
@@ -129,14 +144,18 @@ pub async fn info(State(state): State<AppState>, caller: Caller, path: RepoPath,
     m.insert("tags".into(), json!(meta.tags));
     m.insert("cardData".into(), meta.card_data.clone().unwrap_or_else(|| json!({})));
     m.insert("siblings".into(), json!(snap.files.iter().filter_map(|e| sibling_json(e, blobs)).collect::<Vec<_>>()));
-    let used: u64 = snap.files.iter().map(|e| if let Entry::File { size, .. } = e { *size } else { 0 }).sum();
-    m.insert("usedStorage".into(), json!(used));
+    if wants("usedStorage") {
+        // What the repo's content occupies on the hub, each LFS object and xorb counted once, plus
+        // the git objects of its small files at this revision.
+        let small: u64 = snap.files.iter().map(|e| if let Entry::File { size, lfs: None, .. } = e { *size } else { 0 }).sum();
+        m.insert("usedStorage".into(), json!(small + crate::content::used_storage(&state, &row.id).await?));
+    }
     if row.name.repo_type == RepoType::Model {
         m.insert("library_name".into(), json!(meta.library_name));
         m.insert("pipeline_tag".into(), json!(meta.pipeline_tag));
         m.insert("spaces".into(), json!([]));
         if wants("safetensors") {
-            if let Some(st) = safetensors_summary(&state, &snap.files).await? {
+            if let Some(st) = safetensors_summary(&state, &row.id, &snap.files).await? {
                 m.insert("safetensors".into(), st);
             }
         }
@@ -257,7 +276,8 @@ pub async fn tree(State(state): State<AppState>, caller: Caller, path: RepoPath,
             Ok((page, commits, more))
         })
         .await?;
-    let items: Vec<Value> = entries.iter().zip(&commits).map(|(e, c)| entry_json(e, c.as_ref())).collect();
+    let xet = xet_hashes(&state, &row.id, &entries).await?;
+    let items: Vec<Value> = entries.iter().zip(&commits).map(|(e, c)| entry_json(e, c.as_ref(), &xet)).collect();
     let mut resp = Json(Value::Array(items)).into_response();
     if more {
         let link = next_link(&state.base_url(&headers), &path.uri, "cursor", &(offset + page_size).to_string());
@@ -318,5 +338,6 @@ pub async fn paths_info(
             Ok((entries, commits))
         })
         .await?;
-    Ok(Json(Value::Array(entries.iter().zip(&commits).map(|(e, c)| entry_json(e, c.as_ref())).collect())))
+    let xet = xet_hashes(&state, &row.id, &entries).await?;
+    Ok(Json(Value::Array(entries.iter().zip(&commits).map(|(e, c)| entry_json(e, c.as_ref(), &xet)).collect())))
 }

@@ -1,7 +1,8 @@
 //! The signed LFS transfer endpoints: basic PUT, multipart parts and completion, and GET.
 
-use super::repo_paths::serve_lfs_object;
+use super::repo_paths::serve_content;
 use crate::app::AppState;
+use crate::content::{self, HeldObject};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::QueryPairs;
 use crate::lfs;
@@ -37,26 +38,41 @@ async fn detached<T: Send + 'static>(fut: impl std::future::Future<Output = Resu
     tokio::spawn(fut).await.map_err(ApiError::internal)?.map_err(put_error)
 }
 
+/// After an upload's bytes hashed to its oid: the object is stored, and this repo holds it.
+async fn uploaded(state: &AppState, repo_id: &str, oid: &str, size: u64) -> ApiResult<()> {
+    state.db.record_lfs_object(oid, size).await?;
+    content::record(state, repo_id, &HeldObject { oid: oid.to_string(), size, xet_hash: None }).await?;
+    // Bytes matching a stored copy were not kept: if garbage collection removed that copy just
+    // before the repo held it, the upload must be redone rather than reported done.
+    if state.storage.object_size(oid).await? != Some(size) {
+        return Err(ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, "the object was removed while uploading; upload it again")
+            .with_header(header::RETRY_AFTER, "1"));
+    }
+    Ok(())
+}
+
 pub async fn put_object(
     State(state): State<AppState>,
-    Path((oid, size)): Path<(String, u64)>,
+    Path((repo_id, oid, size)): Path<(String, String, u64)>,
     q: QueryPairs,
     body: Body,
 ) -> ApiResult<Json<serde_json::Value>> {
-    check_signature(&state, &q, &lfs::upload_path(&oid, size))?;
+    check_signature(&state, &q, &lfs::upload_path(&repo_id, &oid, size))?;
     let storage = state.storage.clone();
-    detached(async move { storage.put_verified(&oid, size, body.into_data_stream()).await }).await?;
+    let key = oid.clone();
+    detached(async move { storage.put_verified(&key, size, body.into_data_stream()).await }).await?;
+    uploaded(&state, &repo_id, &oid, size).await?;
     Ok(Json(json!({})))
 }
 
 pub async fn put_part(
     State(state): State<AppState>,
-    Path((upload, oid, size, chunk, part)): Path<(String, String, u64, u64, String)>,
+    Path((repo_id, upload, oid, size, chunk, part)): Path<(String, String, String, u64, u64, String)>,
     q: QueryPairs,
     body: Body,
 ) -> ApiResult<Response> {
     let part: u64 = part.parse().map_err(|_| ApiError::not_found("unknown part"))?;
-    check_signature(&state, &q, &lfs::part_path(&upload, &oid, size, chunk, part))?;
+    check_signature(&state, &q, &lfs::part_path(&repo_id, &upload, &oid, size, chunk, part))?;
     let parts = size.div_ceil(chunk);
     if part == 0 || part > parts {
         return Err(ApiError::bad_request(format!("part {part} is outside 1..={parts}")));
@@ -90,14 +106,14 @@ struct Completion {
 /// Joins the parts, checks size and SHA-256, then publishes the object.
 pub async fn complete(
     State(state): State<AppState>,
-    Path((upload, oid, size, chunk, part)): Path<(String, String, u64, u64, String)>,
+    Path((repo_id, upload, oid, size, chunk, part)): Path<(String, String, String, u64, u64, String)>,
     q: QueryPairs,
     body: axum::body::Bytes,
 ) -> ApiResult<Json<serde_json::Value>> {
     if part != "complete" {
         return Err(ApiError::not_found("POST goes to the completion URL"));
     }
-    check_signature(&state, &q, &lfs::complete_path(&upload, &oid, size, chunk))?;
+    check_signature(&state, &q, &lfs::complete_path(&repo_id, &upload, &oid, size, chunk))?;
     let req: Completion = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("invalid completion body: {e}")))?;
     if req.oid != oid {
         return Err(ApiError::bad_request(format!("completion is for {oid}, not {}", req.oid)));
@@ -114,14 +130,17 @@ pub async fn complete(
     }
     let etags = req.parts.into_iter().map(|p| p.etag).collect();
     let storage = state.storage.clone();
-    detached(async move { storage.complete_multipart(&upload, etags, &oid, size).await }).await?;
+    let key = oid.clone();
+    detached(async move { storage.complete_multipart(&upload, etags, &key, size).await }).await?;
+    uploaded(&state, &repo_id, &oid, size).await?;
     Ok(Json(json!({})))
 }
 
-/// `GET /lfs/objects/{oid}`: signed, ignores `Authorization` (hf-hub 0.4 sends it to redirect targets).
+/// `GET /lfs/objects/{repo}/{oid}`: signed, ignores `Authorization` (hf-hub 0.4 sends it to
+/// redirect targets); serves the object only while that repo holds it.
 pub async fn get_object(
     State(state): State<AppState>,
-    Path(oid): Path<String>,
+    Path((repo_id, oid)): Path<(String, String)>,
     q: QueryPairs,
     method: Method,
     headers: HeaderMap,
@@ -129,9 +148,9 @@ pub async fn get_object(
     if !is_sha256(&oid) {
         return Err(ApiError::not_found("no such object"));
     }
-    check_signature(&state, &q, &lfs::download_path(&oid))?;
-    let size = state.storage.object_size(&oid).await?.ok_or_else(|| ApiError::not_found("no such object"))?;
-    let mut resp = serve_lfs_object(&state, &oid, size, &method, &headers).await?;
+    check_signature(&state, &q, &lfs::download_path(&repo_id, &oid))?;
+    let obj = content::held(&state, &repo_id, &oid).await?.ok_or_else(|| ApiError::not_found("no such object"))?;
+    let mut resp = serve_content(&state, &obj, &method, &headers).await?;
     if let Ok(v) = HeaderValue::from_str(&format!("\"{oid}\"")) {
         resp.headers_mut().insert(header::ETAG, v);
     }

@@ -5,12 +5,14 @@ mod inference;
 mod info;
 mod lfs;
 mod misc;
+mod range;
 mod refs;
 mod repo_paths;
 mod repos;
 pub mod web;
 pub mod web_accounts;
 mod web_repo_admin;
+mod xet;
 
 use crate::app::AppState;
 use axum::routing::{get, post, put};
@@ -61,10 +63,15 @@ pub fn router(state: AppState) -> Router {
         .route(&format!("{repo}/super-squash/{{rev}}"), post(refs::super_squash))
         .route(&format!("{repo}/settings"), put(repos::settings))
         .route(&format!("{repo}/preupload/{{rev}}"), post(commit::preupload))
+        .route(&format!("{repo}/xet-read-token/{{rev}}"), get(xet::read_token))
+        .route(&format!("{repo}/xet-write-token/{{rev}}"), get(xet::write_token))
         .route(&format!("{repo}/commit/{{rev}}"), post(commit::commit))
-        .route("/lfs/upload/{oid}/{size}", put(lfs::put_object))
-        .route("/lfs/multipart/{upload}/{oid}/{size}/{chunk}/{part}", put(lfs::put_part).post(lfs::complete))
-        .route("/lfs/objects/{oid}", get(lfs::get_object))
+        .route("/lfs/upload/{repo}/{oid}/{size}", put(lfs::put_object))
+        .route("/lfs/multipart/{repo}/{upload}/{oid}/{size}/{chunk}/{part}", put(lfs::put_part).post(lfs::complete))
+        .route("/lfs/objects/{repo}/{oid}", get(lfs::get_object))
+        // hf_xet posts telemetry to the origin root, whatever the CAS URL's path.
+        .route("/v1/telemetry", post(xet::telemetry))
+        .nest("/xet", cas_router())
         .fallback(repo_paths::dispatch)
         .layer(
             tower::ServiceBuilder::new()
@@ -77,6 +84,21 @@ pub fn router(state: AppState) -> Router {
                 .layer(web_accounts::session_layer(&state)),
         )
         .with_state(state)
+}
+
+/// The CAS API of Xet, served under `{hub}/xet` (the `casUrl` the token routes hand out).
+fn cas_router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/xorbs/{prefix}/{hash}", post(xet::upload_xorb))
+        .route("/v1/xorb-grants/{prefix}/{hash}", post(xet::not_offered))
+        .route("/v1/shards", post(xet::upload_shard))
+        .route("/v2/shards", post(xet::not_offered))
+        .route("/v1/reconstructions/{hash}", get(xet::reconstruction_v1))
+        .route("/v2/reconstructions/{hash}", get(xet::reconstruction_v2))
+        .route("/v1/chunks/{prefix}/{hash}", get(xet::dedup))
+        .route("/v1/xorb-ranges/{hash}", get(xet::xorb_range))
+        .route("/v1/telemetry", post(xet::telemetry))
+        .fallback(xet::not_offered)
 }
 
 /// The listing pages: `/` and `/models` list models.

@@ -2,8 +2,10 @@
 //! `spaces/` prefix and its file paths are free-form: `/{prefix}{ns}/{name}/resolve/{rev}/{path}`
 //! and the Git LFS endpoints under `/{prefix}{ns}/{name}.git/info/lfs/`.
 
+use super::range::{range_response, RangeAnswer};
 use crate::app::AppState;
 use crate::auth::{authenticate, Caller};
+use crate::content::{self, HeldObject};
 use crate::db::{RepoRow, Role};
 use crate::error::{ApiError, ApiResult};
 use crate::git::{self, Entry};
@@ -225,7 +227,9 @@ async fn git_service(
         remote_user: caller.name(),
         env: vec![
             (crate::hooks::HOOK_BIN_ENV, state.hook_bin().display().to_string()),
-            (crate::hooks::HOOK_STORAGE_ENV, state.storage.url().to_string()),
+            (crate::hooks::HOOK_DATABASE_ENV, state.settings.database_url()),
+            (crate::hooks::HOOK_REPO_ENV, row.id.clone()),
+            (crate::hooks::HOOK_NAMESPACES_ENV, caller.visible_namespaces().join(",")),
         ],
         config: vec![("core.hooksPath", state.hooks_dir().display().to_string())],
     };
@@ -259,82 +263,11 @@ async fn after_push(state: &AppState, row: &RepoRow) -> ApiResult<()> {
     Ok(())
 }
 
-/// A `Range` header resolved against a size: Ok(None) = whole content.
-fn parse_range(headers: &HeaderMap, size: u64) -> Result<Option<(u64, u64)>, ()> {
-    let Some(value) = headers.get(header::RANGE).and_then(|v| v.to_str().ok()) else { return Ok(None) };
-    let Some(spec) = value.trim().strip_prefix("bytes=") else { return Ok(None) };
-    if spec.contains(',') {
-        return Ok(None); // multiple ranges: answer with the whole content, as RFC 9110 allows
-    }
-    let Some((a, b)) = spec.split_once('-') else { return Ok(None) };
-    let (a, b) = (a.trim(), b.trim());
-    let (start, end) = if a.is_empty() {
-        let n: u64 = b.parse().map_err(|_| ())?;
-        if n == 0 {
-            return Err(());
-        }
-        (size.saturating_sub(n), size.saturating_sub(1))
-    } else {
-        let start: u64 = a.parse().map_err(|_| ())?;
-        // hf-hub 0.4 asks for one byte past the end: clamp instead of 416.
-        let end = if b.is_empty() { size.saturating_sub(1) } else { b.parse::<u64>().map_err(|_| ())?.min(size.saturating_sub(1)) };
-        if b.parse::<u64>().is_ok_and(|b| b < start) {
-            return Ok(None);
-        }
-        (start, end)
-    };
-    if start >= size {
-        return Err(());
-    }
-    Ok(Some((start, end)))
-}
-
-/// What to answer for content of some size under a Range header.
-struct RangeAnswer {
-    status: StatusCode,
-    /// Inclusive byte range to send; None = everything.
-    range: Option<(u64, u64)>,
-    headers: HeaderMap,
-}
-
-/// Status and headers for content of `size` bytes under a Range header; the byte range to send.
-fn range_response(headers: &HeaderMap, size: u64) -> Result<RangeAnswer, ApiError> {
-    let mut h = HeaderMap::new();
-    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    if size == 0 {
-        // hf-hub 0.4 probes with bytes=0-0 and needs Content-Range even for empty files.
-        if headers.contains_key(header::RANGE) {
-            h.insert(header::CONTENT_RANGE, HeaderValue::from_static("bytes */0"));
-        }
-        h.insert(header::CONTENT_LENGTH, HeaderValue::from(0));
-        return Ok(RangeAnswer { status: StatusCode::OK, range: None, headers: h });
-    }
-    match parse_range(headers, size) {
-        Ok(None) => {
-            h.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
-            Ok(RangeAnswer { status: StatusCode::OK, range: None, headers: h })
-        }
-        Ok(Some((start, end))) => {
-            h.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start + 1));
-            if let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{end}/{size}")) {
-                h.insert(header::CONTENT_RANGE, v);
-            }
-            Ok(RangeAnswer { status: StatusCode::PARTIAL_CONTENT, range: Some((start, end)), headers: h })
-        }
-        Err(()) => Err(ApiError::new(StatusCode::RANGE_NOT_SATISFIABLE, format!("range not satisfiable for {size} bytes"))
-            .with_header(header::CONTENT_RANGE, format!("bytes */{size}"))),
-    }
-}
-
-/// Streams an LFS object (or a range of it) from storage.
-pub async fn serve_lfs_object(state: &AppState, oid: &str, size: u64, method: &Method, headers: &HeaderMap) -> ApiResult<Response> {
-    let RangeAnswer { status, range, headers: h } = range_response(headers, size)?;
-    let body = if method == Method::HEAD || size == 0 {
-        Body::empty()
-    } else {
-        let stream = state.storage.read(oid, range.map(|(a, b)| a..b + 1)).await?;
-        Body::from_stream(stream)
-    };
+/// Streams held content (or a range of it): an LFS object, or a Xet file reassembled.
+pub async fn serve_content(state: &AppState, obj: &HeldObject, method: &Method, headers: &HeaderMap) -> ApiResult<Response> {
+    let RangeAnswer { status, range, headers: h } = range_response(headers, obj.size)?;
+    let body =
+        if method == Method::HEAD || obj.size == 0 { Body::empty() } else { Body::from_stream(content::read(state, obj, range).await?) };
     let mut resp = (status, body).into_response();
     resp.headers_mut().extend(h);
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
@@ -393,11 +326,25 @@ async fn resolve(
     }
     let mut resp = match (&lfs, content) {
         (Some((pointer, _)), _) => {
-            let mut r = serve_lfs_object(state, &pointer.oid, pointer.size, method, headers).await?;
+            // Only content this repo holds is served; anything else answers as not stored.
+            let obj = content::held(state, &row.id, &pointer.oid)
+                .await?
+                .filter(|o| o.size == pointer.size)
+                .ok_or_else(|| ApiError::not_found(format!("the content of {file} ({}) is not stored on this hub", pointer.oid)))?;
+            let mut r = serve_content(state, &obj, method, headers).await?;
             let h = r.headers_mut();
             h.insert(header::ETAG, quoted(&pointer.oid));
             h.insert("x-linked-etag", quoted(&pointer.oid));
             h.insert("x-linked-size", HeaderValue::from(pointer.size));
+            if let Some(xet) = &obj.xet_hash {
+                // huggingface_hub downloads through Xet when both are present (absolute URL).
+                let url =
+                    format!("{}/api/{}/{}/xet-read-token/{commit}", state.base_url(headers), row.name.repo_type.plural(), row.name.id());
+                if let (Ok(hash), Ok(link)) = (HeaderValue::from_str(xet), HeaderValue::from_str(&format!("<{url}>; rel=\"xet-auth\""))) {
+                    h.insert("x-xet-hash", hash);
+                    h.insert(header::LINK, link);
+                }
+            }
             r
         }
         (None, content) => {
@@ -452,11 +399,11 @@ async fn batch(state: &AppState, caller: &Caller, name: &RepoName, uri: &Uri, he
                 href: format!("{base}/{}.git/info/lfs/objects/verify", row.name.web_path()),
                 authorization: headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_string),
             };
-            Ok(lfs_json(lfs::upload_batch(state, &base, &req, &verify).await?))
+            Ok(lfs_json(lfs::upload_batch(state, &row.id, &base, &req, &verify).await?))
         }
         "download" => {
-            find_readable(state, caller, name, uri).await?;
-            Ok(lfs_json(lfs::download_batch(state, &base, &req).await?))
+            let row = find_readable(state, caller, name, uri).await?;
+            Ok(lfs_json(lfs::download_batch(state, &row.id, &base, &req).await?))
         }
         other => Err(ApiError::bad_request(format!("unknown LFS operation {other:?}: expected upload or download"))),
     }
@@ -468,38 +415,17 @@ struct VerifyBody {
     size: u64,
 }
 
-/// `POST /{repo}.git/info/lfs/objects/verify`: 200 once the object is stored at that size.
+/// `POST /{repo}.git/info/lfs/objects/verify`: 200 once this repo holds the object at that size.
 async fn verify(state: &AppState, caller: &Caller, name: &RepoName, uri: &Uri, body: Body) -> ApiResult<Response> {
-    find_with_role(state, caller, name, uri, Role::Write).await?;
+    let row = find_with_role(state, caller, name, uri, Role::Write).await?;
     let req: VerifyBody = read_json(body).await?;
-    match state.storage.object_size(&req.oid.to_ascii_lowercase()).await? {
-        Some(size) if size == req.size => Ok(lfs_json(json!({ "message": "ok" }))),
-        Some(size) => Err(ApiError::new(
+    let oid = req.oid.to_ascii_lowercase();
+    match content::held(state, &row.id, &oid).await? {
+        Some(obj) if obj.size == req.size => Ok(lfs_json(json!({ "message": "ok" }))),
+        Some(obj) => Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            format!("object {} is stored with {size} bytes, not {}", req.oid, req.size),
+            format!("object {} is stored with {} bytes, not {}", req.oid, obj.size, req.size),
         )),
         None => Err(ApiError::not_found(format!("object {} is not stored", req.oid))),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn range(v: &str, size: u64) -> Result<Option<(u64, u64)>, ()> {
-        let mut h = HeaderMap::new();
-        h.insert(header::RANGE, HeaderValue::from_str(v).unwrap());
-        parse_range(&h, size)
-    }
-
-    #[test]
-    fn ranges_clamp_past_the_end() {
-        assert_eq!(range("bytes=10-19", 100), Ok(Some((10, 19))));
-        assert_eq!(range("bytes=0-100", 100), Ok(Some((0, 99))));
-        assert_eq!(range("bytes=90-", 100), Ok(Some((90, 99))));
-        assert_eq!(range("bytes=-5", 100), Ok(Some((95, 99))));
-        assert_eq!(range("bytes=100-", 100), Err(()));
-        assert_eq!(range("bytes=0-1,5-6", 100), Ok(None));
-        assert_eq!(range("items=0-1", 100), Ok(None));
     }
 }

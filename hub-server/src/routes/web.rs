@@ -423,7 +423,8 @@ pub async fn repo_page(state: &AppState, caller: &Caller, nav: &Nav, name: &Repo
         if !path.ends_with(".safetensors") {
             continue;
         }
-        if let Some(summary) = crate::safetensors::summary(&state.db, &state.storage, &p.oid, p.size).await? {
+        let Some(obj) = crate::content::held(state, &row.id, &p.oid).await? else { continue };
+        if let Some(summary) = crate::safetensors::summary(state, &obj).await? {
             for (d, n) in summary.parameters {
                 *totals.entry(d).or_default() += n;
             }

@@ -213,7 +213,7 @@ async fn upload(state: &AppState, caller: &Caller, name: &RepoName, uri: &Uri, s
         let base_name = file_name.rsplit(['/', '\\']).next().unwrap_or(&file_name).to_string();
         let path = if fields.folder.is_empty() { base_name } else { format!("{}/{base_name}", fields.folder) };
         validate_repo_path(&path)?;
-        let content = commits::store_inline(state, &row.id, data).await?;
+        let content = commits::store_inline(state, caller, &row.id, &path, data).await?;
         ops.push(CommitOp::Add { path, content });
     }
     let summary =

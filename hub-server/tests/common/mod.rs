@@ -73,6 +73,12 @@ pub fn settings(dir: &std::path::Path) -> Settings {
         git_hook_bin: Some(env!("CARGO_BIN_EXE_hub-server").into()),
         allow_signup: true,
         inference_url: None,
+        xet_max_shard_bytes: 64 * 1024 * 1024,
+        xet_max_shard_chunks: 4_000_000,
+        xet_upload_concurrency: 4,
+        xet_token_ttl: 3600,
+        gc_grace_days: 21,
+        gc_interval_hours: 0,
         log_json: false,
     }
 }

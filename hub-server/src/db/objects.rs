@@ -1,0 +1,131 @@
+//! Which repo may see which content (`repo_objects`), the stored LFS objects, and one-time jobs.
+
+use super::{get, now_ms, Db};
+use sqlx::any::AnyRow;
+
+/// Content a repo holds: its SHA-256, size, and where the bytes are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldObject {
+    pub oid: String,
+    pub size: u64,
+    /// The Xet file holding the bytes; None = the LFS object of that oid.
+    pub xet_hash: Option<String>,
+}
+
+fn held(row: &AnyRow) -> Result<HeldObject, sqlx::Error> {
+    Ok(HeldObject { oid: get(row, "oid")?, size: get::<i64>(row, "size")? as u64, xet_hash: get(row, "xet_hash")? })
+}
+
+/// At most this many values in one `IN (…)` list.
+const IN_BATCH: usize = 500;
+
+fn placeholders(from: usize, n: usize) -> String {
+    (from..from + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
+impl Db {
+    pub async fn held_object(&self, repo_id: &str, oid: &str) -> Result<Option<HeldObject>, sqlx::Error> {
+        let row = sqlx::query("SELECT oid, size, xet_hash FROM repo_objects WHERE repo_id = $1 AND oid = $2")
+            .bind(repo_id)
+            .bind(oid)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(held).transpose()
+    }
+
+    /// The objects among `oids` that a repo holds.
+    pub async fn held_objects(&self, repo_id: &str, oids: &[String]) -> Result<Vec<HeldObject>, sqlx::Error> {
+        let mut out = Vec::new();
+        for batch in oids.chunks(IN_BATCH) {
+            let sql =
+                format!("SELECT oid, size, xet_hash FROM repo_objects WHERE repo_id = $1 AND oid IN ({})", placeholders(2, batch.len()));
+            let mut q = sqlx::query(&sql).bind(repo_id);
+            for oid in batch {
+                q = q.bind(oid);
+            }
+            for row in q.fetch_all(self.pool()).await? {
+                out.push(held(&row)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every object a repo holds.
+    pub async fn all_held_objects(&self, repo_id: &str) -> Result<Vec<HeldObject>, sqlx::Error> {
+        let rows =
+            sqlx::query("SELECT oid, size, xet_hash FROM repo_objects WHERE repo_id = $1").bind(repo_id).fetch_all(self.pool()).await?;
+        rows.iter().map(held).collect()
+    }
+
+    /// Records that a repo holds an object (or refreshes when it was last used). An object held
+    /// as an LFS object stays one: those bytes were hashed by the hub itself.
+    pub async fn record_object(&self, repo_id: &str, object: &HeldObject) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO repo_objects (repo_id, oid, size, xet_hash, touched_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (repo_id, oid) DO UPDATE SET touched_at = excluded.touched_at, size = excluded.size, \
+             xet_hash = CASE WHEN repo_objects.xet_hash IS NULL THEN NULL ELSE excluded.xet_hash END",
+        )
+        .bind(repo_id)
+        .bind(&object.oid)
+        .bind(object.size as i64)
+        .bind(object.xet_hash.as_deref())
+        .bind(now_ms())
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Repos that hold `oid`, public ones or in one of `namespaces`, with how they hold it, and
+    /// whether a Xet-backed copy's bytes were hashed by the hub to `oid`.
+    pub async fn readable_holders(&self, oid: &str, namespaces: &[String]) -> Result<Vec<(HeldObject, bool)>, sqlx::Error> {
+        let mut sql = String::from(
+            "SELECT o.oid, o.size, o.xet_hash, f.sha256 FROM repo_objects o JOIN repos r ON r.id = o.repo_id \
+             LEFT JOIN xet_files f ON f.file_hash = o.xet_hash WHERE o.oid = $1 AND (r.private = 0",
+        );
+        if !namespaces.is_empty() {
+            sql.push_str(&format!(" OR r.namespace IN ({})", placeholders(2, namespaces.len())));
+        }
+        sql.push_str(") ORDER BY CASE WHEN o.xet_hash IS NULL THEN 0 ELSE 1 END LIMIT 20");
+        let mut q = sqlx::query(&sql).bind(oid);
+        for ns in namespaces {
+            q = q.bind(ns);
+        }
+        let rows = q.fetch_all(self.pool()).await?;
+        rows.iter()
+            .map(|r| {
+                let object = held(r)?;
+                let verified = object.xet_hash.is_none() || get::<Option<String>>(r, "sha256")?.as_deref() == Some(oid);
+                Ok((object, verified))
+            })
+            .collect()
+    }
+
+    /// Records a stored LFS object (for garbage collection's age check).
+    pub async fn record_lfs_object(&self, oid: &str, size: u64) -> Result<(), sqlx::Error> {
+        self.record_lfs_object_at(oid, size, now_ms()).await
+    }
+
+    pub async fn record_lfs_object_at(&self, oid: &str, size: u64, created_at: i64) -> Result<(), sqlx::Error> {
+        sqlx::query("INSERT INTO lfs_objects (oid, size, created_at) VALUES ($1, $2, $3) ON CONFLICT (oid) DO NOTHING")
+            .bind(oid)
+            .bind(size as i64)
+            .bind(created_at)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn meta(&self, key: &str) -> Result<Option<String>, sqlx::Error> {
+        let row = sqlx::query("SELECT value FROM hub_meta WHERE key = $1").bind(key).fetch_optional(self.pool()).await?;
+        row.as_ref().map(|r| get(r, "value")).transpose()
+    }
+
+    pub async fn set_meta(&self, key: &str, value: &str) -> Result<(), sqlx::Error> {
+        sqlx::query("INSERT INTO hub_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+            .bind(key)
+            .bind(value)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+}
