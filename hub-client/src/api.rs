@@ -51,6 +51,10 @@ pub(crate) struct Inner {
     pub single_put_limit: u64,
     pub parallel_threshold: u64,
     pub progress: Arc<dyn Progress>,
+    /// Transfer LFS-class files through Xet where the hub offers it.
+    pub xet: bool,
+    /// hf_xet's cache root: shards of earlier uploads, per CAS, live under it.
+    pub xet_cache: PathBuf,
 }
 
 /// A client of one hub. Cheap to clone.
@@ -70,6 +74,8 @@ pub struct HubClientBuilder {
     single_put_limit: u64,
     parallel_threshold: u64,
     progress: Arc<dyn Progress>,
+    xet: bool,
+    xet_cache: Option<PathBuf>,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -78,6 +84,11 @@ fn env(name: &str) -> Option<String> {
 
 fn env_flag(name: &str) -> bool {
     env(name).is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"))
+}
+
+/// `HF_HUB_DISABLE_XET` is set: transfer without Xet, as huggingface_hub does.
+pub fn xet_disabled_by_env() -> bool {
+    env_flag("HF_HUB_DISABLE_XET")
 }
 
 /// The token huggingface_hub would use: `HF_TOKEN`, then `$HF_TOKEN_PATH` or `$HF_HOME/token`.
@@ -103,6 +114,8 @@ impl Default for HubClientBuilder {
             single_put_limit: 5_000_000_000,
             parallel_threshold: 32 * 1024 * 1024,
             progress: Arc::new(NoProgress),
+            xet: true,
+            xet_cache: None,
         }
     }
 }
@@ -153,6 +166,18 @@ impl HubClientBuilder {
         self.progress = progress;
         self
     }
+    /// Upload and download LFS-class files through Xet when the hub offers it (the default, as
+    /// in huggingface_hub); `false` keeps to LFS uploads and plain HTTP downloads.
+    pub fn xet(mut self, enabled: bool) -> Self {
+        self.xet = enabled;
+        self
+    }
+    /// Where Xet's shard cache lives (default `$HF_XET_CACHE`, else `$HF_HOME/xet`, shared with
+    /// huggingface_hub).
+    pub fn xet_cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.xet_cache = Some(dir.into());
+        self
+    }
 
     pub fn build(self) -> Result<HubClient> {
         let endpoint = self.endpoint.unwrap_or_else(|| "https://huggingface.co".into()).trim_end_matches('/').to_string();
@@ -186,6 +211,8 @@ impl HubClientBuilder {
                 single_put_limit: self.single_put_limit,
                 parallel_threshold: self.parallel_threshold,
                 progress: self.progress,
+                xet: self.xet,
+                xet_cache: self.xet_cache.unwrap_or_else(crate::xet::default_cache_root),
             }),
         })
     }
@@ -205,9 +232,13 @@ impl HubClient {
         HubClientBuilder::default()
     }
 
-    /// `HF_ENDPOINT`, `HF_TOKEN` (or the stored token), `HF_HUB_CACHE`/`HF_HOME`, `HF_HUB_OFFLINE`.
+    /// `HF_ENDPOINT`, `HF_TOKEN` (or the stored token), `HF_HUB_CACHE`/`HF_HOME`, `HF_HUB_OFFLINE`,
+    /// `HF_HUB_DISABLE_XET`.
     pub fn from_env() -> Result<HubClient> {
-        let mut b = HubClient::builder().token(token_from_env()).offline(env_flag("HF_HUB_OFFLINE") || env_flag("TRANSFORMERS_OFFLINE"));
+        let mut b = HubClient::builder()
+            .token(token_from_env())
+            .offline(env_flag("HF_HUB_OFFLINE") || env_flag("TRANSFORMERS_OFFLINE"))
+            .xet(!xet_disabled_by_env());
         if let Some(e) = env("HF_ENDPOINT") {
             b = b.endpoint(e);
         }
@@ -224,6 +255,10 @@ impl HubClient {
 
     pub fn is_offline(&self) -> bool {
         self.inner.offline
+    }
+
+    pub fn xet_enabled(&self) -> bool {
+        self.inner.xet
     }
 
     /// A model repo at `main`.

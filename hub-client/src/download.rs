@@ -5,6 +5,7 @@
 use crate::api::{check, Repo};
 use crate::cache::{is_commit_hash, RepoCache};
 use crate::error::{HubError, Result};
+use crate::xet::XetFileData;
 use futures::{StreamExt, TryStreamExt};
 use reqwest::header::{HeaderMap, CONTENT_LENGTH, CONTENT_RANGE, ETAG, RANGE};
 use reqwest::{Method, StatusCode};
@@ -20,6 +21,8 @@ pub struct FileMetadata {
     /// Content SHA-256 for LFS files, git blob SHA-1 otherwise: the blob's name in the cache.
     pub etag: String,
     pub size: u64,
+    /// Set when the hub serves this file through Xet.
+    pub xet: Option<XetFileData>,
 }
 
 const WRITE_BUFFER: usize = 1024 * 1024;
@@ -34,6 +37,19 @@ fn normalize_etag(e: &str) -> String {
 
 fn is_sha256(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// `X-Xet-Hash` plus the token route (`Link: <url>; rel="xet-auth"`, or `X-Xet-Refresh-Route`):
+/// both or nothing, as huggingface_hub reads them.
+fn xet_file_data(h: &HeaderMap) -> Option<XetFileData> {
+    let hash = header(h, "x-xet-hash").filter(|v| is_sha256(v))?.to_ascii_lowercase();
+    let from_link = h.get_all(reqwest::header::LINK).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).find_map(|part| {
+        let (url, params) = part.trim().split_once(';')?;
+        let rel_xet = params.split(';').any(|p| p.replace([' ', '"'], "") == "rel=xet-auth");
+        rel_xet.then(|| url.trim().trim_start_matches('<').trim_end_matches('>').to_string())
+    });
+    let refresh_url = from_link.or_else(|| header(h, "x-xet-refresh-route").map(str::to_string))?;
+    Some(XetFileData { hash, refresh_url })
 }
 
 /// Files a model directory needs for `from_pretrained`, besides the weights.
@@ -88,7 +104,7 @@ impl Repo {
             .and_then(|s| s.parse().ok())
             .ok_or_else(|| HubError::InvalidResponse(format!("{url} has no size")))?;
         drop(resp);
-        Ok(FileMetadata { commit, etag, size })
+        Ok(FileMetadata { commit, etag, size, xet: xet_file_data(&h) })
     }
 
     /// The cached path of `path` at this revision, without the network.
@@ -139,10 +155,14 @@ impl Repo {
             // Download by the commit, so every range comes from the same revision.
             let url = self.resolve_url(&meta.commit, path);
             progress.start(path, meta.size);
-            let hashed = if meta.size >= self.client.inner.parallel_threshold {
-                self.download_ranges(&url, &partial, meta.size).await?
-            } else {
-                self.download_sequential(&url, &partial, meta.size, path).await?
+            let via_xet = match &meta.xet {
+                Some(xet) if self.client.inner.xet && meta.size > 0 => self.download_xet(xet, &partial, meta.size, path).await?,
+                _ => None,
+            };
+            let hashed = match via_xet {
+                Some(hashed) => hashed,
+                None if meta.size >= self.client.inner.parallel_threshold => self.download_ranges(&url, &partial, meta.size).await?,
+                None => self.download_sequential(&url, &partial, meta.size, path).await?,
             };
             verify(&partial, path, meta, &hashed).await?;
             tokio::fs::rename(&partial, &blob).await?;
@@ -277,8 +297,15 @@ impl Repo {
                 let (repo, cache, commit) = (&at_commit, &cache, &commit);
                 async move {
                     let meta = match (&s.lfs, &s.blob_id, s.size) {
-                        (Some(lfs), _, _) => FileMetadata { commit: commit.clone(), etag: lfs.sha256.clone(), size: lfs.size },
-                        (None, Some(blob), Some(size)) => FileMetadata { commit: commit.clone(), etag: blob.clone(), size },
+                        (Some(lfs), _, _) => {
+                            // A listed Xet hash saves the HEAD: the token route is known (huggingface_hub does the same).
+                            let xet = s.xet_hash.as_ref().filter(|h| is_sha256(h)).map(|h| XetFileData {
+                                hash: h.to_ascii_lowercase(),
+                                refresh_url: format!("{}/xet-read-token/{commit}", repo.api_url()),
+                            });
+                            FileMetadata { commit: commit.clone(), etag: lfs.sha256.clone(), size: lfs.size, xet }
+                        }
+                        (None, Some(blob), Some(size)) => FileMetadata { commit: commit.clone(), etag: blob.clone(), size, xet: None },
                         _ => repo.file_metadata(&s.rfilename).await?,
                     };
                     repo.fetch(cache, &s.rfilename, &meta).await
@@ -372,7 +399,7 @@ async fn write_stream(
 /// Hashes a file being filled by parallel ranges: each chunk as soon as it and every chunk
 /// before it are on disk (read back from the page cache), so little is left when the last
 /// range lands.
-async fn hash_in_order(
+pub(crate) async fn hash_in_order(
     file: PathBuf,
     size: u64,
     chunk: u64,

@@ -24,9 +24,11 @@ mod download;
 mod error;
 #[cfg(feature = "client")]
 mod upload;
+#[cfg(feature = "client")]
+pub mod xet;
 
 #[cfg(feature = "client")]
-pub use api::{token_from_env, HubClient, HubClientBuilder, ListQuery, Progress, Repo};
+pub use api::{token_from_env, xet_disabled_by_env, HubClient, HubClientBuilder, ListQuery, Progress, Repo};
 #[cfg(feature = "client")]
 pub use download::FileMetadata;
 #[cfg(feature = "client")]

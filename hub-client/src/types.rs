@@ -75,6 +75,9 @@ pub struct Sibling {
     pub blob_id: Option<String>,
     #[serde(default)]
     pub lfs: Option<SiblingLfs>,
+    /// The Xet file hash of a Xet-backed file.
+    #[serde(rename = "xetHash", default, skip_serializing_if = "Option::is_none")]
+    pub xet_hash: Option<String>,
 }
 
 /// Repo info (`GET /api/{t}s/{id}[/revision/{rev}]`) and listing items.
@@ -121,6 +124,9 @@ pub struct TreeEntry {
     pub path: String,
     #[serde(default)]
     pub lfs: Option<TreeLfs>,
+    /// The Xet file hash of a Xet-backed file.
+    #[serde(rename = "xetHash", default, skip_serializing_if = "Option::is_none")]
+    pub xet_hash: Option<String>,
 }
 
 impl TreeEntry {

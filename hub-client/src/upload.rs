@@ -22,8 +22,14 @@ pub struct UploadFile {
 struct Prepared {
     file: UploadFile,
     size: u64,
-    sha256: String,
     sample: Vec<u8>,
+}
+
+/// A file for the LFS transfer, named by its SHA-256.
+struct LfsObject {
+    file: UploadFile,
+    size: u64,
+    sha256: String,
 }
 
 /// What a commit did.
@@ -33,6 +39,9 @@ pub struct CommitInfo {
     pub url: String,
     /// Paths `.gitignore` excluded.
     pub ignored: Vec<String>,
+    /// What the Xet transfer moved; `None` when the large files went through LFS (or there
+    /// were none).
+    pub xet: Option<crate::xet::XetUploadStats>,
 }
 
 impl HubClient {
@@ -63,31 +72,37 @@ impl HubClient {
     }
 }
 
+/// Size and the first 512 bytes: all preupload needs.
 async fn prepare(file: UploadFile) -> Result<Prepared> {
-    let local = file.local.clone();
-    let (size, sha256, sample) = tokio::task::spawn_blocking(move || -> std::io::Result<(u64, String, Vec<u8>)> {
+    use tokio::io::AsyncReadExt as _;
+    let mut f = tokio::fs::File::open(&file.local).await?;
+    let size = f.metadata().await?.len();
+    let mut sample = Vec::with_capacity(512);
+    (&mut f).take(512).read_to_end(&mut sample).await?;
+    Ok(Prepared { file, size, sample })
+}
+
+/// The SHA-256 of a file (the LFS oid), read in a blocking thread.
+async fn sha256_of(p: Prepared) -> Result<LfsObject> {
+    let local = p.file.local.clone();
+    let (size, sha256) = tokio::task::spawn_blocking(move || -> std::io::Result<(u64, String)> {
         use std::io::Read;
         let mut f = std::fs::File::open(&local)?;
         let mut h = Sha256::new();
         let mut buf = vec![0u8; 4 * 1024 * 1024];
         let mut size = 0u64;
-        let mut sample = Vec::new();
         loop {
             let n = f.read(&mut buf)?;
             if n == 0 {
-                break;
-            }
-            if sample.len() < 512 {
-                sample.extend_from_slice(&buf[..n.min(512 - sample.len())]);
+                return Ok((size, hex::encode(h.finalize())));
             }
             h.update(&buf[..n]);
             size += n as u64;
         }
-        Ok((size, hex::encode(h.finalize()), sample))
     })
     .await
     .map_err(|e| HubError::InvalidResponse(e.to_string()))??;
-    Ok(Prepared { file, size, sha256, sample })
+    Ok(LfsObject { file: p.file, size, sha256 })
 }
 
 /// Files under `dir` (skipping `.git/` and `.cache/huggingface/`), with repo paths under `prefix`.
@@ -167,7 +182,7 @@ impl Repo {
                 _ => regular.push(p),
             }
         }
-        self.upload_lfs(&lfs).await?;
+        let (large, xet) = self.upload_large(lfs).await?;
         // The commit: inline regular files, pointers to the LFS objects, deletions.
         let mut body = serde_json::to_vec(&json!({"key": "header", "value": {"summary": message, "description": ""}}))?;
         body.push(b'\n');
@@ -177,8 +192,8 @@ impl Repo {
             serde_json::to_writer(&mut body, &line)?;
             body.push(b'\n');
         }
-        for p in &lfs {
-            let line = json!({"key": "lfsFile", "value": {"path": p.file.path_in_repo, "algo": "sha256", "oid": p.sha256, "size": p.size}});
+        for (path, sha256, size) in &large {
+            let line = json!({"key": "lfsFile", "value": {"path": path, "algo": "sha256", "oid": sha256, "size": size}});
             serde_json::to_writer(&mut body, &line)?;
             body.push(b'\n');
         }
@@ -194,7 +209,24 @@ impl Repo {
         .await?
         .json()
         .await?;
-        Ok(CommitInfo { commit: resp.commit_oid, url: resp.commit_url, ignored })
+        Ok(CommitInfo { commit: resp.commit_oid, url: resp.commit_url, ignored, xet })
+    }
+
+    /// Sends the LFS-class files: through Xet when enabled and the hub speaks it, else through
+    /// the LFS batch API. Returns each file's (path, SHA-256, size) for the commit.
+    async fn upload_large(&self, files: Vec<Prepared>) -> Result<(Vec<(String, String, u64)>, Option<crate::xet::XetUploadStats>)> {
+        if files.is_empty() {
+            return Ok((Vec::new(), None));
+        }
+        if self.client.inner.xet {
+            let list: Vec<UploadFile> = files.iter().map(|p| p.file.clone()).collect();
+            if let Some((done, stats)) = crate::xet::upload::upload(self, &list).await? {
+                return Ok((done.into_iter().map(|f| (f.path_in_repo, f.sha256, f.size)).collect(), Some(stats)));
+            }
+        }
+        let objects: Vec<LfsObject> = futures::stream::iter(files).map(sha256_of).buffer_unordered(4).try_collect().await?;
+        self.upload_lfs(&objects).await?;
+        Ok((objects.into_iter().map(|o| (o.file.path_in_repo, o.sha256, o.size)).collect(), None))
     }
 
     /// Deletes files in one commit.
@@ -202,7 +234,7 @@ impl Repo {
         self.upload_files(Vec::new(), paths, message, None).await
     }
 
-    async fn upload_lfs(&self, files: &[Prepared]) -> Result<()> {
+    async fn upload_lfs(&self, files: &[LfsObject]) -> Result<()> {
         for batch in files.chunks(100) {
             // One streamed PUT per object is the fastest path (the hub hashes while it writes);
             // multipart only where a single PUT may not go.
@@ -266,7 +298,7 @@ impl Repo {
         Ok(())
     }
 
-    async fn upload_basic(&self, file: &Prepared, upload: &Value) -> Result<()> {
+    async fn upload_basic(&self, file: &LfsObject, upload: &Value) -> Result<()> {
         let href = upload["href"].as_str().ok_or_else(|| HubError::InvalidResponse("upload action without href".into()))?;
         let f = tokio::fs::File::open(&file.file.local).await?;
         let progress = self.client.inner.progress.clone();
@@ -278,7 +310,7 @@ impl Repo {
         Ok(())
     }
 
-    async fn upload_multipart(&self, file: &Prepared, upload: &Value, chunk: u64) -> Result<()> {
+    async fn upload_multipart(&self, file: &LfsObject, upload: &Value, chunk: u64) -> Result<()> {
         let header = upload["header"].as_object().ok_or_else(|| HubError::InvalidResponse("multipart action without header".into()))?;
         let mut parts: Vec<(u64, String)> =
             header.iter().filter_map(|(k, v)| Some((k.parse::<u64>().ok()?, v.as_str()?.to_string()))).collect();

@@ -11,7 +11,8 @@ use std::sync::Arc;
 ///
 /// Reads the same settings as huggingface_hub: HF_ENDPOINT (the hub), HF_TOKEN or the token
 /// saved by `hub login`, HF_HOME / HF_HUB_CACHE (the cache, shared with Python) and
-/// HF_HUB_OFFLINE.
+/// HF_HUB_OFFLINE; large files travel through Xet where the hub offers it, unless
+/// HF_HUB_DISABLE_XET=1.
 #[derive(Parser)]
 #[command(version, about, long_about = None, after_help = "Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 not allowed, 5 hub unreachable or not cached")]
 struct Cli {
@@ -190,7 +191,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         .endpoint(&g.endpoint)
         .token(g.token.clone().or_else(hub_client::token_from_env))
         .offline(std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| matches!(v.as_str(), "1" | "true" | "TRUE" | "yes")))
-        .progress(progress.clone());
+        .progress(progress.clone())
+        .xet(!hub_client::xet_disabled_by_env());
     if let Some(dir) = &g.cache_dir {
         builder = builder.cache_dir(dir);
     }
