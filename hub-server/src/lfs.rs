@@ -36,8 +36,16 @@ pub fn verify(secret: &[u8], what: &str, exp: i64, sig: &str) -> bool {
     mac.verify_slice(&sig).is_ok()
 }
 
+/// Download URLs live shorter: one handed out just before a repo turns private should not keep
+/// working for a day.
+pub const DOWNLOAD_URL_TTL_SECS: i64 = 3600;
+
 fn signed(state: &AppState, base: &str, path: &str) -> String {
-    let exp = now_secs() + URL_TTL_SECS;
+    signed_for(state, base, path, URL_TTL_SECS)
+}
+
+fn signed_for(state: &AppState, base: &str, path: &str, ttl: i64) -> String {
+    let exp = now_secs() + ttl;
     let sig = sign(&state.secret, path, exp);
     format!("{base}{path}?exp={exp}&sig={sig}")
 }
@@ -62,7 +70,7 @@ pub fn download_path(repo_id: &str, oid: &str) -> String {
 }
 
 pub fn download_url(state: &AppState, base: &str, repo_id: &str, oid: &str) -> String {
-    signed(state, base, &download_path(repo_id, oid))
+    signed_for(state, base, &download_path(repo_id, oid), DOWNLOAD_URL_TTL_SECS)
 }
 
 #[derive(Debug, Deserialize)]
@@ -169,7 +177,7 @@ pub async fn download_batch(state: &AppState, repo_id: &str, base: &str, req: &B
                 "oid": oid,
                 "size": h.size,
                 "authenticated": true,
-                "actions": { "download": { "href": download_url(state, base, repo_id, &oid), "expires_in": URL_TTL_SECS } },
+                "actions": { "download": { "href": download_url(state, base, repo_id, &oid), "expires_in": DOWNLOAD_URL_TTL_SECS } },
             })),
             None => objects.push(object_error(obj, 404, "Object does not exist")),
         }

@@ -9,6 +9,8 @@ use hub_server::{accounts, routes, AppState, Settings};
 use serde_json::Value;
 use tower::ServiceExt;
 
+pub mod xet;
+
 /// Runs each named `async fn(TestHub)` once on SQLite + local disk and once on Postgres (+ S3
 /// when `HUB_TEST_S3_BUCKET` and the `AWS_*` variables name a server, as in the test command).
 #[macro_export]
