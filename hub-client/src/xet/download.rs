@@ -130,6 +130,9 @@ impl RangeWriter {
         if !self.buf.is_empty() {
             self.file.seek(std::io::SeekFrom::Start(self.at)).await?;
             self.file.write_all(&self.buf).await?;
+            // tokio hands the write to a blocking thread: wait until it is on disk, since the
+            // block counts as written (and gets hashed) as soon as this returns.
+            self.file.flush().await?;
             self.at += self.buf.len() as u64;
             self.buf.clear();
         }
