@@ -412,6 +412,25 @@ async fn xet_upload_download_and_every_non_xet_path(hub: TestHub) {
     assert_eq!(parsed.num_xorb(), 2);
     assert_eq!(hub.get(&format!("/xet/v1/chunks/default/{}", "0".repeat(64)), Some(&read)).await.status, StatusCode::NOT_FOUND);
 
+    // Copying Xet content into another user's repo: the hub hashes the bytes itself before a
+    // declared SHA-256 crosses repos. An honest declaration copies; a lie does not.
+    let bobs = create_as(&hub, &hub.bob, "bob", "copies", false).await;
+    let r = commit_as(&hub, &bobs, &hub.bob, &[header_line("copy"), lfs_line("model.bin", &sha, content.len())]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(&hub.get(&format!("/{bobs}/resolve/main/model.bin"), None).await.body[..], &content[..]);
+    let liar = TestXorb::new(split(&data(12, 20_000), &[]));
+    assert_eq!(post_xorb(&hub, &w, &liar).await.status, StatusCode::OK);
+    let mut lie = TestFile::new(vec![TestTerm { xorb: &liar, start: 0, end: 1 }]);
+    let claimed = sha256_hex(b"some popular file");
+    lie.sha256 = Some(claimed.clone());
+    assert_eq!(post_shard(&hub, &w, shard(&[lie], &[&liar])).await.status, StatusCode::OK);
+    // Its own repo's writer may commit it (their repo, their claim) ...
+    let r = commit_as(&hub, &repo, &hub.alice, &[header_line("lie"), lfs_line("lie.bin", &claimed, 20_000)]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    // ... but nobody can pull it into another repo under that name.
+    let r = commit_as(&hub, &bobs, &hub.bob, &[header_line("copy"), lfs_line("lie.bin", &claimed, 20_000)]).await;
+    r.assert_client_error("is not stored");
+
     // usedStorage counts each xorb once, however many files use it.
     let copy = TestFile::new(vec![TestTerm { xorb: &a, start: 0, end: 3 }, TestTerm { xorb: &b, start: 0, end: 2 }]);
     let r = post_shard(&hub, &w, shard(&[copy], &[])).await;
@@ -419,7 +438,7 @@ async fn xet_upload_download_and_every_non_xet_path(hub: TestHub) {
     let r = commit_as(&hub, &repo, &hub.alice, &[header_line("again"), lfs_line("copy.bin", &sha, content.len())]).await;
     assert_eq!(r.status, StatusCode::OK);
     let info = hub.get(&format!("/api/models/{repo}?expand=usedStorage"), None).await.json();
-    let stored = (a.body.len() + b.body.len()) as u64;
+    let stored = (a.body.len() + b.body.len() + liar.body.len()) as u64;
     let attributes = hub.get(&format!("/{repo}/resolve/main/.gitattributes"), None).await.body.len() as u64;
     assert_eq!(info["usedStorage"].as_u64().unwrap(), stored + attributes, "{info}");
 }
