@@ -73,30 +73,39 @@ struct Seen {
     status: u16,
 }
 
+/// How the proxy bends the hub's answers.
+#[derive(Clone, Copy, Default)]
+struct Bend {
+    /// Answer the token routes as a hub without them does (404, `X-Error-Code: RepoNotFound`,
+    /// from the catch-all of /api paths).
+    without_xet: bool,
+    /// Answer 404 on /v2/reconstructions, as a CAS with only /v1 does.
+    only_v1: bool,
+    /// Answer 403 (an expired signed URL) to this many xorb range requests first.
+    expire_ranges: usize,
+    /// Hold each xorb range request this long.
+    range_delay_ms: u64,
+}
+
 /// An HTTP/1.1 relay in front of the hub that records every request (forcing one request per
-/// connection) and can play a hub without Xet by answering its token routes the way a hub
-/// without them does (404, `X-Error-Code: RepoNotFound`, from the catch-all of /api paths).
+/// connection), and bends answers as `Bend` says.
 struct Proxy {
     url: String,
     seen: Arc<Mutex<Vec<Seen>>>,
 }
 
 impl Proxy {
-    fn start(hub: &Hub, without_xet: bool) -> Proxy {
-        Proxy::with_delay(hub, without_xet, 0)
-    }
-
-    /// `range_delay_ms`: how long each xorb range waits before it is relayed.
-    fn with_delay(hub: &Hub, without_xet: bool, range_delay_ms: u64) -> Proxy {
+    fn start(hub: &Hub, bend: Bend) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let seen = Arc::new(Mutex::new(Vec::new()));
         let (target, log) = (hub.addr.clone(), seen.clone());
+        let expired = Arc::new(Mutex::new(bend.expire_ranges));
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 let Ok(client) = conn else { continue };
-                let (target, log) = (target.clone(), log.clone());
-                std::thread::spawn(move || relay(client, &target, &log, without_xet, range_delay_ms));
+                let (target, log, expired) = (target.clone(), log.clone(), expired.clone());
+                std::thread::spawn(move || relay(client, &target, &log, bend, &expired));
             }
         });
         Proxy { url, seen }
@@ -107,7 +116,16 @@ impl Proxy {
     }
 }
 
-fn relay(mut client: TcpStream, target: &str, log: &Mutex<Vec<Seen>>, without_xet: bool, range_delay_ms: u64) {
+fn answer(client: &mut TcpStream, status: &str, extra: &str) {
+    let body = r#"{"error":"bent by the test proxy"}"#;
+    let text = format!(
+        "HTTP/1.1 {status}\r\n{extra}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = client.write_all(text.as_bytes());
+}
+
+fn relay(mut client: TcpStream, target: &str, log: &Mutex<Vec<Seen>>, bend: Bend, expired: &Mutex<usize>) {
     let mut head = Vec::new();
     let mut buf = [0u8; 16 * 1024];
     let body_start = loop {
@@ -137,19 +155,32 @@ fn relay(mut client: TcpStream, target: &str, log: &Mutex<Vec<Seen>>, without_xe
         range: header("range"),
         status: 0,
     };
-    if without_xet && (path.contains("/xet-write-token/") || path.contains("/xet-read-token/")) {
-        let body = r#"{"error":"Repository not found"}"#;
-        let answer = format!(
-            "HTTP/1.1 404 Not Found\r\nX-Error-Code: RepoNotFound\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        );
-        let _ = client.write_all(answer.as_bytes());
-        seen.status = 404;
+    let is_range = path.starts_with("/xet/v1/xorb-ranges/");
+    let expire = is_range && {
+        let mut left = expired.lock().unwrap();
+        let hit = *left > 0;
+        *left = left.saturating_sub(1);
+        hit
+    };
+    let bent = if bend.without_xet && (path.contains("/xet-write-token/") || path.contains("/xet-read-token/")) {
+        answer(&mut client, "404 Not Found", "X-Error-Code: RepoNotFound\r\n");
+        Some(404)
+    } else if bend.only_v1 && path.starts_with("/xet/v2/reconstructions/") {
+        answer(&mut client, "404 Not Found", "");
+        Some(404)
+    } else if expire {
+        answer(&mut client, "403 Forbidden", "");
+        Some(403)
+    } else {
+        None
+    };
+    if let Some(status) = bent {
+        seen.status = status;
         log.lock().unwrap().push(seen);
         return;
     }
-    if path.starts_with("/xet/v1/xorb-ranges/") {
-        std::thread::sleep(std::time::Duration::from_millis(range_delay_ms));
+    if is_range {
+        std::thread::sleep(std::time::Duration::from_millis(bend.range_delay_ms));
     }
     let Ok(mut server) = TcpStream::connect(target) else { return };
     let rewritten: String = text
@@ -258,7 +289,7 @@ fn count(seen: &[Seen], method: &str, prefix: &str) -> usize {
 #[test]
 fn xet_upload_dedup_and_download() {
     let hub = Hub::start();
-    let proxy = Proxy::start(&hub, false);
+    let proxy = Proxy::start(&hub, Bend::default());
     let tmp = tempfile::tempdir().unwrap();
     let up = client(&proxy, &hub, &tmp.path().join("up"));
     create_repo(&up, "alice/xet");
@@ -356,7 +387,7 @@ fn a_hub_without_xet_gets_lfs_and_plain_downloads() {
     let data = weights(12 * 1024 * 1024 + 7, 4);
 
     // The token routes answer as on a hub that has none: LFS upload, HTTP download.
-    let no_xet = Proxy::start(&hub, true);
+    let no_xet = Proxy::start(&hub, Bend { without_xet: true, ..Bend::default() });
     let c = client(&no_xet, &hub, &tmp.path().join("a"));
     create_repo(&c, "alice/plain");
     let info = upload(&c, "alice/plain", tmp.path(), "w.bin", &data);
@@ -370,7 +401,7 @@ fn a_hub_without_xet_gets_lfs_and_plain_downloads() {
 
     // A Xet-backed file (other bytes: the same would resolve to the LFS object), its read
     // token refused: the hub streams it over /resolve instead.
-    let proxy = Proxy::start(&hub, false);
+    let proxy = Proxy::start(&hub, Bend::default());
     let data = weights(12 * 1024 * 1024 + 7, 8);
     assert!(upload(&client(&proxy, &hub, &tmp.path().join("c")), "alice/plain", tmp.path(), "x.bin", &data).xet.is_some());
     assert_eq!(download(&client(&no_xet, &hub, &tmp.path().join("d")), "alice/plain", "x.bin"), data);
@@ -399,7 +430,7 @@ fn a_hub_without_xet_gets_lfs_and_plain_downloads() {
 fn an_interrupted_xet_download_resumes() {
     let hub = Hub::start();
     // Slow ranges, so the download is surely cut part-way.
-    let proxy = Proxy::with_delay(&hub, false, 150);
+    let proxy = Proxy::start(&hub, Bend { range_delay_ms: 150, ..Bend::default() });
     let tmp = tempfile::tempdir().unwrap();
     let data = weights(9 * 1024 * 1024, 5);
     let up = client(&proxy, &hub, &tmp.path().join("up"));
@@ -441,6 +472,26 @@ fn an_interrupted_xet_download_resumes() {
     assert!(!parts.exists());
 }
 
+#[test]
+fn downloads_fall_back_to_v1_and_renew_expired_urls() {
+    let hub = Hub::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = weights(5 * 1024 * 1024 + 9, 9);
+    let proxy = Proxy::start(&hub, Bend::default());
+    let up = client(&proxy, &hub, &tmp.path().join("up"));
+    create_repo(&up, "alice/v1");
+    upload(&up, "alice/v1", tmp.path(), "w.bin", &data);
+
+    // A CAS with only /v1/reconstructions, and signed URLs that expire twice: the client asks
+    // v2 once, then v1, and asks again for fresh URLs after each 403.
+    let bent = Proxy::start(&hub, Bend { only_v1: true, expire_ranges: 2, ..Bend::default() });
+    assert_eq!(download(&client(&bent, &hub, &tmp.path().join("down")), "alice/v1", "w.bin"), data);
+    let seen = bent.take();
+    assert_eq!(count(&seen, "GET", "/xet/v2/reconstructions/"), 1, "{seen:#?}");
+    assert_eq!(count(&seen, "GET", "/xet/v1/reconstructions/"), 3, "{seen:#?}");
+    assert_eq!(seen.iter().filter(|s| s.path.starts_with("/xet/v1/xorb-ranges/") && s.status == 403).count(), 2);
+}
+
 fn python() -> PathBuf {
     let venv = std::env::var("HUB_CONFORMANCE_VENV")
         .map(PathBuf::from)
@@ -471,7 +522,7 @@ fn run_python(endpoint: &str, token: &str, home: &Path, code: &str) -> String {
 #[test]
 fn files_cross_between_hub_client_and_huggingface_hub_through_xet() {
     let hub = Hub::start();
-    let proxy = Proxy::start(&hub, false);
+    let proxy = Proxy::start(&hub, Bend::default());
     let tmp = tempfile::tempdir().unwrap();
     let py_home = tmp.path().join("py-home");
     // hub-client shares hf_xet's shard cache when pointed at the same HF_HOME.
