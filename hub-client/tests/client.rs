@@ -71,8 +71,15 @@ impl Hub {
         Hub { _dir: dir, process, url, token, other_token }
     }
 
+    /// Xet's shard cache goes beside the hub cache, not into the user's home.
     fn client(&self, cache: &Path) -> HubClient {
-        HubClient::builder().endpoint(&self.url).token(Some(self.token.clone())).cache_dir(cache).build().unwrap()
+        HubClient::builder()
+            .endpoint(&self.url)
+            .token(Some(self.token.clone()))
+            .cache_dir(cache)
+            .xet_cache_dir(cache.with_extension("xet"))
+            .build()
+            .unwrap()
     }
 }
 
@@ -253,12 +260,14 @@ fn cutting_proxy(target: String, limit: usize) -> String {
 async fn interrupted_downloads_resume() {
     let hub = Hub::start();
     let tmp = tempfile::tempdir().unwrap();
-    // Uploads of more than 8 MiB take the multipart transfer, parts in parallel.
+    // Uploads of more than 8 MiB take the LFS multipart transfer, parts in parallel (without
+    // Xet, which this hub would otherwise use); downloads are plain HTTP ranges.
     let client = HubClient::builder()
         .endpoint(&hub.url)
         .token(Some(hub.token.clone()))
         .cache_dir(tmp.path().join("up"))
         .single_put_limit(8 * 1024 * 1024)
+        .xet(false)
         .build()
         .unwrap();
     client.create_repo(RepoType::Model, "alice/big", false, false).await.unwrap();
