@@ -10,7 +10,7 @@ use futures::{StreamExt, TryStreamExt};
 use reqwest::header::{HeaderMap, CONTENT_LENGTH, CONTENT_RANGE, ETAG, RANGE};
 use reqwest::{Method, StatusCode};
 use sha2::{Digest, Sha256};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
@@ -292,23 +292,52 @@ impl Repo {
         cache.write_ref(&self.revision, &commit)?;
         std::fs::create_dir_all(cache.snapshot_dir(&commit))?;
         let at_commit = self.at(&commit);
-        futures::stream::iter(files)
-            .map(|s| {
-                let (repo, cache, commit) = (&at_commit, &cache, &commit);
+        // Xet hashes are in the tree listing (one request), as huggingface_hub's snapshot_download
+        // finds them; without them the files come over plain HTTP, which works too.
+        let missing_lfs =
+            files.iter().any(|s| s.lfs.is_some() && s.xet_hash.is_none() && !cache.snapshot_path(&commit, &s.rfilename).exists());
+        let xet_hashes: HashMap<String, String> = if self.client.inner.xet && missing_lfs {
+            at_commit.tree("", true).await.map(|t| t.into_iter().filter_map(|e| Some((e.path, e.xet_hash?))).collect()).unwrap_or_default()
+        } else {
+            HashMap::new()
+        };
+        // Files with the same content share a blob: one download each, the others linked after,
+        // so no two downloads write the same partial file.
+        let mut groups: Vec<Vec<crate::types::Sibling>> = Vec::new();
+        let mut by_blob: HashMap<String, usize> = HashMap::new();
+        for s in files {
+            let blob = s.lfs.as_ref().map(|l| l.sha256.clone()).or_else(|| s.blob_id.clone());
+            match blob.as_ref().and_then(|b| by_blob.get(b)) {
+                Some(&g) => groups[g].push(s),
+                None => {
+                    if let Some(b) = blob {
+                        by_blob.insert(b, groups.len());
+                    }
+                    groups.push(vec![s]);
+                }
+            }
+        }
+        futures::stream::iter(groups)
+            .map(|group| {
+                let (repo, cache, commit, xet_hashes) = (&at_commit, &cache, &commit, &xet_hashes);
                 async move {
-                    let meta = match (&s.lfs, &s.blob_id, s.size) {
-                        (Some(lfs), _, _) => {
-                            // A listed Xet hash saves the HEAD: the token route is known (huggingface_hub does the same).
-                            let xet = s.xet_hash.as_ref().filter(|h| is_sha256(h)).map(|h| XetFileData {
-                                hash: h.to_ascii_lowercase(),
-                                refresh_url: format!("{}/xet-read-token/{commit}", repo.api_url()),
-                            });
-                            FileMetadata { commit: commit.clone(), etag: lfs.sha256.clone(), size: lfs.size, xet }
-                        }
-                        (None, Some(blob), Some(size)) => FileMetadata { commit: commit.clone(), etag: blob.clone(), size, xet: None },
-                        _ => repo.file_metadata(&s.rfilename).await?,
-                    };
-                    repo.fetch(cache, &s.rfilename, &meta).await
+                    for s in group {
+                        let meta = match (&s.lfs, &s.blob_id, s.size) {
+                            (Some(lfs), _, _) => {
+                                // A listed Xet hash saves the HEAD: the token route is known (huggingface_hub does the same).
+                                let listed = s.xet_hash.as_ref().or_else(|| xet_hashes.get(&s.rfilename));
+                                let xet = listed.filter(|h| is_sha256(h)).map(|h| XetFileData {
+                                    hash: h.to_ascii_lowercase(),
+                                    refresh_url: format!("{}/xet-read-token/{commit}", repo.api_url()),
+                                });
+                                FileMetadata { commit: commit.clone(), etag: lfs.sha256.clone(), size: lfs.size, xet }
+                            }
+                            (None, Some(blob), Some(size)) => FileMetadata { commit: commit.clone(), etag: blob.clone(), size, xet: None },
+                            _ => repo.file_metadata(&s.rfilename).await?,
+                        };
+                        repo.fetch(cache, &s.rfilename, &meta).await?;
+                    }
+                    Ok::<_, HubError>(())
                 }
             })
             .buffer_unordered(self.client.inner.max_parallel_files)
@@ -469,4 +498,32 @@ async fn verify(partial: &Path, path: &str, meta: &FileMetadata, actual: &str) -
         return Err(HubError::HashMismatch { path: path.into(), expected: meta.etag.clone(), actual: actual.to_string() });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn xet_needs_both_the_hash_and_the_token_route() {
+        let hash = "ab".repeat(32);
+        let link = r#"<https://hub.example/api/models/a/b/xet-read-token/c0ffee>; rel="xet-auth", <https://hub.example/x?p=2>; rel="next""#;
+        let got = xet_file_data(&headers(&[("x-xet-hash", &hash), ("link", link)])).unwrap();
+        assert_eq!(got, XetFileData { hash: hash.clone(), refresh_url: "https://hub.example/api/models/a/b/xet-read-token/c0ffee".into() });
+        // The route may come in its own header, and a Link may list other relations only.
+        let route = headers(&[("x-xet-hash", &hash), ("link", "<https://h/n>; rel=\"next\""), ("x-xet-refresh-route", "https://h/r")]);
+        assert_eq!(xet_file_data(&route).unwrap().refresh_url, "https://h/r");
+        assert!(xet_file_data(&headers(&[("x-xet-hash", &hash)])).is_none(), "no token route: plain HTTP");
+        assert!(xet_file_data(&headers(&[("link", link)])).is_none(), "no hash: plain HTTP");
+        assert!(xet_file_data(&headers(&[("x-xet-hash", "abc"), ("link", link)])).is_none(), "not a hash");
+    }
 }

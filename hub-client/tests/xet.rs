@@ -378,6 +378,16 @@ fn xet_upload_dedup_and_download() {
     assert!(sent < first_sent / 5 && stats.new_bytes < 20 * (21_000 + 3 * 65_536), "sent {sent} of {first_sent}: {stats:?}");
     assert!(stats.dedup_hits >= 1);
     assert_eq!(download(&down, "alice/xet", "edited2.bin"), edited2);
+
+    // A snapshot finds the Xet hashes in the tree listing and downloads every file through Xet.
+    let snap_client = client(&proxy, &hub, &tmp.path().join("snap"));
+    let dir = rt.block_on(snap_client.model("alice/xet").snapshot(&[], &[])).unwrap();
+    assert_eq!(std::fs::read(dir.join("edited2.bin")).unwrap(), edited2);
+    assert_eq!(std::fs::read(dir.join("copy.bin")).unwrap(), original);
+    let seen = proxy.take();
+    let over_http: Vec<&str> = seen.iter().filter(|s| s.method == "GET" && s.path.contains("/resolve/")).map(|s| s.path.as_str()).collect();
+    assert!(over_http.iter().all(|p| p.ends_with("/.gitattributes")), "{over_http:?}");
+    assert!(count(&seen, "GET", "/api/models/alice/xet/xet-read-token/") >= 4);
 }
 
 #[test]
