@@ -12,8 +12,8 @@ pub struct Settings {
     #[arg(long, env = "HUB_DATABASE_URL", global = true)]
     pub database_url: Option<String>,
 
-    /// LFS object storage: file:///PATH or s3://BUCKET with the standard AWS_* variables
-    /// (default: DATA_DIR/objects).
+    /// Object storage (LFS objects, xorbs, shards): file:///PATH, or s3://BUCKET[/PREFIX] with the
+    /// standard AWS_* variables (default: DATA_DIR/objects).
     #[arg(long, env = "HUB_STORAGE_URL", global = true)]
     pub storage_url: Option<String>,
 

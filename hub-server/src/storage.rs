@@ -47,6 +47,9 @@ pub struct Storage {
     url: String,
     /// SHA-256 of local multipart uploads so far, while their parts arrive in order.
     running: Arc<std::sync::Mutex<HashMap<String, RunningHash>>>,
+    /// Key prefix within the bucket (`s3://bucket/prefix`); `store` applies it itself, the
+    /// native multipart calls get it from `native_path`.
+    prefix: String,
 }
 
 /// The hash of parts 1..next of an upload; poisoned once a part arrives out of order.
@@ -180,20 +183,38 @@ impl Storage {
         let root = root.canonicalize()?;
         let store = LocalFileSystem::new_with_prefix(&root)?;
         let url = format!("file://{}", root.display());
-        Ok(Storage { store: Arc::new(store), native_multipart: None, local_root: Some(root), url, running: Default::default() })
+        Ok(Storage {
+            store: Arc::new(store),
+            native_multipart: None,
+            local_root: Some(root),
+            url,
+            running: Default::default(),
+            prefix: String::new(),
+        })
     }
 
     /// `s3://bucket`, configured by the standard `AWS_*` variables (endpoint, region, keys,
     /// `AWS_ALLOW_HTTP`, `AWS_VIRTUAL_HOSTED_STYLE_REQUEST`; path-style by default).
-    pub fn s3(bucket: &str) -> anyhow::Result<Storage> {
+    /// Under `prefix` (may be empty), so several hubs (or test runs) can share one bucket.
+    pub fn s3(bucket: &str, prefix: &str) -> anyhow::Result<Storage> {
         let s3 = Arc::new(AmazonS3Builder::from_env().with_bucket_name(bucket).build()?);
-        Ok(Storage {
-            store: s3.clone(),
-            native_multipart: Some(s3),
-            local_root: None,
-            url: format!("s3://{bucket}"),
-            running: Default::default(),
-        })
+        let prefix = prefix.trim_matches('/').to_string();
+        let store: Arc<dyn ObjectStore> = if prefix.is_empty() {
+            s3.clone()
+        } else {
+            Arc::new(object_store::prefix::PrefixStore::new(s3.clone() as Arc<dyn ObjectStore>, prefix.as_str()))
+        };
+        let url = if prefix.is_empty() { format!("s3://{bucket}") } else { format!("s3://{bucket}/{prefix}") };
+        Ok(Storage { store, native_multipart: Some(s3), local_root: None, url, running: Default::default(), prefix })
+    }
+
+    /// A key as the native multipart API (which bypasses the prefix) must see it.
+    fn native_path(&self, key: &StorePath) -> StorePath {
+        if self.prefix.is_empty() {
+            key.clone()
+        } else {
+            StorePath::from(format!("{}/{key}", self.prefix))
+        }
     }
 
     /// The storage a `HUB_STORAGE_URL` names (`file:///path`, `s3://bucket`), or local disk
@@ -203,11 +224,11 @@ impl Storage {
             None => Storage::local(default_root),
             Some(u) if u.starts_with("file://") => Storage::local(PathBuf::from(&u["file://".len()..])),
             Some(u) if u.starts_with("s3://") => {
-                let bucket = &u["s3://".len()..];
-                if bucket.is_empty() || bucket.contains('/') {
-                    anyhow::bail!("HUB_STORAGE_URL must be s3://BUCKET (no path); got {u:?}");
+                let (bucket, prefix) = u["s3://".len()..].split_once('/').unwrap_or((&u["s3://".len()..], ""));
+                if bucket.is_empty() || prefix.split('/').any(|p| p == "." || p == "..") {
+                    anyhow::bail!("HUB_STORAGE_URL must be s3://BUCKET or s3://BUCKET/PREFIX; got {u:?}");
                 }
-                Storage::s3(bucket)
+                Storage::s3(bucket, prefix)
             }
             Some(u) => anyhow::bail!("unsupported HUB_STORAGE_URL {u:?}: use file:///path or s3://bucket"),
         }
@@ -342,7 +363,7 @@ impl Storage {
         let key = uuid::Uuid::new_v4().simple().to_string();
         match &self.native_multipart {
             Some(mp) => {
-                let id = mp.create_multipart(&native_key(&key)).await?;
+                let id = mp.create_multipart(&self.native_path(&native_key(&key))).await?;
                 Ok(format!("{key}-{}", hex::encode(id.as_bytes())))
             }
             None => Ok(key),
@@ -373,7 +394,9 @@ impl Storage {
                     return Err(PutError::SizeMismatch { expected: size, actual: buf.len() as u64 });
                 }
                 let id = id.clone();
-                let part_id = mp.put_part(&native_key(&upload.key), &id, part as usize - 1, PutPayload::from(buf.freeze())).await?;
+                let part_id = mp
+                    .put_part(&self.native_path(&native_key(&upload.key)), &id, part as usize - 1, PutPayload::from(buf.freeze()))
+                    .await?;
                 Ok(part_id.content_id)
             }
             (_, None, Some(root)) => self.put_local_part(root, &upload.key, part, offset, size, total, body).await,
@@ -480,7 +503,7 @@ impl Storage {
                 let tmp = native_key(&upload.key);
                 let parts = etags.into_iter().map(|content_id| PartId { content_id }).collect();
                 // Not aborted on failure: the client may still upload missing parts and retry.
-                if let Err(e) = mp.complete_multipart(&tmp, &id.clone(), parts).await {
+                if let Err(e) = mp.complete_multipart(&self.native_path(&tmp), &id.clone(), parts).await {
                     return Err(PutError::Parts(format!("parts were not uploaded or their ETags do not match: {e}")));
                 }
                 let result = self.publish_from(&tmp, oid, expected_size).await;

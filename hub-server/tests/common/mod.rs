@@ -126,7 +126,8 @@ impl TestHub {
         let url = format!("{admin}{sep}options=-c%20search_path%3D{schema}");
         let dir = tempfile::tempdir().unwrap();
         // With an S3 server at hand (the test command starts Garage), this is the production pair.
-        let storage = std::env::var("HUB_TEST_S3_BUCKET").ok().map(|b| format!("s3://{b}"));
+        // Under its own prefix: hubs share the bucket, and garbage collection must only see its own.
+        let storage = std::env::var("HUB_TEST_S3_BUCKET").ok().map(|b| format!("s3://{b}/{schema}"));
         Self::with_settings(dir, Some(url), storage, Some((admin, schema))).await
     }
 

@@ -49,7 +49,7 @@ def replicas(tmp_path):
         **os.environ,
         "HUB_DATA_DIR": str(tmp_path / "shared"),
         "HUB_DATABASE_URL": f"{PG}?options=-c%20search_path%3D{schema}",
-        "HUB_STORAGE_URL": f"s3://{BUCKET}",
+        "HUB_STORAGE_URL": f"s3://{BUCKET}/{schema}",
         "RUST_LOG": "warn",
     }
     subprocess.run([BIN, "user", "create", "alice"], env=env, check=True, capture_output=True)
