@@ -85,6 +85,8 @@ struct Bend {
     expire_ranges: usize,
     /// Hold each xorb range request this long.
     range_delay_ms: u64,
+    /// Refuse shard uploads (400), as a CAS does when a referenced xorb is gone.
+    refuse_shards: bool,
 }
 
 /// An HTTP/1.1 relay in front of the hub that records every request (forcing one request per
@@ -168,6 +170,9 @@ fn relay(mut client: TcpStream, target: &str, log: &Mutex<Vec<Seen>>, bend: Bend
     } else if bend.only_v1 && path.starts_with("/xet/v2/reconstructions/") {
         answer(&mut client, "404 Not Found", "");
         Some(404)
+    } else if bend.refuse_shards && path == "/xet/v1/shards" {
+        answer(&mut client, "400 Bad Request", "");
+        Some(400)
     } else if expire {
         answer(&mut client, "403 Forbidden", "");
         Some(403)
@@ -480,6 +485,42 @@ fn an_interrupted_xet_download_resumes() {
         assert!(!asked.iter().any(|r| r.starts_with(&format!("bytes={start}-"))), "block {i} fetched again");
     }
     assert!(!parts.exists());
+}
+
+#[test]
+fn a_refused_shard_clears_the_shard_cache() {
+    let hub = Hub::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let proxy = Proxy::start(&hub, Bend::default());
+    let c = client(&proxy, &hub, &tmp.path().join("c"));
+    create_repo(&c, "alice/heal");
+    upload(&c, "alice/heal", tmp.path(), "a.bin", &weights(3_000_000, 10));
+    let first_cache = std::fs::read_dir(tmp.path().join("c/xet")).unwrap().next().unwrap().unwrap().path().join("shard-cache");
+    assert!(std::fs::read_dir(&first_cache).unwrap().count() >= 1, "the upload's shard is cached");
+
+    // The CAS refuses the next shard: the error says what happened and what to do, and the
+    // cache that may hold a stale promise is gone. (Another proxy is another CAS URL, hence
+    // another cache directory, named as hf_xet names it: filled here with the same shards.)
+    let refusing = Proxy::start(&hub, Bend { refuse_shards: true, ..Bend::default() });
+    let cas_url = format!("{}/xet", refusing.url);
+    let prefix: String = cas_url.chars().take(16).map(|c| if c.is_alphanumeric() { c } else { '_' }).collect();
+    let hash = xet_core_structures::merklehash::compute_data_hash(cas_url.as_bytes()).base64();
+    let cache = tmp.path().join("c/xet").join(format!("{prefix}-{}", &hash[..16])).join("shard-cache");
+    std::fs::create_dir_all(&cache).unwrap();
+    for e in std::fs::read_dir(&first_cache).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, cache.join(p.file_name().unwrap())).unwrap();
+    }
+    let c2 = client(&refusing, &hub, &tmp.path().join("c"));
+    let local = tmp.path().join("b.bin");
+    std::fs::write(&local, weights(2_000_000, 11)).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let err = rt
+        .block_on(c2.model("alice/heal").upload_files(vec![UploadFile { local, path_in_repo: "b.bin".into() }], &[], "b", None))
+        .unwrap_err();
+    assert!(matches!(&err, hub_client::HubError::Http { status: 400, message, .. } if message.contains("retry")), "{err}");
+    assert!(!cache.exists());
+    assert!(upload(&c, "alice/heal", tmp.path(), "b.bin", &weights(2_000_000, 11)).xet.is_some());
 }
 
 #[test]

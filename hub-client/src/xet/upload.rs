@@ -336,6 +336,20 @@ impl Session<'_> {
             let body = Bytes::from(shard::upload_form(&full)?);
             self.stats.shard_bytes += body.len() as u64;
             let resp = self.cas.send(Method::POST, "/v1/shards", Some(body), None).await?;
+            if resp.status() == StatusCode::BAD_REQUEST {
+                // Most likely a xorb the shard cache vouched for is gone from the CAS (collected):
+                // forget the cache, so that a retry sends those chunks again.
+                let _ = std::fs::remove_dir_all(&self.cache.dir);
+                let url = resp.url().to_string();
+                let body = resp.text().await.unwrap_or_default();
+                return Err(HubError::Http {
+                    status: 400,
+                    url,
+                    message: format!(
+                        "the CAS refused the upload's shard ({body}); the local Xet shard cache was cleared: retry the upload"
+                    ),
+                });
+            }
             let resp = check(resp, &self.repo.ctx("")).await?;
             resp.json::<ShardUploadResponse>().await.map_err(|e| protocol_error(format!("shard upload answer: {e}")))?;
             // Only the cache is lost if this fails.
