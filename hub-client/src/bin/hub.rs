@@ -267,6 +267,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if !info.ignored.is_empty() {
                 say(format!("skipped (.gitignore): {}", info.ignored.join(", ")));
             }
+            if let Some(x) = &info.xet {
+                say(format!(
+                    "Xet: {} of {} already on the hub, {} sent",
+                    indicatif::HumanBytes(x.deduplicated_bytes),
+                    indicatif::HumanBytes(x.bytes),
+                    indicatif::HumanBytes(x.xorb_bytes + x.shard_bytes)
+                ));
+            }
             println!("{}", info.url);
         }
         Command::Repo(RepoCommand::Create { repo, private, exist_ok }) => {
