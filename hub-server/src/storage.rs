@@ -43,8 +43,6 @@ pub struct Storage {
     native_multipart: Option<Arc<dyn MultipartStore>>,
     /// Root directory when the store is local disk (for sweeping abandoned staging files).
     local_root: Option<PathBuf>,
-    /// The `HUB_STORAGE_URL` that opens this same storage (for git hooks), absolute.
-    url: String,
     /// SHA-256 of local multipart uploads so far, while their parts arrive in order.
     running: Arc<std::sync::Mutex<HashMap<String, RunningHash>>>,
     /// Key prefix within the bucket (`s3://bucket/prefix`); `store` applies it itself, the
@@ -182,12 +180,10 @@ impl Storage {
         std::fs::create_dir_all(&root)?;
         let root = root.canonicalize()?;
         let store = LocalFileSystem::new_with_prefix(&root)?;
-        let url = format!("file://{}", root.display());
         Ok(Storage {
             store: Arc::new(store),
             native_multipart: None,
             local_root: Some(root),
-            url,
             running: Default::default(),
             prefix: String::new(),
         })
@@ -204,8 +200,7 @@ impl Storage {
         } else {
             Arc::new(object_store::prefix::PrefixStore::new(s3.clone() as Arc<dyn ObjectStore>, prefix.as_str()))
         };
-        let url = if prefix.is_empty() { format!("s3://{bucket}") } else { format!("s3://{bucket}/{prefix}") };
-        Ok(Storage { store, native_multipart: Some(s3), local_root: None, url, running: Default::default(), prefix })
+        Ok(Storage { store, native_multipart: Some(s3), local_root: None, running: Default::default(), prefix })
     }
 
     /// A key as the native multipart API (which bypasses the prefix) must see it.
@@ -232,10 +227,6 @@ impl Storage {
             }
             Some(u) => anyhow::bail!("unsupported HUB_STORAGE_URL {u:?}: use file:///path or s3://bucket"),
         }
-    }
-
-    pub fn url(&self) -> &str {
-        &self.url
     }
 
     /// Removes staging files that a crash left behind on local disk (uploads in flight are
