@@ -5,6 +5,7 @@
 
 use bytes::{Buf, Bytes, BytesMut};
 use xet_core_structures::merklehash::{compute_data_hash, MerkleHash};
+use xet_core_structures::xorb_object::byte_grouping::bg4::bg4_regroup;
 use xet_core_structures::xorb_object::{parse_chunk_header, CompressionScheme, XORB_CHUNK_HEADER_LENGTH};
 
 /// hf_xet's limits: chunks unpack to at most 128 KiB; stored forms are at most twice that.
@@ -91,35 +92,28 @@ impl ChunkReader {
 /// Decompresses into at most `size` bytes: a frame that would unpack to more (a bomb) stops at
 /// the limit instead of growing memory.
 fn unpack(scheme: CompressionScheme, stored: &[u8], size: u32) -> Result<Vec<u8>, String> {
+    use std::io::Read;
     if scheme == CompressionScheme::None {
         if stored.len() != size as usize {
             return Err(format!("an uncompressed chunk of {} bytes claims {size}", stored.len()));
         }
         return Ok(stored.to_vec());
     }
-    let mut out = Bounded { data: Vec::with_capacity(size as usize), limit: size as usize };
-    scheme.decompress_from_reader(&mut &stored[..], &mut out).map_err(|e| format!("does not decompress: {e}"))?;
-    if out.data.len() != size as usize {
-        return Err(format!("unpacks to {} bytes, not the {size} its header states", out.data.len()));
+    let mut out = Vec::with_capacity(size as usize);
+    lz4_flex::frame::FrameDecoder::new(stored)
+        .take(size as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| format!("does not decompress: {e}"))?;
+    if out.len() != size as usize {
+        return Err(format!(
+            "unpacks to {}{} bytes, not the {size} its header states",
+            out.len(),
+            if out.len() > size as usize { "+" } else { "" }
+        ));
     }
-    Ok(out.data)
-}
-
-struct Bounded {
-    data: Vec<u8>,
-    limit: usize,
-}
-
-impl std::io::Write for Bounded {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if self.data.len() + buf.len() > self.limit {
-            return Err(std::io::Error::other("chunk unpacks to more than its stated size"));
-        }
-        self.data.extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
+    match scheme {
+        CompressionScheme::ByteGrouping4LZ4 => Ok(bg4_regroup(&out)),
+        _ => Ok(out),
     }
 }
 
@@ -157,6 +151,24 @@ mod tests {
             }
             r.finish().unwrap();
             assert_eq!(got, vec![a.clone(), b.clone(), b.clone()], "split {split}");
+        }
+    }
+
+    #[test]
+    fn a_frame_that_unpacks_past_its_stated_size_stops_at_it() {
+        // 8 MiB of zeros compress to a few KiB; the header claims 1000 bytes.
+        let frame = xet_core_structures::xorb_object::lz4_compress_from_slice(&vec![0u8; 8 << 20]).unwrap();
+        let mut body = vec![0u8];
+        body.extend_from_slice(&(frame.len() as u32).to_le_bytes()[..3]);
+        body.push(CompressionScheme::LZ4 as u8);
+        body.extend_from_slice(&1000u32.to_le_bytes()[..3]);
+        body.extend_from_slice(&frame);
+        let mut r = ChunkReader::default();
+        r.push(&body);
+        match r.next_chunk() {
+            Err(ChunkError::Invalid { message, .. }) => assert!(message.contains("1001+ bytes"), "{message}"),
+            Ok(_) => panic!("a bomb was accepted"),
+            Err(e) => panic!("{e}"),
         }
     }
 
