@@ -1,5 +1,8 @@
 //! hub-client: `from_pretrained` for Rust. Downloads into (and reads from) the same cache as
-//! huggingface_hub, so Python and Rust share one copy; uploads like `upload_folder`.
+//! huggingface_hub, so Python and Rust share one copy; uploads like `upload_folder`. Large files
+//! travel through Xet where the hub offers it (deduplicated against earlier uploads, sharing
+//! hf_xet's shard cache), through LFS and plain HTTP where it does not, or with
+//! `HF_HUB_DISABLE_XET=1` / [`HubClientBuilder::xet`]`(false)`.
 //!
 //! ```no_run
 //! # async fn demo() -> hub_client::Result<()> {

@@ -488,6 +488,42 @@ fn an_interrupted_xet_download_resumes() {
 }
 
 #[test]
+fn the_cli_uploads_through_xet_unless_hf_hub_disable_xet() {
+    let hub = Hub::start();
+    let proxy = Proxy::start(&hub, Bend::default());
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("w.bin");
+    std::fs::write(&file, weights(3_000_000, 12)).unwrap();
+    let hub_cli = |disable: Option<&str>, repo: &str| {
+        let mut cmd = Command::new(sibling_binary("hub"));
+        cmd.args(["upload", repo, file.to_str().unwrap()])
+            .env("HF_ENDPOINT", &proxy.url)
+            .env("HF_TOKEN", &hub.token)
+            .env("HF_HOME", tmp.path().join("home"))
+            .env_remove("HF_HUB_CACHE")
+            .env_remove("HF_XET_CACHE")
+            .env_remove("HF_HUB_DISABLE_XET");
+        if let Some(v) = disable {
+            cmd.env("HF_HUB_DISABLE_XET", v);
+        }
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let said = hub_cli(None, "alice/cli-xet");
+    assert!(said.contains("Xet: 0 B of 2.86 MiB already on the hub"), "{said}");
+    let seen = proxy.take();
+    assert_eq!(count(&seen, "POST", "/xet/v1/shards"), 1);
+    assert!(tmp.path().join("home/xet").is_dir(), "hf_xet's cache place under HF_HOME");
+
+    let said = hub_cli(Some("1"), "alice/cli-lfs");
+    assert!(!said.contains("Xet"), "{said}");
+    let seen = proxy.take();
+    assert!(seen.iter().all(|s| !s.path.contains("xet")), "{seen:#?}");
+    assert_eq!(count(&seen, "POST", "/alice/cli-lfs.git/info/lfs/objects/batch"), 1);
+}
+
+#[test]
 fn a_refused_shard_clears_the_shard_cache() {
     let hub = Hub::start();
     let tmp = tempfile::tempdir().unwrap();
