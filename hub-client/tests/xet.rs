@@ -524,6 +524,22 @@ fn the_cli_uploads_through_xet_unless_hf_hub_disable_xet() {
 }
 
 #[test]
+fn a_file_larger_than_a_xorb_spans_several() {
+    let hub = Hub::start();
+    let proxy = Proxy::start(&hub, Bend::default());
+    let tmp = tempfile::tempdir().unwrap();
+    let c = client(&proxy, &hub, &tmp.path().join("c"));
+    create_repo(&c, "alice/big");
+    // Incompressible and over 64 MiB: the xorb is sealed mid-file and the next one opened.
+    let data = random_bytes(70 * 1024 * 1024, 13);
+    let stats = upload(&c, "alice/big", tmp.path(), "big.bin", &data).xet.unwrap();
+    let (n, sent) = xorb_bytes(&proxy.take());
+    assert_eq!((n, stats.xorbs), (2, 2));
+    assert!(sent > data.len() as u64, "raw chunks carry their headers: {sent}");
+    assert_eq!(download(&client(&proxy, &hub, &tmp.path().join("d")), "alice/big", "big.bin"), data);
+}
+
+#[test]
 fn a_refused_shard_clears_the_shard_cache() {
     let hub = Hub::start();
     let tmp = tempfile::tempdir().unwrap();
