@@ -10,8 +10,6 @@ use axum::http::{Method, Request, StatusCode};
 use common::xet::{data, shard, split, TestFile, TestTerm, TestXorb};
 use common::*;
 use serde_json::{json, Value};
-use std::path::Path;
-use std::process::Command;
 
 fn local(url: &str) -> String {
     url.strip_prefix("http://hub.test").unwrap_or_else(|| panic!("{url} is not on the hub's URL")).to_string()
@@ -188,23 +186,6 @@ async fn deleted_and_reprivatised_repos_stop_sharing(hub: TestHub) {
     commit_as(&hub, &again, &hub.alice, &[header_line("c"), lfs_line("w.bin", &oid, bytes.len())])
         .await
         .assert_client_error("is not stored");
-}
-
-/// Runs git with an isolated HOME.
-fn git(home: &Path, cwd: &Path, args: &[&str]) -> (bool, String) {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(cwd)
-        .env("HOME", home)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .env("GIT_AUTHOR_NAME", "T")
-        .env("GIT_AUTHOR_EMAIL", "t@example.org")
-        .env("GIT_COMMITTER_NAME", "T")
-        .env("GIT_COMMITTER_EMAIL", "t@example.org")
-        .output()
-        .expect("git must be installed");
-    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
 }
 
 /// Pushes a commit holding a pointer file to `repo` as `user`; returns (accepted, output).

@@ -6,25 +6,7 @@ mod common;
 use axum::http::StatusCode;
 use common::*;
 use serde_json::json;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-/// Runs git with an isolated HOME; returns (success, stdout + stderr).
-fn git(home: &Path, cwd: &Path, args: &[&str]) -> (bool, String) {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(cwd)
-        .env("HOME", home)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .env("GIT_AUTHOR_NAME", "Tester")
-        .env("GIT_AUTHOR_EMAIL", "tester@example.org")
-        .env("GIT_COMMITTER_NAME", "Tester")
-        .env("GIT_COMMITTER_EMAIL", "tester@example.org")
-        .output()
-        .expect("git must be installed");
-    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
-}
+use std::path::PathBuf;
 
 struct Workspace {
     _tmp: tempfile::TempDir,

@@ -104,6 +104,21 @@ pub fn decode_terms(blob: &[u8]) -> Option<Vec<Term>> {
         .collect()
 }
 
+/// The terms of a file that hold some of its bytes `[first, last]`.
+pub fn overlapping(terms: &[Term], first: u64, last: u64) -> impl Iterator<Item = &Term> {
+    let mut pos = 0u64;
+    terms
+        .iter()
+        .map(move |t| {
+            let start = pos;
+            pos += t.unpacked as u64;
+            (start, pos, t)
+        })
+        .skip_while(move |(_, end, _)| *end <= first)
+        .take_while(move |(start, _, _)| *start <= last)
+        .map(|(_, _, t)| t)
+}
+
 /// The terms that cover bytes `[first, last]` of a file, trimmed to whole chunks: leading chunks
 /// that end before `first` and trailing chunks that start after `last` are dropped. The first
 /// term's bytes start `offset` bytes before `first`; only the last term may run past `last`.

@@ -1,7 +1,7 @@
 //! Reconstructions (`GET /v{1,2}/reconstructions/{file}`): which chunk ranges of which xorbs
 //! make up a byte range of a file, and the stored bytes to fetch for them.
 
-use super::layout::{decode_terms, plan_range, RangePlan, Term, XorbLayout};
+use super::layout::{decode_terms, overlapping, plan_range, RangePlan, Term, XorbLayout};
 use crate::app::AppState;
 use crate::db::XetFileRow;
 use crate::error::{ApiError, ApiResult};
@@ -31,19 +31,7 @@ pub(super) type Layouts = HashMap<MerkleHash, Arc<XorbLayout>>;
 pub(super) async fn plan_with_layouts(state: &AppState, file: &XetFileRow, first: u64, last: u64) -> ApiResult<(RangePlan, Layouts)> {
     let corrupt = || ApiError::internal(format!("the stored terms of Xet file {} are corrupt", file.file_hash));
     let terms = decode_terms(&file.terms).ok_or_else(corrupt)?;
-    let mut needed = HashSet::new();
-    let mut pos = 0u64;
-    for t in &terms {
-        let (start, end) = (pos, pos + t.unpacked as u64);
-        pos = end;
-        if end <= first {
-            continue;
-        }
-        if start > last {
-            break;
-        }
-        needed.insert(t.xorb);
-    }
+    let needed: HashSet<MerkleHash> = overlapping(&terms, first, last).map(|t| t.xorb).collect();
     let mut layouts = Layouts::new();
     for hash in needed {
         let layout = super::layout(state, &hash)
