@@ -647,6 +647,19 @@ fn files_cross_between_hub_client_and_huggingface_hub_through_xet() {
     assert_eq!(std::fs::read(path).unwrap(), ours);
     assert!(count(&proxy.take(), "GET", "/xet/v2/reconstructions/") >= 1, "Python went through Xet");
 
+    // hf_xet reads the shard hub-client left in the shared cache: the same bytes again send
+    // nothing, and it asks the CAS nothing either.
+    std::fs::write(tmp.path().join("ours-again.bin"), &ours).unwrap();
+    let code = format!(
+        "from huggingface_hub import HfApi\nHfApi().upload_file(path_or_fileobj={:?}, path_in_repo='ours-again.bin', repo_id='alice/both')",
+        tmp.path().join("ours-again.bin").to_str().unwrap()
+    );
+    run_python(&proxy.url, &hub.token, &py_home, &code);
+    let seen = proxy.take();
+    assert_eq!(xorb_bytes(&seen), (0, 0));
+    assert_eq!(count(&seen, "GET", "/xet/v1/chunks/"), 0, "{seen:#?}");
+    assert_eq!(count(&seen, "POST", "/xet/v1/shards"), 1);
+
     // huggingface_hub uploads through Xet; hub-client downloads through Xet.
     let theirs = weights(7 * 1024 * 1024 + 3, 7);
     std::fs::write(tmp.path().join("theirs.bin"), &theirs).unwrap();
@@ -660,9 +673,11 @@ fn files_cross_between_hub_client_and_huggingface_hub_through_xet() {
     assert_eq!(download(&fresh, "alice/both", "theirs.bin"), theirs);
     assert!(count(&proxy.take(), "GET", "/xet/v2/reconstructions/") >= 1);
 
-    // The same bytes again from hub-client: hf_xet's shard cache already knows every chunk.
+    // The same bytes again from hub-client: hf_xet's shard cache already knows every chunk (so
+    // not even the CAS is asked).
     let stats = upload(&c, "alice/both", tmp.path(), "theirs-again.bin", &theirs).xet.unwrap();
     assert_eq!(xorb_bytes(&proxy.take()), (0, 0), "{stats:?}");
+    assert_eq!(stats.dedup_queries, 0, "{stats:?}");
     let code = "from huggingface_hub import hf_hub_download\nprint(hf_hub_download('alice/both', 'theirs-again.bin'))";
     assert_eq!(std::fs::read(run_python(&proxy.url, &hub.token, &py_home, code)).unwrap(), theirs);
 }
