@@ -125,6 +125,9 @@ pub async fn parse_body(state: &AppState, caller: &Caller, repo: &RepoRow, body:
     let mut header: Option<CommitHeader> = None;
     let mut ops = Vec::new();
     let mut finished = false;
+    // How far `buf` is known to hold no newline: each byte is scanned once, however many
+    // chunks a long line arrives in.
+    let mut scanned = 0usize;
     while !finished {
         let chunk = match stream.next().await {
             Some(Ok(c)) => c,
@@ -142,19 +145,33 @@ pub async fn parse_body(state: &AppState, caller: &Caller, repo: &RepoRow, body:
         }
         buf.extend_from_slice(&chunk);
         loop {
-            let line = match buf.iter().position(|b| *b == b'\n') {
-                Some(i) => buf.split_to(i + 1).freeze(),
+            let line = match buf[scanned..].iter().position(|b| *b == b'\n') {
+                Some(i) => buf.split_to(scanned + i + 1).freeze(),
                 None if finished && !buf.is_empty() => buf.split().freeze(),
-                None => break,
+                None => {
+                    scanned = buf.len();
+                    break;
+                }
             };
+            scanned = 0;
             line_no += 1;
             let text = line.strip_suffix(b"\n").unwrap_or(&line);
             let text = text.strip_suffix(b"\r").unwrap_or(text);
             if text.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            let parsed: Line = serde_json::from_slice(text)
-                .map_err(|e| ApiError::bad_request(format!("line {line_no}: not a JSON object with \"key\" and \"value\": {e}")))?;
+            let n = line_no;
+            let parse = move |text: &[u8]| {
+                serde_json::from_slice::<Line>(text)
+                    .map_err(|e| ApiError::bad_request(format!("line {n}: not a JSON object with \"key\" and \"value\": {e}")))
+            };
+            // A long line (inline content) is parsed off the async threads.
+            let parsed: Line = if text.len() > 1024 * 1024 {
+                let owned = line.slice_ref(text);
+                tokio::task::spawn_blocking(move || parse(&owned)).await??
+            } else {
+                parse(text)?
+            };
             drop(line);
             match (parsed.key.as_str(), &header) {
                 ("header", None) => {

@@ -112,8 +112,10 @@ impl IntoResponse for ApiError {
         }
         let mut resp = (self.status, axum::Json(body)).into_response();
         let h = resp.headers_mut();
-        if let Some(code) = self.code {
-            h.insert("x-error-code", HeaderValue::from_static(code.as_str()));
+        // The specific code clients branch on, else one named after the status (`BadRequest`).
+        let code = self.code.map(|c| c.as_str().to_string()).unwrap_or_else(|| status_code_name(self.status));
+        if let Ok(v) = HeaderValue::from_str(&code) {
+            h.insert("x-error-code", v);
         }
         // Header values must be visible ASCII; fall back to a generic message otherwise.
         let msg: String = self.message.chars().map(|c| if c.is_ascii() && !c.is_ascii_control() { c } else { '?' }).collect();
@@ -132,6 +134,38 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// `Payload Too Large` → `PayloadTooLarge`.
+pub fn status_code_name(status: StatusCode) -> String {
+    status.canonical_reason().unwrap_or("Error").split(|c: char| !c.is_ascii_alphanumeric()).filter(|w| !w.is_empty()).collect()
+}
+
+/// Turns the plain-text errors axum answers by itself (a path that does not parse, a method a
+/// route does not take, a body over a limit) into the Hub's JSON errors; HTML error pages of the
+/// web UI and successful answers pass unchanged.
+pub async fn json_errors(resp: Response) -> Response {
+    let status = resp.status();
+    if !(status.is_client_error() || status.is_server_error()) || resp.headers().contains_key("x-error-code") {
+        return resp;
+    }
+    let kind = resp.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    if !(kind.is_empty() || kind.starts_with("text/plain")) {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let text = axum::body::to_bytes(body, 64 * 1024).await.map(|b| String::from_utf8_lossy(&b).trim().to_string()).unwrap_or_default();
+    let message = if text.is_empty() { status.canonical_reason().unwrap_or("Error").to_string() } else { text };
+    let mut e = ApiError::new(status, message);
+    for (name, value) in parts.headers.iter() {
+        // Keep what the answer said besides its body (Allow on a 405, a challenge on a 401).
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            if let Ok(v) = value.to_str() {
+                e = e.with_header(name.clone(), v);
+            }
+        }
+    }
+    e.into_response()
+}
+
 macro_rules! internal_from {
     ($($t:ty),*) => {$(
         impl From<$t> for ApiError {
@@ -140,3 +174,13 @@ macro_rules! internal_from {
     )*};
 }
 internal_from!(sqlx::Error, git2::Error, object_store::Error, std::io::Error, tokio::task::JoinError, anyhow::Error);
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn status_names_are_pascal_case() {
+        assert_eq!(super::status_code_name(axum::http::StatusCode::PAYLOAD_TOO_LARGE), "PayloadTooLarge");
+        assert_eq!(super::status_code_name(axum::http::StatusCode::RANGE_NOT_SATISFIABLE), "RangeNotSatisfiable");
+        assert_eq!(super::status_code_name(axum::http::StatusCode::BAD_REQUEST), "BadRequest");
+    }
+}

@@ -73,6 +73,10 @@ impl RepoName {
     }
 }
 
+/// Directory levels a repo path may have (git trees are walked recursively in places; real
+/// repos are a handful deep).
+pub const MAX_PATH_DEPTH: usize = 128;
+
 /// Validates a repo-relative file path from a commit or upload. Returns it unchanged.
 pub fn validate_repo_path(path: &str) -> ApiResult<&str> {
     let bad = |why: &str| Err(ApiError::bad_request(format!("invalid path {path:?}: {why}")));
@@ -87,6 +91,12 @@ pub fn validate_repo_path(path: &str) -> ApiResult<&str> {
     }
     if path.contains('\0') {
         return bad("it contains a NUL byte");
+    }
+    if path.chars().any(char::is_control) {
+        return bad("it contains a control character");
+    }
+    if path.split('/').count() > MAX_PATH_DEPTH {
+        return bad(&format!("it is nested deeper than {MAX_PATH_DEPTH} directories"));
     }
     if path.contains('\\') {
         return bad("use '/' as the separator, not '\\'");
@@ -124,7 +134,8 @@ mod tests {
         for ok in ["a", "a/b.txt", "sub dir/big.bin", ".gitattributes", "x/.gitignore"] {
             assert!(validate_repo_path(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "/a", "a//b", "a/", "../a", "a/./b", ".git/config", "a/.git/x", "a\0b", "a\\b"] {
+        let deep = vec!["d"; MAX_PATH_DEPTH + 1].join("/");
+        for bad in ["", "/a", "a//b", "a/", "../a", "a/./b", ".git/config", "a/.git/x", "a\0b", "a\\b", "a\nb", "a\rb", &deep] {
             assert!(validate_repo_path(bad).is_err(), "{bad:?}");
         }
     }

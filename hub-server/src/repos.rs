@@ -49,7 +49,8 @@ fn moved_location(uri: &Uri, old: &RepoName, new: &RepoName) -> String {
         }
         start = at + 1;
     }
-    let mut location = out.unwrap_or_else(|| format!("/{}", new.web_path()));
+    // One leading slash: `//host/…` would send the client to another site.
+    let mut location = format!("/{}", out.unwrap_or_else(|| new.web_path()).trim_start_matches('/'));
     if let Some(q) = uri.query() {
         location.push('?');
         location.push_str(q);
@@ -200,5 +201,8 @@ mod tests {
         assert_eq!(moved_location(&uri, &old, &new), "/acme/new.git/info/lfs/objects/batch");
         let uri: Uri = "/alice/older/x".parse().unwrap();
         assert_eq!(moved_location(&uri, &old, &new), "/acme/new");
+        // A path with a doubled slash stays on this site.
+        let uri: Uri = "//alice/old/x".parse().unwrap();
+        assert_eq!(moved_location(&uri, &old, &new), "/acme/new/x");
     }
 }

@@ -175,7 +175,89 @@ async fn commits_to_tags_and_missing_branches_are_refused(hub: TestHub) {
     }
 }
 
+/// Reads paths that cannot exist in git (NUL, `..`, control characters): a 4xx JSON error with
+/// a code, never a 500.
+async fn impossible_paths_in_reads_are_4xx(hub: TestHub) {
+    let repo = hub.create_repo("reads", false).await;
+    for path in ["a%00b", "a%2F..%2F..%2Fb", "..", "x%0D%0ALocation:%20evil"] {
+        for uri in [format!("/{repo}/resolve/main/{path}"), format!("/api/models/{repo}/tree/main/{path}")] {
+            let r = hub.get(&uri, None).await;
+            r.assert_client_error("invalid path");
+            assert_eq!(r.header("x-error-code"), Some("BadRequest"), "{uri}");
+        }
+        let r = hub.get(&format!("/{repo}/blob/main/{path}"), None).await;
+        assert!(r.status.is_client_error(), "{path}: {}", r.status);
+    }
+    // The revision selector turns its form into a Location: never with raw control characters.
+    let r = hub.get(&format!("/{repo}/tree-select?rev=main&path=a%0D%0ASet-Cookie:%20x"), None).await;
+    assert!(r.status.is_client_error(), "{}", r.status);
+    let r = hub.get(&format!("/{repo}/tree-select?rev=main&path=sub%20dir/x"), None).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(r.header("location"), Some(format!("/{repo}/tree/main/sub%20dir/x").as_str()));
+}
+
+/// Refusals that axum makes by itself (a path that does not parse, a method a route does not
+/// take) speak the Hub's error protocol too.
+async fn every_refusal_is_json_with_a_code(hub: TestHub) {
+    let r = hub.call(Method::PUT, "/lfs/upload/x/y/not-a-number", None, "x").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.header("x-error-code"), Some("BadRequest"));
+    assert!(r.json()["error"].as_str().unwrap().contains("parse"), "{}", r.json());
+    let r = hub.get("/api/repos/create", None).await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(r.header("x-error-code"), Some("MethodNotAllowed"));
+    assert!(r.header("allow").is_some());
+    r.json();
+    let r = hub.get("/api/models/alice/nope", Some(&hub.alice)).await;
+    assert_eq!(r.header("x-error-code"), Some("RepoNotFound"), "specific codes stay");
+    let r = hub.call(Method::POST, "/api/repos/create", None, "{}").await;
+    assert_eq!((r.status, r.header("x-error-code")), (StatusCode::UNAUTHORIZED, Some("Unauthorized")));
+}
+
+/// A moved repo's old name answers with a Location on this site, whatever the request path.
+async fn moved_repo_redirects_stay_on_this_site(hub: TestHub) {
+    hub_server::accounts::create_user(&hub.state, "evil.example", None, None).await.unwrap();
+    let token = hub_server::accounts::create_token(&hub.state, "evil.example", "w", hub_server::db::Role::Write).await.unwrap();
+    let r = hub.post_json("/api/repos/create", Some(&token), json!({"name": "a", "organization": "evil.example"})).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = hub.post_json("/api/repos/move", Some(&token), json!({"fromRepo": "evil.example/a", "toRepo": "evil.example/phish"})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", String::from_utf8_lossy(&r.body));
+    let base = hub.serve().await;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(base.trim_start_matches("http://")).await.unwrap();
+    conn.write_all(b"GET //evil.example/a HTTP/1.1\r\nHost: hub\r\nConnection: close\r\n\r\n").await.unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).await.unwrap();
+    let location = answer.lines().find_map(|l| l.strip_prefix("location: ")).unwrap_or_else(|| panic!("{answer}"));
+    assert!(location.starts_with('/') && !location.starts_with("//"), "{location}");
+    assert_eq!(location, "/evil.example/phish");
+}
+
+/// One NDJSON line arriving in many small pieces is scanned once, not once per piece (which
+/// took minutes for a few MiB): the answer comes while a quadratic scan would still be running.
+async fn a_long_line_in_small_pieces_does_not_stall(hub: TestHub) {
+    let repo = hub.create_repo("long", false).await;
+    let line = format!("{}\n{}", header_line("x"), file_line("f.txt", &vec![b'a'; 2 * 1024 * 1024]));
+    let pieces: Vec<Result<bytes::Bytes, std::io::Error>> =
+        line.into_bytes().chunks(256).map(|c| Ok(bytes::Bytes::copy_from_slice(c))).collect();
+    let started = std::time::Instant::now();
+    let r = hub
+        .call(
+            Method::POST,
+            &format!("/api/models/{repo}/commit/main"),
+            Some(&hub.alice),
+            axum::body::Body::from_stream(futures::stream::iter(pieces)),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", String::from_utf8_lossy(&r.body));
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "took {:?}", started.elapsed());
+}
+
 backend_tests!(
+    impossible_paths_in_reads_are_4xx,
+    every_refusal_is_json_with_a_code,
+    moved_repo_redirects_stay_on_this_site,
+    a_long_line_in_small_pieces_does_not_stall,
     malformed_commits_are_refused_and_change_nothing,
     hostile_paths_are_refused,
     names_outside_the_rules_are_refused,

@@ -252,6 +252,9 @@ pub async fn tree(State(state): State<AppState>, caller: Caller, path: RepoPath,
     let row = find_readable(&state, &caller, &path.name, &path.uri).await?;
     let rev = path.param("rev").to_string();
     let dir = path.param("path").trim_matches('/').to_string();
+    if !dir.is_empty() {
+        crate::names::validate_repo_path(&dir)?;
+    }
     let recursive = q.flag("recursive");
     let expand = q.flag("expand");
     let page_size = q.number("limit")?.unwrap_or(if expand { 50 } else { 1000 }).clamp(1, if expand { 1000 } else { 10_000 }) as usize;

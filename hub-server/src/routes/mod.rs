@@ -73,6 +73,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/telemetry", post(xet::telemetry))
         .nest("/xet", cas_router())
         .fallback(repo_paths::dispatch)
+        .layer(axum::middleware::map_response(crate::error::json_errors))
         .layer(
             tower::ServiceBuilder::new()
                 .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))

@@ -141,12 +141,16 @@ async fn web_page(
             // The revision selector without script: a GET form that lands here.
             let q = crate::extract::QueryPairs::parse(uri.query());
             let rev = q.get("rev").unwrap_or("main");
-            let dir = q.get("path").unwrap_or("");
+            let dir = q.get("path").unwrap_or("").trim_matches('/');
+            crate::names::validate_repo_path(dir).or_else(|e| if dir.is_empty() { Ok("") } else { Err(e) })?;
+            // Each segment encoded: the Location header carries no raw control characters.
+            let dir: Vec<String> =
+                dir.split('/').map(|s| percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()).collect();
             let to = format!(
                 "/{}/tree/{}/{}",
                 repo.web_path(),
                 percent_encoding::utf8_percent_encode(rev, percent_encoding::NON_ALPHANUMERIC),
-                dir
+                dir.join("/")
             );
             Ok((StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response())
         }
@@ -299,6 +303,7 @@ async fn resolve(
     file: &str,
 ) -> ApiResult<Response> {
     let row: RepoRow = find_readable(state, caller, name, uri).await?;
+    crate::names::validate_repo_path(file)?;
     let (rev_s, file_s) = (rev.to_string(), file.to_string());
     let want_body = method == Method::GET;
     let (commit, entry, content) = state

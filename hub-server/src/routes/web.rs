@@ -474,6 +474,9 @@ struct TreePage {
 pub async fn tree(state: &AppState, caller: &Caller, nav: &Nav, name: &RepoName, uri: &Uri, rev: &str, dir: &str) -> PageResult {
     let row = find_readable(state, caller, name, uri).await?;
     let (r, d) = (rev.to_string(), dir.trim_matches('/').to_string());
+    if !d.is_empty() {
+        crate::names::validate_repo_path(&d)?;
+    }
     let (entries, commits, refs) = state
         .with_git(&row.id, move |g| {
             let commit = git::resolve_revision(g, &r).ok_or_else(|| ApiError::revision_not_found(&r))?;
@@ -546,6 +549,7 @@ const MAX_SHOWN: u64 = 1024 * 1024;
 /// `/{repo}/blob/{rev}/{path}`: one file, as text when it is text.
 pub async fn blob(state: &AppState, caller: &Caller, nav: &Nav, name: &RepoName, uri: &Uri, rev: &str, path: &str) -> PageResult {
     let row = find_readable(state, caller, name, uri).await?;
+    crate::names::validate_repo_path(path)?;
     let (r, p) = (rev.to_string(), path.to_string());
     let (size, lfs, content) = state
         .with_git(&row.id, move |g| {

@@ -98,9 +98,12 @@ fn render(t: impl Template) -> Response {
     }
 }
 
+/// Only a local path: never an open redirect. Browsers drop tabs and newlines from URLs and
+/// read `\` as `/`, so `/\t/evil.example` would become `//evil.example`: any control
+/// character, space or backslash makes the whole value fall back to `/`.
 fn safe_next(next: &str) -> String {
-    // Only local paths: never an open redirect.
-    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') {
+    let local = next.starts_with('/') && !next.starts_with("//") && next.bytes().all(|b| b.is_ascii_graphic() && b != b'\\');
+    if local {
         next.to_string()
     } else {
         "/".to_string()
@@ -516,4 +519,19 @@ pub async fn change_password(State(state): State<AppState>, session: Session, Fo
         return error_page(e.into());
     }
     account_view(&account, nav, Some("Password changed.".into()), None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn next_is_a_local_path_or_home() {
+        assert_eq!(safe_next("/alice/tiny?tab=files"), "/alice/tiny?tab=files");
+        for hostile in
+            ["//evil.example/x", "/\t/evil.example/x", "/\\evil.example", "https://evil.example", "/a\r\nSet-Cookie: x", "/ x", ""]
+        {
+            assert_eq!(safe_next(hostile), "/", "{hostile:?}");
+        }
+    }
 }

@@ -140,7 +140,8 @@ class Hub:
             self.schema = f"hubxet_{uuid.uuid4().hex}"
             psql(f"CREATE SCHEMA {self.schema}")
             self.db_url = f"{PG}?options=-c%20search_path%3D{self.schema}"
-            self.env.update(HUB_DATABASE_URL=self.db_url, HUB_STORAGE_URL=f"s3://{BUCKET}")
+            # A prefix of its own: other hubs and runs share the bucket, and garbage collection must not meet them.
+            self.env.update(HUB_DATABASE_URL=self.db_url, HUB_STORAGE_URL=f"s3://{BUCKET}/{self.schema}")
         subprocess.run([BIN, "user", "create", "alice"], env=self.env, check=True, capture_output=True)
         self.token = subprocess.run(
             [BIN, "token", "create", "alice"], env=self.env, check=True, capture_output=True, text=True
