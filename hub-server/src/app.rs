@@ -19,8 +19,9 @@ pub struct Inner {
     pub settings: Settings,
     /// HMAC key for self-authenticating LFS transfer URLs.
     pub secret: Vec<u8>,
-    /// Recent failed web logins per username (rate limiting).
-    pub login_failures: Mutex<HashMap<String, Vec<std::time::Instant>>>,
+    /// Recent failed web logins per username and per client address (rate limiting).
+    pub login_failures: crate::limits::AttemptLimiter,
+    pub login_failures_by_ip: crate::limits::AttemptLimiter,
     /// Where Inference API requests go (none configured: inference is off).
     pub inference: crate::inference::Workers,
     /// Xet upload limits and caches.
@@ -54,6 +55,9 @@ impl AppState {
         };
         let inference = crate::inference::Workers::new(settings.inference_urls())?;
         let xet = crate::xet::XetState::new(settings.xet_upload_concurrency, 2);
+        let window = std::time::Duration::from_secs(300);
+        let login_failures = crate::limits::AttemptLimiter::new(settings.login_max_failures, window, 10_000);
+        let login_failures_by_ip = crate::limits::AttemptLimiter::new(settings.login_max_failures_per_ip, window, 10_000);
         Ok(AppState(Arc::new(Inner {
             inference,
             xet,
@@ -62,7 +66,8 @@ impl AppState {
             git,
             settings,
             secret,
-            login_failures: Mutex::new(HashMap::new()),
+            login_failures,
+            login_failures_by_ip,
             repo_locks: Mutex::new(HashMap::new()),
         })))
     }

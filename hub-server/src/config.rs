@@ -33,6 +33,10 @@ pub struct Settings {
     #[arg(long, env = "HUB_LFS_PART_SIZE", default_value_t = 64 * 1024 * 1024, global = true)]
     pub lfs_part_size: u64,
 
+    /// Largest LFS object accepted (bytes).
+    #[arg(long, env = "HUB_LFS_MAX_OBJECT_BYTES", default_value_t = 500 * 1024 * 1024 * 1024, global = true)]
+    pub lfs_max_object_bytes: u64,
+
     /// Largest NDJSON commit body accepted (bytes); inline files count base64-encoded.
     #[arg(long, env = "HUB_MAX_COMMIT_BYTES", default_value_t = 1024 * 1024 * 1024, global = true)]
     pub max_commit_bytes: u64,
@@ -44,6 +48,14 @@ pub struct Settings {
     /// Whether anyone may create an account from the web UI's sign-up page.
     #[arg(long, env = "HUB_ALLOW_SIGNUP", global = true, default_value_t = true, action = clap::ArgAction::Set)]
     pub allow_signup: bool,
+
+    /// Failed web logins allowed per account in 5 minutes, then refused (429) until it passes.
+    #[arg(long, env = "HUB_LOGIN_MAX_FAILURES", default_value_t = 5, global = true)]
+    pub login_max_failures: usize,
+
+    /// Failed web logins allowed per client address in 5 minutes (whatever the account name).
+    #[arg(long, env = "HUB_LOGIN_MAX_FAILURES_PER_IP", default_value_t = 50, global = true)]
+    pub login_max_failures_per_ip: usize,
 
     /// inference-worker URLs that serve the Inference API and model-page widgets
     /// (comma-separated: requests are spread over them). Unset: inference is off.

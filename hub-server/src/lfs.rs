@@ -11,6 +11,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::Sha256;
 
+/// Most parts of one multipart upload (S3's limit).
+pub const MAX_PARTS: u64 = 10_000;
+
 /// Transfer URLs stay valid this long (large uploads and resumes reuse them).
 pub const URL_TTL_SECS: i64 = 24 * 3600;
 
@@ -105,7 +108,7 @@ fn object_error(obj: &BatchObject, code: u16, message: &str) -> Value {
 pub async fn upload_batch(state: &AppState, repo_id: &str, base: &str, req: &BatchRequest, verify: &VerifyTarget) -> ApiResult<Value> {
     let multipart_ok = req.transfers.iter().any(|t| t == "multipart");
     let threshold = state.settings.lfs_multipart_threshold;
-    let chunk = state.settings.lfs_part_size;
+    let part_size = state.settings.lfs_part_size;
     let mut any_multipart = false;
     let mut objects = Vec::with_capacity(req.objects.len());
     for obj in &req.objects {
@@ -119,6 +122,11 @@ pub async fn upload_batch(state: &AppState, repo_id: &str, base: &str, req: &Bat
             continue;
         }
         let size = obj.size as u64;
+        let max = state.settings.lfs_max_object_bytes;
+        if size > max {
+            objects.push(object_error(obj, 422, &format!("objects may be at most {max} bytes (HUB_LFS_MAX_OBJECT_BYTES)")));
+            continue;
+        }
         match content::held(state, repo_id, &oid).await? {
             Some(held) if held.size == size => {
                 content::record(state, repo_id, &held).await?;
@@ -135,6 +143,8 @@ pub async fn upload_batch(state: &AppState, repo_id: &str, base: &str, req: &Bat
         if let Some(auth) = &verify.authorization {
             verify_action["header"] = json!({ "Authorization": auth });
         }
+        // S3 takes at most 10000 parts (one URL each is built here): huge objects get larger parts.
+        let chunk = part_size.max(size.div_ceil(MAX_PARTS).next_multiple_of(1024 * 1024));
         let upload = if multipart_ok && size >= threshold && size > chunk {
             any_multipart = true;
             let upload_id = state.storage.begin_multipart().await?;

@@ -17,6 +17,7 @@ pub mod git;
 pub mod hooks;
 pub mod inference;
 pub mod lfs;
+pub mod limits;
 pub mod markdown;
 pub mod names;
 pub mod refs;

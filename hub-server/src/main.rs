@@ -63,7 +63,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             });
             let listener = tokio::net::TcpListener::bind(bind).await?;
             tracing::info!("hub listening on http://{}", listener.local_addr()?);
-            axum::serve(listener, routes::router(state)).with_graceful_shutdown(shutdown()).await?;
+            // The client's address: login attempts are also limited per address.
+            let app = routes::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+            axum::serve(listener, app).with_graceful_shutdown(shutdown()).await?;
         }
         Command::Migrate => {
             let n = hub_server::gc::backfill_repo_objects(&state).await.map_err(|e| anyhow::anyhow!("{e}"))?;

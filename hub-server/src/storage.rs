@@ -45,6 +45,8 @@ pub struct Storage {
     local_root: Option<PathBuf>,
     /// SHA-256 of local multipart uploads so far, while their parts arrive in order.
     running: Arc<std::sync::Mutex<HashMap<String, RunningHash>>>,
+    /// How long a local multipart upload may go without a part before its running hash is dropped.
+    abandoned_after: std::time::Duration,
     /// Key prefix within the bucket (`s3://bucket/prefix`); `store` applies it itself, the
     /// native multipart calls get it from `native_path`.
     prefix: String,
@@ -55,7 +57,12 @@ struct RunningHash {
     next: u32,
     hasher: Option<Sha256>,
     poisoned: bool,
+    /// When a part last arrived: uploads abandoned for longer than their URLs live are dropped.
+    touched: std::time::Instant,
 }
+
+/// Running hashes older than the transfer URLs' lifetime belong to abandoned uploads.
+const ABANDONED_AFTER: std::time::Duration = std::time::Duration::from_secs(crate::lfs::URL_TTL_SECS as u64);
 
 /// S3 copies objects up to 5 GiB in one request; larger ones are re-streamed.
 const MAX_SINGLE_COPY: u64 = 5 * 1024 * 1024 * 1024;
@@ -185,6 +192,7 @@ impl Storage {
             native_multipart: None,
             local_root: Some(root),
             running: Default::default(),
+            abandoned_after: ABANDONED_AFTER,
             prefix: String::new(),
         })
     }
@@ -200,7 +208,14 @@ impl Storage {
         } else {
             Arc::new(object_store::prefix::PrefixStore::new(s3.clone() as Arc<dyn ObjectStore>, prefix.as_str()))
         };
-        Ok(Storage { store, native_multipart: Some(s3), local_root: None, running: Default::default(), prefix })
+        Ok(Storage {
+            store,
+            native_multipart: Some(s3),
+            local_root: None,
+            running: Default::default(),
+            abandoned_after: ABANDONED_AFTER,
+            prefix,
+        })
     }
 
     /// A key as the native multipart API (which bypasses the prefix) must see it.
@@ -424,8 +439,15 @@ impl Storage {
         file.seek(std::io::SeekFrom::Start(offset)).await.map_err(io)?;
         let mut hasher = {
             let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
-            let entry =
-                running.entry(key.to_string()).or_insert_with(|| RunningHash { next: 1, hasher: Some(Sha256::new()), poisoned: false });
+            let abandoned_after = self.abandoned_after;
+            running.retain(|_, r| r.touched.elapsed() < abandoned_after);
+            let entry = running.entry(key.to_string()).or_insert_with(|| RunningHash {
+                next: 1,
+                hasher: Some(Sha256::new()),
+                poisoned: false,
+                touched: std::time::Instant::now(),
+            });
+            entry.touched = std::time::Instant::now();
             if !entry.poisoned && entry.next == part && entry.hasher.is_some() {
                 entry.hasher.take()
             } else {
@@ -672,5 +694,31 @@ impl Storage {
             out.push(ListedObject { name: name.to_string(), size: meta.size, last_modified_ms: meta.last_modified.timestamp_millis() });
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(data: &'static [u8]) -> futures::stream::Iter<std::vec::IntoIter<Result<Bytes, std::io::Error>>> {
+        futures::stream::iter(vec![Ok(Bytes::from_static(data))])
+    }
+
+    #[tokio::test]
+    async fn abandoned_multipart_uploads_do_not_keep_their_running_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut storage = Storage::local(dir.path().to_path_buf()).unwrap();
+        storage.abandoned_after = std::time::Duration::from_secs(2);
+        // Uploads that send their first part and never come back.
+        for _ in 0..20 {
+            let id = storage.begin_multipart().await.unwrap();
+            storage.put_part(&id, 1, 0, 4, 8, body(b"abcd")).await.unwrap();
+        }
+        assert_eq!(storage.running.lock().unwrap().len(), 20);
+        tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+        let id = storage.begin_multipart().await.unwrap();
+        storage.put_part(&id, 1, 0, 4, 8, body(b"abcd")).await.unwrap();
+        assert_eq!(storage.running.lock().unwrap().len(), 1, "only the live upload is remembered");
     }
 }

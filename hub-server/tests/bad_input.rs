@@ -253,7 +253,37 @@ async fn a_long_line_in_small_pieces_does_not_stall(hub: TestHub) {
     assert!(started.elapsed() < std::time::Duration::from_secs(20), "took {:?}", started.elapsed());
 }
 
+/// An upload batch declaring an absurd size (2^62 bytes) is a per-object 422, not one signed
+/// URL per part built in memory until the process dies.
+async fn absurd_lfs_sizes_are_refused(hub: TestHub) {
+    let repo = hub.create_repo("huge", false).await;
+    for size in [1i64 << 62, i64::MAX, 40 * 1024 * 1024 * 1024 + 1] {
+        let r = hub
+            .post_json(
+                &format!("/{repo}.git/info/lfs/objects/batch"),
+                Some(&hub.alice),
+                json!({"operation": "upload", "transfers": ["basic", "multipart"], "objects": [{"oid": "a".repeat(64), "size": size}]}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK);
+        let obj = &r.json()["objects"][0];
+        assert_eq!(obj["error"]["code"], 422, "{obj}");
+        assert!(obj["error"]["message"].as_str().unwrap().contains("at most"), "{obj}");
+    }
+    // At the limit: multipart, with a bounded number of parts.
+    let r = hub
+        .post_json(
+            &format!("/{repo}.git/info/lfs/objects/batch"),
+            Some(&hub.alice),
+            json!({"operation": "upload", "transfers": ["basic", "multipart"], "objects": [{"oid": "a".repeat(64), "size": 40i64 << 30}]}),
+        )
+        .await;
+    let header = r.json()["objects"][0]["actions"]["upload"]["header"].as_object().unwrap().len();
+    assert_eq!(header, 8193, "8192 part URLs and chunk_size");
+}
+
 backend_tests!(
+    absurd_lfs_sizes_are_refused,
     impossible_paths_in_reads_are_4xx,
     every_refusal_is_json_with_a_code,
     moved_repo_redirects_stay_on_this_site,

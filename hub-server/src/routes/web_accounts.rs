@@ -13,15 +13,11 @@ use axum::extract::{Form, Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
-use std::time::{Duration, Instant};
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, Session, SessionManagerLayer};
 
 const USER_KEY: &str = "user_id";
 const CSRF_KEY: &str = "csrf";
-/// Failed logins allowed per username in the window.
-const MAX_FAILURES: usize = 5;
-const FAILURE_WINDOW: Duration = Duration::from_secs(300);
 
 pub fn session_layer(state: &AppState) -> SessionManagerLayer<crate::sessions::DbSessionStore> {
     let secure = state.settings.public_url.as_deref().is_some_and(|u| u.starts_with("https://"));
@@ -139,21 +135,21 @@ pub struct LoginForm {
     next: String,
 }
 
-fn too_many_failures(state: &AppState, username: &str) -> bool {
-    let mut map = state.login_failures.lock().unwrap_or_else(|e| e.into_inner());
-    let entry = map.entry(username.to_ascii_lowercase()).or_default();
-    entry.retain(|t| t.elapsed() < FAILURE_WINDOW);
-    entry.len() >= MAX_FAILURES
+/// Checks a password off the async threads (argon2 takes tens of milliseconds by design).
+async fn verify_password(hash: &str, password: &str) -> bool {
+    let (hash, password) = (hash.to_string(), password.to_string());
+    tokio::task::spawn_blocking(move || {
+        use argon2::password_hash::{PasswordHash, PasswordVerifier};
+        PasswordHash::new(&hash).is_ok_and(|h| argon2::Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+    })
+    .await
+    .unwrap_or(false)
 }
 
-fn record_failure(state: &AppState, username: &str) {
-    let mut map = state.login_failures.lock().unwrap_or_else(|e| e.into_inner());
-    map.entry(username.to_ascii_lowercase()).or_default().push(Instant::now());
-}
-
-fn verify_password(hash: &str, password: &str) -> bool {
-    use argon2::password_hash::{PasswordHash, PasswordVerifier};
-    PasswordHash::new(hash).is_ok_and(|h| argon2::Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+/// Hashes a new password off the async threads.
+async fn hash_password(password: &str) -> anyhow::Result<String> {
+    let password = password.to_string();
+    tokio::task::spawn_blocking(move || crate::auth::hash_password(&password)).await?
 }
 
 /// The login form again, with what went wrong.
@@ -169,11 +165,26 @@ async fn login_again(session: &Session, form: &LoginForm, error: &str, status: S
     r
 }
 
-pub async fn login(State(state): State<AppState>, session: Session, Form(form): Form<LoginForm>) -> Response {
+pub async fn login(
+    State(state): State<AppState>,
+    session: Session,
+    client: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
+    Form(form): Form<LoginForm>,
+) -> Response {
     if let Err(e) = check_csrf(&session, &form.csrf).await {
         return error_page(e);
     }
-    if too_many_failures(&state, &form.username) {
+    let ip = client.map(|c| c.0 .0.ip().to_string()).unwrap_or_default();
+    if state.login_failures_by_ip.exhausted(&ip) {
+        return login_again(
+            &session,
+            &form,
+            "Too many failed attempts from here: wait a few minutes and try again.",
+            StatusCode::TOO_MANY_REQUESTS,
+        )
+        .await;
+    }
+    if state.login_failures.exhausted(&form.username) {
         return login_again(
             &session,
             &form,
@@ -182,13 +193,24 @@ pub async fn login(State(state): State<AppState>, session: Session, Form(form): 
         )
         .await;
     }
-    let account = match state.db.find_account(&form.username).await {
-        Ok(a) => a.filter(|a| !a.is_org),
-        Err(e) => return error_page(e.into()),
+    // A name no account can have is not looked up (nor remembered, beyond the address's count).
+    let possible = crate::names::validate_name("user", &form.username).is_ok();
+    let account = match possible {
+        true => match state.db.find_account(&form.username).await {
+            Ok(a) => a.filter(|a| !a.is_org),
+            Err(e) => return error_page(e.into()),
+        },
+        false => None,
     };
-    let ok = account.as_ref().and_then(|a| a.password_hash.as_deref()).is_some_and(|h| verify_password(h, &form.password));
+    let ok = match account.as_ref().and_then(|a| a.password_hash.as_deref()) {
+        Some(h) => verify_password(h, &form.password).await,
+        None => false,
+    };
     let Some(account) = account.filter(|_| ok) else {
-        record_failure(&state, &form.username);
+        state.login_failures_by_ip.record(&ip);
+        if possible {
+            state.login_failures.record(&form.username);
+        }
         return login_again(&session, &form, "Wrong username or password.", StatusCode::UNAUTHORIZED).await;
     };
     // A new session id on login: a session fixed before login is useless after it.
@@ -505,13 +527,17 @@ pub async fn change_password(State(state): State<AppState>, session: Session, Fo
     if let Err(e) = check_csrf(&session, &form.csrf).await {
         return error_page(e);
     }
-    if !account.password_hash.as_deref().is_some_and(|h| verify_password(h, &form.current)) {
+    let current_ok = match account.password_hash.as_deref() {
+        Some(h) => verify_password(h, &form.current).await,
+        None => false,
+    };
+    if !current_ok {
         return account_view(&account, nav, None, Some("The current password is wrong.".into()));
     }
     if form.new.chars().count() < 8 {
         return account_view(&account, nav, None, Some("The new password needs 8 characters or more.".into()));
     }
-    let hash = match crate::auth::hash_password(&form.new) {
+    let hash = match hash_password(&form.new).await {
         Ok(h) => h,
         Err(e) => return error_page(ApiError::internal(e)),
     };

@@ -72,6 +72,7 @@ pub fn settings(dir: &std::path::Path) -> Settings {
         lfs_multipart_threshold: 16 * 1024 * 1024,
         lfs_part_size: 5 * 1024 * 1024,
         max_commit_bytes: 4 * 1024 * 1024,
+        lfs_max_object_bytes: 40 * 1024 * 1024 * 1024,
         git_hook_bin: Some(env!("CARGO_BIN_EXE_hub-server").into()),
         allow_signup: true,
         inference_url: None,
@@ -81,6 +82,8 @@ pub fn settings(dir: &std::path::Path) -> Settings {
         xet_token_ttl: 3600,
         gc_grace_days: 21,
         gc_interval_hours: 0,
+        login_max_failures: 5,
+        login_max_failures_per_ip: 50,
         log_json: false,
     }
 }
@@ -191,7 +194,9 @@ impl TestHub {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let router = self.router.clone();
-        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        tokio::spawn(
+            async move { axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>()).await.unwrap() },
+        );
         url
     }
 
