@@ -214,7 +214,73 @@ async fn concurrent_push_and_api_commits(hub: TestHub) {
     }
 }
 
+/// A tree `depth` directories deep ending in a file, built bottom-up in `repo`.
+fn deep_tree(repo: &git2::Repository, depth: usize) -> git2::Oid {
+    let blob = repo.blob(b"deep").unwrap();
+    let mut b = repo.treebuilder(None).unwrap();
+    b.insert("f.txt", blob, 0o100644).unwrap();
+    let mut tree = b.write().unwrap();
+    for _ in 0..depth {
+        let mut b = repo.treebuilder(None).unwrap();
+        b.insert("d", tree, 0o040000).unwrap();
+        tree = b.write().unwrap();
+    }
+    tree
+}
+
+/// A tree with one entry named `name` (written raw: libgit2 itself refuses to build such trees).
+fn tree_with_entry(repo: &git2::Repository, name: &str) -> git2::Oid {
+    let inner = deep_tree(repo, 0);
+    let mut raw = format!("40000 {name}\0").into_bytes();
+    raw.extend_from_slice(inner.as_bytes());
+    repo.odb().unwrap().write(git2::ObjectType::Tree, &raw).unwrap()
+}
+
+fn commit_tree(repo: &git2::Repository, tree: git2::Oid) -> git2::Oid {
+    let sig = git2::Signature::now("T", "t@example.org").unwrap();
+    let parent = repo.head().unwrap().peel_to_commit().unwrap();
+    repo.commit(Some("HEAD"), &sig, &sig, "odd tree", &repo.find_tree(tree).unwrap(), &[&parent]).unwrap()
+}
+
+async fn trees_deeper_than_paths_or_with_dot_entries_are_refused(hub: TestHub) {
+    let base = hub.serve().await;
+    let repo = hub.create_repo("shape", false).await;
+    let before = hub.head_sha(&repo).await;
+    let ws = Workspace::clone(&hub, &base, &repo).await;
+    let local = git2::Repository::open(&ws.clone).unwrap();
+    for (tree, needle) in [
+        (deep_tree(&local, 200), "directories deep"),
+        (tree_with_entry(&local, ".."), "no path may contain"),
+        (tree_with_entry(&local, ".git"), "no path may contain"),
+    ] {
+        commit_tree(&local, tree);
+        let (ok, out) = ws.push("HEAD:main");
+        assert!(!ok, "{out}");
+        assert!(out.contains(needle), "{out}");
+        assert_eq!(hub.head_sha(&repo).await, before);
+        ws.git(&["reset", "-q", "--hard", &before]);
+    }
+}
+
+/// A repo that already holds a tree thousands of levels deep (pushed through an older git
+/// that did not refuse it) is read without exhausting the stack.
+async fn a_deep_tree_in_a_repo_is_read_safely(hub: TestHub) {
+    let repo = hub.create_repo("deep", false).await;
+    let name = hub_server::names::RepoName::new(hub_server::names::RepoType::Model, "alice", "deep").unwrap();
+    let id = hub.state.db.find_repo(&name).await.unwrap().unwrap().id;
+    let git = hub.state.git.open(&id).unwrap();
+    let tree = deep_tree(&git, 8000);
+    let sig = git2::Signature::now("T", "t@example.org").unwrap();
+    let parent = git.find_commit(git.refname_to_id("refs/heads/main").unwrap()).unwrap();
+    git.commit(Some("refs/heads/main"), &sig, &sig, "deep", &git.find_tree(tree).unwrap(), &[&parent]).unwrap();
+    assert_eq!(hub.get(&format!("/api/models/{repo}"), None).await.status, StatusCode::OK);
+    assert_eq!(hub.get(&format!("/api/models/{repo}/tree/main?recursive=true"), None).await.status, StatusCode::OK);
+    assert_eq!(hub.get(&format!("/{repo}"), None).await.status, StatusCode::OK);
+}
+
 backend_tests!(
+    trees_deeper_than_paths_or_with_dot_entries_are_refused,
+    a_deep_tree_in_a_repo_is_read_safely,
     push_is_served_by_the_api_at_once,
     pushes_that_break_the_rules_are_refused,
     credentials_are_required_as_the_repo_says,

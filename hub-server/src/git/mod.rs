@@ -182,20 +182,37 @@ pub fn read_file(repo: &Repository, commit: Oid, path: &str) -> Result<Option<Ve
     }
 }
 
-/// Entries under the directory `tree` (whose path is `prefix`), sorted by path; depth-first when recursive.
+/// Entries under the directory `tree` (whose path is `prefix`), sorted by path; depth-first when
+/// recursive. Iterative: a tree pushed deeper than any path may be cannot exhaust the stack.
 pub fn list_dir(repo: &Repository, tree: Oid, prefix: &str, recursive: bool, out: &mut Vec<Entry>) -> Result<(), git2::Error> {
-    let tree = repo.find_tree(tree)?;
-    for e in tree.iter() {
-        let Some(name) = e.name() else { continue };
-        let path = if prefix.is_empty() { name.to_string() } else { format!("{prefix}/{name}") };
+    // Each level's remaining entries, in order; a subdirectory's entries come right after it.
+    let mut levels: Vec<(std::vec::IntoIter<(String, git2::TreeEntry<'static>)>, usize)> = Vec::new();
+    let entries = |t: Oid, prefix: &str| -> Result<Vec<(String, git2::TreeEntry<'static>)>, git2::Error> {
+        let tree = repo.find_tree(t)?;
+        Ok(tree
+            .iter()
+            .filter_map(|e| {
+                let name = e.name()?;
+                let path = if prefix.is_empty() { name.to_string() } else { format!("{prefix}/{name}") };
+                Some((path, e.to_owned()))
+            })
+            .collect())
+    };
+    levels.push((entries(tree, prefix)?.into_iter(), 0));
+    while let Some((level, depth)) = levels.last_mut() {
+        let depth = *depth;
+        let Some((path, e)) = level.next() else {
+            levels.pop();
+            continue;
+        };
         if let Some(entry) = make_entry(repo, path.clone(), &e)? {
             let sub = match &entry {
-                Entry::Dir { tree, .. } if recursive => Some(*tree),
+                Entry::Dir { tree, .. } if recursive && depth < crate::names::MAX_PATH_DEPTH => Some(*tree),
                 _ => None,
             };
             out.push(entry);
             if let Some(sub) = sub {
-                list_dir(repo, sub, &path, true, out)?;
+                levels.push((entries(sub, &path)?.into_iter(), depth + 1));
             }
         }
     }

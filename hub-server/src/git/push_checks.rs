@@ -30,6 +30,32 @@ pub fn parse_updates(input: &str) -> Result<Vec<RefUpdate>, String> {
         .collect()
 }
 
+/// Refuses a tree deeper than `MAX_PATH_DEPTH` or with an entry no repo path may have (`.`, `..`,
+/// `.git`, control characters). Iterative, and each tree is read once.
+fn check_tree_shape(repo: &Repository, root: Oid, checked: &mut std::collections::HashSet<Oid>) -> Result<(), String> {
+    let max = crate::names::MAX_PATH_DEPTH;
+    let mut stack = vec![(root, 1usize, String::new())];
+    while let Some((tree, depth, path)) = stack.pop() {
+        if !checked.insert(tree) {
+            continue;
+        }
+        for e in repo.find_tree(tree).map_err(|e| e.to_string())?.iter() {
+            let name = String::from_utf8_lossy(e.name_bytes()).into_owned();
+            let here = if path.is_empty() { name.clone() } else { format!("{path}/{name}") };
+            if matches!(name.as_str(), "" | "." | ".." | ".git") || name.chars().any(char::is_control) {
+                return Err(format!("{here:?} cannot be pushed: no path may contain {name:?}"));
+            }
+            if e.kind() == Some(git2::ObjectType::Tree) {
+                if depth >= max {
+                    return Err(format!("{here} is nested more than {max} directories deep; flatten the repository's layout"));
+                }
+                stack.push((e.id(), depth + 1, here));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// An LFS pointer a push introduces, with the path it appeared at.
 #[derive(Debug, Clone)]
 pub struct IntroducedPointer {
@@ -59,6 +85,24 @@ pub fn inspect_push(repo: &Repository, updates: &[RefUpdate], default_ref: &str)
     }
     if !any_new {
         return Ok(Vec::new());
+    }
+    // The shape of every pushed tree first: the diff below (and every later read) walks trees,
+    // so none may be deeper than a path may be, or name what no path may name.
+    let mut shapes = repo.revwalk().map_err(|e| e.to_string())?;
+    for u in updates.iter().filter(|u| !u.new.is_zero()) {
+        if let Ok(c) = repo.find_object(u.new, None).and_then(|o| o.peel_to_commit()) {
+            shapes.push(c.id()).map_err(|e| e.to_string())?;
+        }
+    }
+    for r in repo.references().map_err(|e| e.to_string())?.flatten() {
+        if let Ok(c) = r.peel_to_commit() {
+            let _ = shapes.hide(c.id());
+        }
+    }
+    let mut checked = std::collections::HashSet::new();
+    for oid in shapes {
+        let commit = repo.find_commit(oid.map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+        check_tree_shape(repo, commit.tree_id(), &mut checked)?;
     }
     // Only what the push adds: hide everything the repository already references.
     for r in repo.references().map_err(|e| e.to_string())?.flatten() {
