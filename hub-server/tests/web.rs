@@ -3,6 +3,8 @@
 
 mod common;
 
+use futures::StreamExt;
+
 use axum::http::StatusCode;
 use common::*;
 
@@ -300,6 +302,25 @@ async fn settings_uploads_and_likes(hub: TestHub) {
     let (ctype, body) = multipart(&[("csrf", "forged")], &[("x.txt", b"x")]);
     let req = axum::http::Request::post("/dave/web/upload").header("content-type", ctype).header("cookie", b.cookie.clone().unwrap());
     assert_eq!(hub.send(req.body(axum::body::Body::from(body)).unwrap()).await.status, StatusCode::FORBIDDEN);
+
+    // A forged form that puts its files before the token is refused at the first file, before
+    // its bytes are read (it used to be buffered whole: up to 1 GiB per request).
+    let boundary = "----hubtestboundary";
+    let head = format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.bin\"\r\n\r\n");
+    let endless = futures::stream::iter(std::iter::once(Ok::<_, std::io::Error>(bytes::Bytes::from(head))))
+        .chain(futures::stream::repeat_with(|| Ok(bytes::Bytes::from(vec![0u8; 1 << 20]))).take(300));
+    let req = axum::http::Request::post("/dave/web/upload")
+        .header("content-type", format!("multipart/form-data; boundary={boundary}"))
+        .header("cookie", b.cookie.clone().unwrap());
+    let r = hub.send(req.body(axum::body::Body::from_stream(endless)).unwrap()).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", html(&r));
+    // A file over the LFS threshold streams from disk into LFS storage.
+    let csrf = b.csrf("/dave/web/upload").await;
+    let big: Vec<u8> = (0..11u32 << 20).map(|i| (i % 253) as u8).collect();
+    let (ctype, body) = multipart(&[("csrf", &csrf)], &[("big.bin", &big)]);
+    let req = axum::http::Request::post("/dave/web/upload").header("content-type", ctype).header("cookie", b.cookie.clone().unwrap());
+    assert_eq!(hub.send(req.body(axum::body::Body::from(body)).unwrap()).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(&hub.get("/dave/web/resolve/main/big.bin", None).await.body[..], &big[..]);
 
     // Likes.
     let csrf = b.csrf("/dave/web").await;

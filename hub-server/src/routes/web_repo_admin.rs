@@ -148,7 +148,6 @@ pub async fn post(state: &AppState, caller: &Caller, name: &RepoName, action: &[
 
 #[derive(Deserialize, Default)]
 struct UploadFields {
-    csrf: String,
     folder: String,
     message: String,
 }
@@ -167,6 +166,34 @@ async fn with_body_limit(req: Request, limit: usize) -> Request {
     }
 }
 
+/// A file of the upload form, on disk.
+struct SpooledFile {
+    name: String,
+    tmp: tempfile::NamedTempFile,
+    size: u64,
+    sha256: String,
+}
+
+/// Stores a spooled file as a commit would: large ones stream into LFS storage (never whole in
+/// memory), small ones go through the inline path (pointer text is checked there).
+async fn store_spooled(
+    state: &AppState,
+    caller: &Caller,
+    repo_id: &str,
+    path: &str,
+    file: SpooledFile,
+) -> Result<commits::Content, ApiError> {
+    if file.size >= crate::attributes::LFS_SIZE_THRESHOLD {
+        let reader = tokio::fs::File::from_std(file.tmp.reopen()?);
+        let stream = tokio_util::io::ReaderStream::with_capacity(reader, 256 * 1024);
+        state.storage.put_verified(&file.sha256, file.size, stream).await.map_err(ApiError::internal)?;
+        state.db.record_lfs_object(&file.sha256, file.size).await?;
+        return Ok(commits::Content::Lfs(crate::content::HeldObject { oid: file.sha256, size: file.size, xet_hash: None }));
+    }
+    let data = tokio::fs::read(file.tmp.path()).await?;
+    commits::store_inline(state, caller, repo_id, path, data).await
+}
+
 /// `POST /{repo}/upload` (multipart form): files become one commit on `main`.
 async fn upload(state: &AppState, caller: &Caller, name: &RepoName, uri: &Uri, session: Option<&Session>, req: Request) -> PageResult {
     require_user(caller)?;
@@ -176,44 +203,64 @@ async fn upload(state: &AppState, caller: &Caller, name: &RepoName, uri: &Uri, s
     let mut multipart =
         Multipart::from_request(req, state).await.map_err(|e| ApiError::bad_request(format!("invalid upload form: {e}")))?;
     let mut fields = UploadFields::default();
-    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut csrf_checked = false;
+    let spool = state.settings.data_dir.join("tmp");
+    tokio::fs::create_dir_all(&spool).await?;
+    let mut files: Vec<SpooledFile> = Vec::new();
     while let Some(mut field) = multipart.next_field().await.map_err(|e| ApiError::bad_request(format!("invalid upload form: {e}")))? {
         let key = field.name().unwrap_or("").to_string();
         if key == "file" {
+            // The form's token comes first: nothing from a forged form is read, let alone kept.
+            if !csrf_checked {
+                return Err(ApiError::forbidden(
+                    "This form did not come from this site (its token must precede the files); reload the page.",
+                ));
+            }
             let file_name = field.file_name().unwrap_or("").to_string();
-            let mut data = Vec::new();
+            // Spooled to disk and hashed on the way: memory stays flat whatever the files' sizes.
+            let tmp = tempfile::NamedTempFile::new_in(&spool)?;
+            let mut out = tokio::fs::File::from_std(tmp.reopen()?);
+            let (mut size, mut sha) = (0usize, <sha2::Sha256 as sha2::Digest>::new());
             while let Some(chunk) = field.chunk().await.map_err(|e| ApiError::bad_request(format!("upload interrupted: {e}")))? {
-                if data.len() + chunk.len() > MAX_BROWSER_FILE {
+                size += chunk.len();
+                if size > MAX_BROWSER_FILE {
                     return Err(ApiError::payload_too_large(format!(
                         "{file_name} is over {} MB: upload large files with `hub upload` or git-lfs",
                         MAX_BROWSER_FILE / 1_000_000
                     )));
                 }
-                data.extend_from_slice(&chunk);
+                sha2::Digest::update(&mut sha, &chunk);
+                tokio::io::AsyncWriteExt::write_all(&mut out, &chunk).await?;
             }
+            tokio::io::AsyncWriteExt::flush(&mut out).await?;
             if !file_name.is_empty() {
-                files.push((file_name, data));
+                files.push(SpooledFile { name: file_name, tmp, size: size as u64, sha256: hex::encode(sha2::Digest::finalize(sha)) });
             }
         } else {
             let value = field.text().await.map_err(|e| ApiError::bad_request(format!("invalid upload form: {e}")))?;
             match key.as_str() {
-                "csrf" => fields.csrf = value,
+                "csrf" => {
+                    check_csrf(session, &value).await?;
+                    csrf_checked = true;
+                }
                 "folder" => fields.folder = value.trim().trim_matches('/').to_string(),
                 "message" => fields.message = value,
                 _ => {}
             }
         }
     }
-    check_csrf(session, &fields.csrf).await?;
+    if !csrf_checked {
+        check_csrf(session, "").await?;
+    }
     if files.is_empty() {
         return Err(ApiError::bad_request("choose at least one file"));
     }
     let mut ops = Vec::new();
-    for (file_name, data) in files {
-        let base_name = file_name.rsplit(['/', '\\']).next().unwrap_or(&file_name).to_string();
+    for file in files {
+        let base_name = file.name.rsplit(['/', '\\']).next().unwrap_or(&file.name).to_string();
         let path = if fields.folder.is_empty() { base_name } else { format!("{}/{base_name}", fields.folder) };
         validate_repo_path(&path)?;
-        let content = commits::store_inline(state, caller, &row.id, &path, data).await?;
+        let content = store_spooled(state, caller, &row.id, &path, file).await?;
         ops.push(CommitOp::Add { path, content });
     }
     let summary =
