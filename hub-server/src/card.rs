@@ -20,11 +20,47 @@ pub fn front_matter(readme: &str) -> Option<&str> {
     None
 }
 
+/// Front matter longer than this is refused (real cards, model-index included, are a few KiB).
+pub const MAX_FRONT_MATTER: usize = 1024 * 1024;
+/// Flow collections (`[`, `{`) nested deeper than this are refused: the YAML parser's time grows
+/// faster than linearly with nesting, and a card is parsed on reads of the repo.
+pub const MAX_FLOW_DEPTH: usize = 64;
+
+/// The deepest nesting of `[`/`{` outside quoted strings (a linear scan, before any parsing).
+fn flow_depth(yaml: &str) -> usize {
+    let (mut depth, mut max, mut quote) = (0usize, 0usize, None::<char>);
+    let mut chars = yaml.chars();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (Some('"'), '\\') => {
+                chars.next();
+            }
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'') => quote = Some(c),
+            (None, '[' | '{') => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            (None, ']' | '}') => depth = depth.saturating_sub(1),
+            (None, '\n') => {}
+            _ => {}
+        }
+    }
+    max
+}
+
 /// Parses front matter into JSON; an error says what is wrong with the YAML.
 pub fn parse_card_data(readme: &str) -> Result<Option<Value>, String> {
     let Some(yaml) = front_matter(readme) else { return Ok(None) };
     if yaml.trim().is_empty() {
         return Ok(None);
+    }
+    if yaml.len() > MAX_FRONT_MATTER {
+        return Err(format!("README.md front matter is longer than {MAX_FRONT_MATTER} bytes"));
+    }
+    if flow_depth(yaml) > MAX_FLOW_DEPTH {
+        return Err(format!("README.md front matter nests lists or mappings deeper than {MAX_FLOW_DEPTH} levels"));
     }
     let value: serde_yaml::Value = serde_yaml::from_str(yaml).map_err(|e| format!("Invalid YAML in README.md front matter: {e}"))?;
     let json = serde_json::to_value(value).map_err(|e| format!("Unsupported YAML in README.md front matter: {e}"))?;
@@ -83,6 +119,17 @@ pub fn card_meta(readme: Option<&str>) -> CardMeta {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deep_or_huge_front_matter_is_refused_before_parsing() {
+        let deep = format!("---\nx: {}\n---\n", "[".repeat(70_000));
+        // Refused by the scan (the parser's own error would say something else, minutes later).
+        assert!(parse_card_data(&deep).unwrap_err().contains("deeper than"));
+        let quoted = format!("---\nx: \"{}\"\ny: [[1]]\n---\n", "[".repeat(1000));
+        assert!(parse_card_data(&quoted).unwrap().is_some(), "brackets inside strings do not count");
+        let huge = format!("---\nx: \"{}\"\n---\n", "a".repeat(MAX_FRONT_MATTER));
+        assert!(parse_card_data(&huge).unwrap_err().contains("longer than"));
+    }
 
     #[test]
     fn reads_front_matter_metadata() {

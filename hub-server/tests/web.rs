@@ -130,7 +130,25 @@ async fn profiles_and_organisation_pages(hub: TestHub) {
     assert_eq!(hub.get("/nobody-here", None).await.status, StatusCode::NOT_FOUND);
 }
 
+/// A directory of hundreds of files is shown a page at a time, each entry with its last commit
+/// (it used to walk thousands of commits per entry for the whole directory at once).
+async fn long_directories_are_paginated(hub: TestHub) {
+    let repo = hub.create_repo("many", false).await;
+    let mut lines = vec![header_line("many files")];
+    lines.extend((0..250).map(|i| file_line(&format!("many/f{i:03}.txt"), format!("{i}").as_bytes())));
+    assert_eq!(hub.commit_lines(&repo, &lines).await.status, StatusCode::OK);
+    let rows = |page: &str| page.matches("<tr>").count();
+    let first = html(&hub.get(&format!("/{repo}/tree/main/many"), None).await);
+    assert_eq!(rows(&first), 100);
+    assert!(first.contains("?p=1") && first.contains("many files"), "next link and last commit");
+    let last = html(&hub.get(&format!("/{repo}/tree/main/many?p=2"), None).await);
+    assert_eq!(rows(&last), 50);
+    assert!(last.contains("?p=1") && !last.contains("?p=3"));
+    assert!(last.contains("f249.txt"));
+}
+
 backend_tests!(
+    long_directories_are_paginated,
     pages_show_repos_cards_files_and_history,
     private_repos_are_404_pages,
     hostile_cards_render_inert,

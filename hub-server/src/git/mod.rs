@@ -258,9 +258,13 @@ pub fn log(repo: &Repository, start: Oid, skip: usize, limit: usize) -> Result<(
     Ok((page, total))
 }
 
-/// For each path, the newest commit (from `start`) that changed it.
+/// For each path, the newest commit (from `start`) that changed it, as far as a bounded walk
+/// finds: at most 5000 commits and a fixed number of tree lookups, however many paths are asked
+/// (paths it cannot place in that budget get None). A directory whose tree did not change in a
+/// commit is skipped with one comparison for all the paths under it.
 pub fn last_commits(repo: &Repository, start: Oid, paths: &[String]) -> Result<Vec<Option<CommitInfo>>, git2::Error> {
     const MAX_WALK: usize = 5000;
+    const MAX_LOOKUPS: usize = 200_000;
     let mut found: Vec<Option<CommitInfo>> = vec![None; paths.len()];
     let mut remaining = paths.len();
     let entry_id = |tree: &git2::Tree, path: &str| -> Option<Oid> {
@@ -270,11 +274,17 @@ pub fn last_commits(repo: &Repository, start: Oid, paths: &[String]) -> Result<V
             tree.get_path(std::path::Path::new(path)).ok().map(|e| e.id())
         }
     };
+    // Paths grouped by their directory.
+    let mut groups: std::collections::BTreeMap<&str, Vec<usize>> = std::collections::BTreeMap::new();
+    for (i, p) in paths.iter().enumerate() {
+        groups.entry(p.rsplit_once('/').map(|(d, _)| d).unwrap_or("")).or_default().push(i);
+    }
+    let mut lookups = 0usize;
     let mut walk = repo.revwalk()?;
     walk.set_sorting(Sort::TOPOLOGICAL | Sort::TIME)?;
     walk.push(start)?;
     for oid in walk.take(MAX_WALK) {
-        if remaining == 0 {
+        if remaining == 0 || lookups > MAX_LOOKUPS {
             break;
         }
         let commit = repo.find_commit(oid?)?;
@@ -283,15 +293,26 @@ pub fn last_commits(repo: &Repository, start: Oid, paths: &[String]) -> Result<V
             Ok(p) => Some(p.tree()?),
             Err(_) => None,
         };
-        for (i, path) in paths.iter().enumerate() {
-            if found[i].is_some() {
+        for (dir, members) in &groups {
+            if members.iter().all(|&i| found[i].is_some()) {
                 continue;
             }
-            let here = entry_id(&tree, path);
-            let before = parent_tree.as_ref().and_then(|t| entry_id(t, path));
-            if here.is_some() && here != before {
-                found[i] = Some(commit_info(&commit));
-                remaining -= 1;
+            lookups += 2;
+            let dir_here = entry_id(&tree, dir);
+            if dir_here.is_some() && dir_here == parent_tree.as_ref().and_then(|t| entry_id(t, dir)) {
+                continue;
+            }
+            for &i in members {
+                if found[i].is_some() {
+                    continue;
+                }
+                lookups += 2;
+                let here = entry_id(&tree, &paths[i]);
+                let before = parent_tree.as_ref().and_then(|t| entry_id(t, &paths[i]));
+                if here.is_some() && here != before {
+                    found[i] = Some(commit_info(&commit));
+                    remaining -= 1;
+                }
             }
         }
     }

@@ -67,7 +67,7 @@ fn sibling_json(entry: &Entry, blobs: bool) -> Option<Value> {
 struct Snapshot {
     commit: String,
     files: Vec<Entry>,
-    readme: Option<String>,
+    card: crate::db::CardMeta,
 }
 
 async fn snapshot(state: &AppState, row: &RepoRow, rev: &str) -> ApiResult<Snapshot> {
@@ -76,8 +76,9 @@ async fn snapshot(state: &AppState, row: &RepoRow, rev: &str) -> ApiResult<Snaps
         .with_git(&row.id, move |g| {
             let commit = git::resolve_revision(g, &rev).ok_or_else(|| ApiError::revision_not_found(&rev))?;
             let files = git::all_files(g, commit)?;
+            // Parsed here, on the blocking thread, not on the async ones.
             let readme = git::read_file(g, commit, "README.md")?.map(|b| String::from_utf8_lossy(&b).into_owned());
-            Ok(Snapshot { commit: commit.to_string(), files, readme })
+            Ok(Snapshot { commit: commit.to_string(), files, card: card::card_meta(readme.as_deref()) })
         })
         .await
 }
@@ -138,7 +139,7 @@ pub async fn info(State(state): State<AppState>, caller: Caller, path: RepoPath,
     let expand = expand_list(&q);
     let wants = |k: &str| expand.is_empty() || expand.iter().any(|e| e == k);
     let blobs = q.flag("blobs");
-    let meta = card::card_meta(snap.readme.as_deref());
+    let meta = snap.card.clone();
     let mut m = base_fields(&row);
     m.insert("sha".into(), json!(snap.commit));
     m.insert("tags".into(), json!(meta.tags));

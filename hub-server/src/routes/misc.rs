@@ -43,7 +43,11 @@ pub async fn validate_yaml(body: Bytes) -> Response {
     let Some(content) = req.get("content").and_then(Value::as_str) else {
         return reject("missing \"content\" (the README.md text)".into());
     };
-    match parse_card_data(content) {
+    // YAML parsing is CPU work: off the async threads.
+    let content = content.to_string();
+    let parsed =
+        tokio::task::spawn_blocking(move || parse_card_data(&content).map(|_| ())).await.unwrap_or(Err("could not check the card".into()));
+    match parsed {
         Ok(_) => Json(json!({ "errors": [], "warnings": [] })).into_response(),
         Err(msg) => reject(msg),
     }

@@ -373,29 +373,17 @@ fn snippets(base: &str, name: &RepoName) -> Vec<(String, String)> {
     out
 }
 
-/// `/{repo}`: the card, metadata, snippets and safetensors summary at `main`.
-pub async fn repo_page(state: &AppState, caller: &Caller, nav: &Nav, name: &RepoName, uri: &Uri, base: &str) -> PageResult {
-    let row = find_readable(state, caller, name, uri).await?;
-    let rev = "main".to_string();
-    let r = rev.clone();
-    let (readme, files) = state
-        .with_git(&row.id, move |g| {
-            let commit = git::resolve_revision(g, &r).ok_or_else(|| ApiError::revision_not_found(&r))?;
-            let readme = git::read_file(g, commit, "README.md")?.map(|b| String::from_utf8_lossy(&b).into_owned());
-            Ok((readme, git::all_files(g, commit)?))
-        })
-        .await?;
-    let view = repo_view_for(state, caller, &row, &rev).await?;
-    let readme = readme.unwrap_or_default();
-    let body = match card::front_matter(&readme) {
+/// The card's body as HTML and its metadata as (key, shown value) pairs.
+fn render_card_parts(readme: &str, url: &str, rev: &str) -> (String, Vec<(String, String)>) {
+    let body = match card::front_matter(readme) {
         Some(fm) => {
             let start = readme.find(fm).unwrap_or(0) + fm.len();
             readme[start..].trim_start_matches("---").trim_start_matches(['\r', '\n']).to_string()
         }
-        None => readme.clone(),
+        None => readme.to_string(),
     };
-    let card_html = if readme.is_empty() { String::new() } else { crate::markdown::render_card(&body, &view.url, &rev) };
-    let metadata = card::parse_card_data(&readme)
+    let card_html = if readme.is_empty() { String::new() } else { crate::markdown::render_card(&body, url, rev) };
+    let metadata = card::parse_card_data(readme)
         .ok()
         .flatten()
         .and_then(|v| v.as_object().cloned())
@@ -416,6 +404,26 @@ pub async fn repo_page(state: &AppState, caller: &Caller, nav: &Nav, name: &Repo
                 .collect()
         })
         .unwrap_or_default();
+    (card_html, metadata)
+}
+
+/// `/{repo}`: the card, metadata, snippets and safetensors summary at `main`.
+pub async fn repo_page(state: &AppState, caller: &Caller, nav: &Nav, name: &RepoName, uri: &Uri, base: &str) -> PageResult {
+    let row = find_readable(state, caller, name, uri).await?;
+    let rev = "main".to_string();
+    let r = rev.clone();
+    let (readme, files) = state
+        .with_git(&row.id, move |g| {
+            let commit = git::resolve_revision(g, &r).ok_or_else(|| ApiError::revision_not_found(&r))?;
+            let readme = git::read_file(g, commit, "README.md")?.map(|b| String::from_utf8_lossy(&b).into_owned());
+            Ok((readme, git::all_files(g, commit)?))
+        })
+        .await?;
+    let view = repo_view_for(state, caller, &row, &rev).await?;
+    let readme = readme.unwrap_or_default();
+    let (url, r) = (view.url.clone(), rev.clone());
+    // Markdown rendering and YAML parsing are CPU work: off the async threads.
+    let (card_html, metadata) = tokio::task::spawn_blocking(move || render_card_parts(&readme, &url, &r)).await?;
     let mut totals = std::collections::BTreeMap::<String, u64>::new();
     let mut per_file = Vec::new();
     for e in &files {
@@ -468,7 +476,13 @@ struct TreePage {
     refs: Vec<String>,
     crumbs: Vec<(String, String)>,
     entries: Vec<EntryView>,
+    /// Links to the neighbouring pages of a long directory.
+    prev: Option<String>,
+    next: Option<String>,
 }
+
+/// Entries per page of a directory (each gets its last commit).
+const TREE_PAGE: usize = 100;
 
 /// `/{repo}/tree/{rev}/{path}`: one directory at any branch, tag or commit.
 pub async fn tree(state: &AppState, caller: &Caller, nav: &Nav, name: &RepoName, uri: &Uri, rev: &str, dir: &str) -> PageResult {
@@ -477,7 +491,8 @@ pub async fn tree(state: &AppState, caller: &Caller, nav: &Nav, name: &RepoName,
     if !d.is_empty() {
         crate::names::validate_repo_path(&d)?;
     }
-    let (entries, commits, refs) = state
+    let page_no = crate::extract::QueryPairs::parse(uri.query()).number("p")?.unwrap_or(0) as usize;
+    let (entries, commits, refs, more) = state
         .with_git(&row.id, move |g| {
             let commit = git::resolve_revision(g, &r).ok_or_else(|| ApiError::revision_not_found(&r))?;
             let tree = match git::entry_at(g, commit, &d)? {
@@ -487,10 +502,13 @@ pub async fn tree(state: &AppState, caller: &Caller, nav: &Nav, name: &RepoName,
             let mut entries = Vec::new();
             git::list_dir(g, tree, &d, false, &mut entries)?;
             entries.sort_by_key(|e| (!matches!(e, Entry::Dir { .. }), e.path().to_string()));
+            // One page at a time: each entry's last commit is looked up.
+            let more = entries.len() > (page_no + 1) * TREE_PAGE;
+            let entries: Vec<Entry> = entries.into_iter().skip(page_no * TREE_PAGE).take(TREE_PAGE).collect();
             let paths: Vec<String> = entries.iter().map(|e| e.path().to_string()).collect();
             let commits = git::last_commits(g, commit, &paths)?;
             let refs: Vec<String> = git::branches(g)?.into_iter().chain(git::tags(g)?).map(|r| r.name).collect();
-            Ok((entries, commits, refs))
+            Ok((entries, commits, refs, more))
         })
         .await?;
     let view = repo_view_for(state, caller, &row, rev).await?;
@@ -524,7 +542,10 @@ pub async fn tree(state: &AppState, caller: &Caller, nav: &Nav, name: &RepoName,
     if !refs.contains(&rev.to_string()) {
         refs.insert(0, rev.to_string());
     }
-    page(TreePage { nav: nav.clone(), repo: view, tab: "files", path: dir.to_string(), refs, crumbs, entries })
+    let here = uri.path().to_string();
+    let prev = (page_no > 0).then(|| format!("{here}?p={}", page_no - 1));
+    let next = more.then(|| format!("{here}?p={}", page_no + 1));
+    page(TreePage { nav: nav.clone(), repo: view, tab: "files", path: dir.to_string(), refs, crumbs, entries, prev, next })
 }
 
 #[derive(Template)]
@@ -566,7 +587,14 @@ pub async fn blob(state: &AppState, caller: &Caller, nav: &Nav, name: &RepoName,
         .await?;
     let view = repo_view_for(state, caller, &row, rev).await?;
     let text = content.and_then(|c| if c.contains(&0) { None } else { String::from_utf8(c).ok() });
-    let highlighted = text.as_deref().and_then(|t| crate::markdown::highlight(path, t));
+    // Highlighting is CPU work (syntect's regexes): off the async threads.
+    let highlighted = match text.clone() {
+        Some(t) => {
+            let p = path.to_string();
+            tokio::task::spawn_blocking(move || crate::markdown::highlight(&p, &t)).await?
+        }
+        None => None,
+    };
     let notice = if lfs {
         "This file is stored with Git LFS: download it to see its content.".to_string()
     } else if size > MAX_SHOWN {
