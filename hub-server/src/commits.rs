@@ -263,7 +263,7 @@ pub async fn store_inline(state: &AppState, caller: &Caller, repo_id: &str, path
         return Ok(Content::Lfs(resolve_lfs(state, caller, repo_id, path, &pointer.oid, Some(pointer.size)).await?));
     }
     if data.len() as u64 >= LFS_SIZE_THRESHOLD {
-        let (size, oid) = state.storage.put_content(Bytes::from(data)).await.map_err(ApiError::internal)?;
+        let (size, oid) = state.storage.put_content(Bytes::from(data)).await?;
         state.db.record_lfs_object(&oid, size).await?;
         return Ok(Content::Lfs(HeldObject { oid, size, xet_hash: None }));
     }
@@ -336,7 +336,7 @@ fn commit_blocking(
                     Content::Blob { oid, size } if *size > 0 && rules.is_lfs(path) => {
                         let data = Bytes::copy_from_slice(repo.find_blob(*oid)?.content());
                         let rt = tokio::runtime::Handle::current();
-                        let (size, lfs_oid) = rt.block_on(state.storage.put_content(data)).map_err(ApiError::internal)?;
+                        let (size, lfs_oid) = rt.block_on(state.storage.put_content(data))?;
                         // Recorded before the ref moves, so the pointer is never without its content.
                         rt.block_on(state.db.record_lfs_object(&lfs_oid, size))?;
                         let held = HeldObject { oid: lfs_oid.clone(), size, xet_hash: None };

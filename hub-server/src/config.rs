@@ -49,6 +49,15 @@ pub struct Settings {
     #[arg(long, env = "HUB_ALLOW_SIGNUP", global = true, default_value_t = true, action = clap::ArgAction::Set)]
     pub allow_signup: bool,
 
+    /// Reads (GET, HEAD) must start answering within this many seconds, else 503 (0: no limit).
+    #[arg(long, env = "HUB_REQUEST_TIMEOUT_SECS", default_value_t = 120, global = true)]
+    pub request_timeout_secs: u64,
+
+    /// A request body that sends nothing for this many seconds is cut off (uploads may take
+    /// hours, but not stall).
+    #[arg(long, env = "HUB_BODY_IDLE_TIMEOUT_SECS", default_value_t = 120, global = true)]
+    pub body_idle_timeout_secs: u64,
+
     /// Failed web logins allowed per account in 5 minutes, then refused (429) until it passes.
     #[arg(long, env = "HUB_LOGIN_MAX_FAILURES", default_value_t = 5, global = true)]
     pub login_max_failures: usize,
@@ -121,6 +130,9 @@ impl Settings {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 anyhow::bail!("HUB_INFERENCE_URL entries must start with http:// or https:// (got {url:?})");
             }
+        }
+        if self.body_idle_timeout_secs == 0 {
+            anyhow::bail!("HUB_BODY_IDLE_TIMEOUT_SECS must be at least 1");
         }
         if self.gc_grace_days < 21 {
             anyhow::bail!("HUB_GC_GRACE_DAYS must be at least 21: Xet clients reuse uploaded chunks for three weeks");

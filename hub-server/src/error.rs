@@ -173,7 +173,51 @@ macro_rules! internal_from {
         }
     )*};
 }
-internal_from!(sqlx::Error, git2::Error, object_store::Error, std::io::Error, tokio::task::JoinError, anyhow::Error);
+internal_from!(git2::Error, std::io::Error, tokio::task::JoinError, anyhow::Error);
+
+impl ApiError {
+    /// A dependency (object storage, the database) does not answer: retry later. Logged once.
+    pub fn unavailable(what: &str, err: impl std::fmt::Display) -> Self {
+        tracing::warn!(error = %err, "{what} unavailable");
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, format!("{what} is unavailable right now; retry in a few seconds"))
+            .with_header(header::RETRY_AFTER, "5")
+    }
+}
+
+impl From<object_store::Error> for ApiError {
+    fn from(e: object_store::Error) -> Self {
+        match e {
+            // Metadata names an object the store does not have: a hub fault, not the client's.
+            object_store::Error::NotFound { .. } => ApiError::internal(e),
+            // Anything else is the store failing to answer (down, timing out, refusing).
+            other => ApiError::unavailable("object storage", other),
+        }
+    }
+}
+
+impl From<crate::storage::PutError> for ApiError {
+    fn from(e: crate::storage::PutError) -> Self {
+        match e {
+            crate::storage::PutError::Store(e) => ApiError::from(e),
+            other => ApiError::bad_request(other.to_string()),
+        }
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
+                ApiError::unavailable("the database", e)
+            }
+            // Postgres shutting down or a lost connection (SQLSTATE classes 57P and 08).
+            sqlx::Error::Database(ref d) if d.code().is_some_and(|c| c.starts_with("57P") || c.starts_with("08")) => {
+                ApiError::unavailable("the database", e)
+            }
+            other => ApiError::internal(other),
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -282,7 +282,24 @@ async fn absurd_lfs_sizes_are_refused(hub: TestHub) {
     assert_eq!(header, 8193, "8192 part URLs and chunk_size");
 }
 
+/// User files come from the hub's own origin: no answer may be sniffed into HTML or framed, and
+/// pages may run only the hub's own script.
+async fn answers_carry_security_headers(hub: TestHub) {
+    let repo = hub.create_repo("headers", false).await;
+    hub.commit_lines(&repo, &[header_line("x"), file_line("page.md", b"<script>alert(1)</script>")]).await;
+    let file = hub.get(&format!("/{repo}/resolve/main/page.md"), None).await;
+    assert_eq!(file.header("x-content-type-options"), Some("nosniff"));
+    assert!(file.header("content-security-policy").unwrap().contains("sandbox"));
+    assert_eq!(file.header("x-frame-options"), Some("DENY"));
+    let page = hub.get(&format!("/{repo}"), None).await;
+    let csp = page.header("content-security-policy").unwrap();
+    assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert_eq!(page.header("x-content-type-options"), Some("nosniff"));
+    assert!(hub.get("/api/models", None).await.header("content-security-policy").is_some());
+}
+
 backend_tests!(
+    answers_carry_security_headers,
     absurd_lfs_sizes_are_refused,
     impossible_paths_in_reads_are_4xx,
     every_refusal_is_json_with_a_code,
@@ -296,3 +313,49 @@ backend_tests!(
     commits_to_tags_and_missing_branches_are_refused,
     concurrent_commits_to_one_branch_lose_nothing
 );
+
+/// `serve` logs one INFO line per request, when the answer is done: method, path, status,
+/// bytes, duration and the request id the client got back.
+#[test]
+fn serve_logs_one_access_line_per_request() {
+    use std::io::{BufRead, Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut hub = std::process::Command::new(env!("CARGO_BIN_EXE_hub-server"))
+        .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+        .env("HUB_DATA_DIR", dir.path())
+        .env("RUST_LOG", "info")
+        .env("HUB_LOG_JSON", "true")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut conn = None;
+    for _ in 0..200 {
+        if let Ok(c) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            conn = Some(c);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    let mut conn = conn.expect("the hub listens");
+    conn.write_all(b"GET /api/models?search=x HTTP/1.1\r\nHost: hub\r\nConnection: close\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).unwrap();
+    let id = answer.lines().find_map(|l| l.strip_prefix("x-request-id: ")).unwrap().trim().to_string();
+    let stderr = std::io::BufReader::new(hub.stderr.take().unwrap());
+    let mut found = None;
+    for line in stderr.lines().map_while(Result::ok) {
+        if line.contains("hub_server::access") {
+            found = Some(line);
+            break;
+        }
+    }
+    let _ = hub.kill();
+    let line: serde_json::Value = serde_json::from_str(&found.expect("an access line")).unwrap();
+    assert_eq!(line["level"], "INFO");
+    let f = &line["fields"];
+    assert_eq!((f["method"].as_str(), f["path"].as_str(), f["status"].as_u64()), (Some("GET"), Some("/api/models"), Some(200)));
+    assert_eq!(f["bytes_out"].as_u64(), Some(2), "the body was []");
+    assert_eq!(f["request_id"].as_str(), Some(id.as_str()));
+    assert!(f["ms"].is_u64());
+}

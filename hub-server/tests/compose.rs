@@ -226,7 +226,7 @@ const DEBIAN_GIT: &[(&str, (u32, u32))] = &[("bookworm", (2, 39)), ("trixie", (2
 #[test]
 fn the_hub_image_carries_a_git_that_bounds_tree_depth() {
     let (_, dockerfile) = dockerfile_of("hub");
-    let runtime = dockerfile.lines().filter(|l| l.starts_with("FROM ")).next_back().unwrap();
+    let runtime = dockerfile.lines().rfind(|l| l.starts_with("FROM ")).unwrap();
     let image = runtime.split_whitespace().nth(1).unwrap();
     let suite = image
         .strip_prefix("debian:")

@@ -29,8 +29,14 @@ pub enum Backend {
 #[derive(Clone)]
 pub struct Db {
     pool: AnyPool,
+    /// Postgres: the connections that hold repo write locks, apart from `pool`, so writers
+    /// waiting on or holding locks can never take the connections their own queries need.
+    locks: Option<AnyPool>,
     backend: Backend,
 }
+
+/// Repo write locks held at once per process (Postgres); more writers wait for one.
+const LOCK_CONNECTIONS: u32 = 32;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
@@ -67,7 +73,17 @@ impl Db {
             _ => url.to_string(),
         };
         let pool = options.connect(&url).await?;
-        Ok(Db { pool, backend })
+        let locks = match backend {
+            Backend::Postgres => Some(
+                AnyPoolOptions::new()
+                    .max_connections(LOCK_CONNECTIONS)
+                    .min_connections(0)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .connect_lazy(&url)?,
+            ),
+            Backend::Sqlite => None,
+        };
+        Ok(Db { pool, locks, backend })
     }
 
     pub async fn migrate(&self) -> anyhow::Result<()> {
@@ -117,10 +133,10 @@ impl Db {
         use sha2::Digest;
         let digest = sha2::Sha256::digest(repo_id.as_bytes());
         let key = i64::from_le_bytes(digest[..8].try_into().expect("8 bytes"));
-        match self.backend {
-            Backend::Sqlite => Ok(RepoWriteLock { conn: None, key }),
-            Backend::Postgres => {
-                let mut conn = self.pool.acquire().await?;
+        match &self.locks {
+            None => Ok(RepoWriteLock { conn: None, key }),
+            Some(locks) => {
+                let mut conn = locks.acquire().await?;
                 sqlx::query("SELECT pg_advisory_lock($1)").bind(key).execute(&mut *conn).await?;
                 Ok(RepoWriteLock { conn: Some(conn), key })
             }

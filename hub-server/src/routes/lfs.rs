@@ -26,10 +26,7 @@ fn check_signature(state: &AppState, q: &QueryPairs, path: &str) -> ApiResult<()
 }
 
 fn put_error(e: PutError) -> ApiError {
-    match e {
-        PutError::Store(e) => ApiError::internal(e),
-        other => ApiError::bad_request(other.to_string()),
-    }
+    ApiError::from(e)
 }
 
 /// Runs a store write in its own task, so a client that disconnects cannot cancel it halfway:

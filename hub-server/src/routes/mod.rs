@@ -3,6 +3,7 @@
 mod commit;
 mod inference;
 mod info;
+mod layers;
 mod lfs;
 mod misc;
 mod range;
@@ -26,6 +27,7 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(misc::health))
         .route("/static/style.css", get(web::stylesheet))
         .route("/static/widget.js", get(web::widget_script))
+        .route("/static/revs.js", get(web::revs_script))
         .route("/", get(web_list))
         .route("/login", get(web_accounts::login_page).post(web_accounts::login))
         .route("/logout", post(web_accounts::logout))
@@ -73,15 +75,20 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/telemetry", post(xet::telemetry))
         .nest("/xet", cas_router())
         .fallback(repo_paths::dispatch)
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(std::time::Duration::from_secs(state.settings.body_idle_timeout_secs)))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), layers::read_timeout))
         .layer(axum::middleware::map_response(crate::error::json_errors))
         .layer(
             tower::ServiceBuilder::new()
+                .layer(tower_http::catch_panic::CatchPanicLayer::custom(layers::panic_response))
                 .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+                .layer(axum::middleware::from_fn(layers::access_log))
                 .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
                     let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
                     tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path())
                 }))
                 .layer(PropagateRequestIdLayer::x_request_id())
+                .layer(axum::middleware::map_response(layers::security_headers))
                 .layer(web_accounts::session_layer(&state)),
         )
         .with_state(state)

@@ -61,6 +61,13 @@ pub async fn widget_script() -> Response {
     r
 }
 
+pub async fn revs_script() -> Response {
+    let mut r = include_str!("../../../static/revs.js").into_response();
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/javascript; charset=utf-8"));
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
+    r
+}
+
 pub async fn stylesheet() -> Response {
     let mut r = include_str!("../../../static/style.css").into_response();
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/css; charset=utf-8"));

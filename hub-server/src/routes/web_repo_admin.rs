@@ -186,7 +186,7 @@ async fn store_spooled(
     if file.size >= crate::attributes::LFS_SIZE_THRESHOLD {
         let reader = tokio::fs::File::from_std(file.tmp.reopen()?);
         let stream = tokio_util::io::ReaderStream::with_capacity(reader, 256 * 1024);
-        state.storage.put_verified(&file.sha256, file.size, stream).await.map_err(ApiError::internal)?;
+        state.storage.put_verified(&file.sha256, file.size, stream).await?;
         state.db.record_lfs_object(&file.sha256, file.size).await?;
         return Ok(commits::Content::Lfs(crate::content::HeldObject { oid: file.sha256, size: file.size, xet_hash: None }));
     }

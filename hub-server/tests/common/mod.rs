@@ -83,6 +83,8 @@ pub fn settings(dir: &std::path::Path) -> Settings {
         gc_grace_days: 21,
         gc_interval_hours: 0,
         login_max_failures: 5,
+        request_timeout_secs: 120,
+        body_idle_timeout_secs: 120,
         login_max_failures_per_ip: 50,
         log_json: false,
     }

@@ -1,0 +1,128 @@
+//! What wraps every request: an access log line, security headers, a timeout on reads, a
+//! panic catcher. (Request ids and sessions are set in `routes::router`.)
+
+use crate::app::AppState;
+use crate::error::ApiError;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+/// Pages may load their own script and style sheet; cards' images may come from anywhere; no
+/// page may be framed. Everything else (files, JSON) may run nothing at all.
+const PAGE_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: https: http:; \
+                           object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+const FILE_POLICY: &str = "default-src 'none'; frame-ancestors 'none'; sandbox";
+
+/// Sets `nosniff` everywhere (user files are served from the hub's own origin), and a content
+/// policy and frame refusal fitting the answer.
+pub async fn security_headers(mut resp: Response) -> Response {
+    let html = resp.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|t| t.starts_with("text/html"));
+    let h = resp.headers_mut();
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(if html { PAGE_POLICY } else { FILE_POLICY }));
+    resp
+}
+
+/// Reads (GET, HEAD) must start answering within the configured time; a handler stuck longer
+/// answers 503 instead of holding the client (streaming a long body afterwards is fine).
+/// Writes are bounded by the body idle timeout instead: they may legitimately take hours.
+pub async fn read_timeout(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let limit = std::time::Duration::from_secs(state.settings.request_timeout_secs);
+    if !(req.method() == Method::GET || req.method() == Method::HEAD) || limit.is_zero() {
+        return next.run(req).await;
+    }
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the hub took too long to answer; retry").into_response(),
+    }
+}
+
+/// One INFO line per request, when its answer has been sent (or abandoned): method, path,
+/// status, bytes in and out, duration and request id.
+pub async fn access_log(req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let bytes_in = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    let resp = next.run(req).await;
+    let status = resp.status().as_u16();
+    let (parts, body) = resp.into_parts();
+    let finished = http_body::Body::is_end_stream(&body);
+    let line = AccessLine { method, path, id, status, bytes_in, bytes_out: 0, started, finished };
+    Response::from_parts(parts, Body::new(LoggedBody { inner: body, line }))
+}
+
+struct AccessLine {
+    method: Method,
+    path: String,
+    id: String,
+    status: u16,
+    bytes_in: u64,
+    bytes_out: u64,
+    started: Instant,
+    finished: bool,
+}
+
+impl Drop for AccessLine {
+    fn drop(&mut self) {
+        tracing::info!(
+            target: "hub_server::access",
+            method = %self.method,
+            path = %self.path,
+            status = self.status,
+            bytes_in = self.bytes_in,
+            bytes_out = self.bytes_out,
+            ms = self.started.elapsed().as_millis() as u64,
+            complete = self.finished,
+            request_id = %self.id,
+            "request"
+        );
+    }
+}
+
+/// A response body that counts what it sends and logs the request's line when it is done.
+struct LoggedBody {
+    inner: Body,
+    line: AccessLine,
+}
+
+impl http_body::Body for LoggedBody {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let poll = Pin::new(&mut self.inner).poll_frame(cx);
+        match &poll {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    self.line.bytes_out += data.len() as u64;
+                }
+            }
+            Poll::Ready(None) => self.line.finished = true,
+            _ => {}
+        }
+        poll
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// A panic in a handler answers a plain 500 (logged), and the process keeps serving.
+pub fn panic_response(err: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let what = err.downcast_ref::<String>().map(String::as_str).or_else(|| err.downcast_ref::<&str>().copied()).unwrap_or("(no message)");
+    ApiError::internal(format!("a handler panicked: {what}")).into_response()
+}
