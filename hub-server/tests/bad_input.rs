@@ -351,6 +351,7 @@ fn serve_logs_one_access_line_per_request() {
         }
     }
     let _ = hub.kill();
+    let _ = hub.wait();
     let line: serde_json::Value = serde_json::from_str(&found.expect("an access line")).unwrap();
     assert_eq!(line["level"], "INFO");
     let f = &line["fields"];
