@@ -23,6 +23,14 @@ pub struct AuthUser {
 #[derive(Debug, Clone, Default)]
 pub struct Caller {
     pub user: Option<AuthUser>,
+    /// An inference grant reads one repo at one revision, nothing else.
+    pub grant: Option<GrantScope>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantScope {
+    pub repo_id: String,
+    pub revision: String,
 }
 
 impl Caller {
@@ -52,6 +60,19 @@ impl Caller {
 
     pub fn can_read_private(&self, namespace: &str) -> bool {
         self.membership(namespace).is_some()
+    }
+
+    /// Whether this caller may see a repo at all (a grant sees only its own).
+    pub fn may_see_repo(&self, repo_id: &str) -> bool {
+        self.grant.as_ref().is_none_or(|g| g.repo_id == repo_id)
+    }
+
+    /// A grant reads only its revision: any other answers as a revision that does not exist.
+    pub fn check_revision(&self, rev: &str) -> Result<(), ApiError> {
+        match &self.grant {
+            Some(g) if g.revision != rev => Err(ApiError::revision_not_found(rev)),
+            _ => Ok(()),
+        }
     }
 
     /// Checks write access to a namespace, with an error that says what to do.
@@ -134,22 +155,29 @@ pub fn invalid_credentials() -> ApiError {
 const GRANT_PREFIX: &str = "hubgrant_";
 const GRANT_TTL_SECS: i64 = 600;
 
-pub fn inference_grant(secret: &[u8], user_id: i64) -> String {
+/// A grant for the worker to read `repo_id` at `revision` (a commit id) as `user_id`.
+pub fn inference_grant(secret: &[u8], user_id: i64, repo_id: &str, revision: &str) -> String {
     // Expiry on a 5-minute grid: the same grant for a while, so the worker's access cache hits.
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let exp = (now / 300 + 1) * 300 + GRANT_TTL_SECS - 300;
-    let sig = crate::lfs::sign(secret, &format!("inference-grant {user_id}"), exp);
-    format!("{GRANT_PREFIX}{user_id}_{exp}_{sig}")
+    let sig = crate::lfs::sign(secret, &grant_claims(user_id, repo_id, revision), exp);
+    format!("{GRANT_PREFIX}{user_id}_{repo_id}_{revision}_{exp}_{sig}")
+}
+
+fn grant_claims(user_id: i64, repo_id: &str, revision: &str) -> String {
+    format!("inference-grant {user_id} {repo_id} {revision}")
 }
 
 async fn authenticate_grant(state: &AppState, grant: &str) -> Result<Caller, ApiError> {
-    let mut parts = grant.splitn(3, '_');
-    let (Some(user), Some(exp), Some(sig)) = (parts.next(), parts.next(), parts.next()) else { return Err(invalid_credentials()) };
+    let parts: Vec<&str> = grant.split('_').collect();
+    let [user, repo_id, revision, exp, sig] = parts[..] else { return Err(invalid_credentials()) };
     let (Ok(user_id), Ok(exp)) = (user.parse::<i64>(), exp.parse::<i64>()) else { return Err(invalid_credentials()) };
-    if !crate::lfs::verify(&state.secret, &format!("inference-grant {user_id}"), exp, sig) {
+    if !crate::lfs::verify(&state.secret, &grant_claims(user_id, repo_id, revision), exp, sig) {
         return Err(invalid_credentials());
     }
-    caller_for_user(state, user_id, "inference grant", Role::Read).await?.ok_or_else(invalid_credentials)
+    let mut caller = caller_for_user(state, user_id, "inference grant", Role::Read).await?.ok_or_else(invalid_credentials)?;
+    caller.grant = Some(GrantScope { repo_id: repo_id.to_string(), revision: revision.to_string() });
+    Ok(caller)
 }
 
 /// The caller a signed credential stands for (an inference grant, a Xet token): the account as it
@@ -158,7 +186,7 @@ pub async fn caller_for_user(state: &AppState, user_id: i64, credential: &str, r
     let Some(account) = state.db.find_account_by_id(user_id).await? else { return Ok(None) };
     let orgs = state.db.orgs_of(account.id).await?;
     let token = Token { id: 0, user_id, name: credential.into(), role };
-    Ok(Some(Caller { user: Some(AuthUser { account, token, orgs }) }))
+    Ok(Some(Caller { user: Some(AuthUser { account, token, orgs }), grant: None }))
 }
 
 pub async fn authenticate(state: &AppState, header: Option<&str>) -> Result<Caller, ApiError> {
@@ -170,7 +198,7 @@ pub async fn authenticate(state: &AppState, header: Option<&str>) -> Result<Call
         return Err(invalid_credentials());
     };
     let orgs = state.db.orgs_of(account.id).await?;
-    Ok(Caller { user: Some(AuthUser { account, token, orgs }) })
+    Ok(Caller { user: Some(AuthUser { account, token, orgs }), grant: None })
 }
 
 impl FromRequestParts<AppState> for Caller {

@@ -61,7 +61,7 @@ fn moved_location(uri: &Uri, old: &RepoName, new: &RepoName) -> String {
 /// The repo a caller asks for, if they may see it. A private repo answers exactly as a missing
 /// one; an old name of a moved repo answers with a relative 307 to the new name.
 pub async fn find_readable(state: &AppState, caller: &Caller, name: &RepoName, uri: &Uri) -> ApiResult<RepoRow> {
-    let visible = |row: &RepoRow| !row.private || caller.can_read_private(&row.name.namespace);
+    let visible = |row: &RepoRow| caller.may_see_repo(&row.id) && (!row.private || caller.can_read_private(&row.name.namespace));
     if let Some(row) = state.db.find_repo(name).await? {
         if visible(&row) {
             return Ok(row);

@@ -51,25 +51,44 @@ async fn private_models_are_checked_before_anything_is_forwarded() {
 }
 
 #[tokio::test]
-async fn a_worker_grant_reads_as_its_user_and_nothing_more() {
+async fn a_worker_grant_reads_one_model_at_one_revision_and_nothing_more() {
     let hub = TestHub::new().await;
     let repo = with_model(&hub, "secret", true).await;
+    let other = with_model(&hub, "other-secret", true).await;
     let alice = hub.state.db.find_account("alice").await.unwrap().unwrap();
-    let grant = hub_server::auth::inference_grant(&hub.state.secret, alice.id);
-    assert_eq!(hub.get(&format!("/api/models/{repo}"), Some(&grant)).await.status, StatusCode::OK);
+    let name = hub_server::names::RepoName::new(hub_server::names::RepoType::Model, "alice", "secret").unwrap();
+    let row = hub.state.db.find_repo(&name).await.unwrap().unwrap();
+    let sha = row.sha.clone().unwrap();
+    let grant = hub_server::auth::inference_grant(&hub.state.secret, alice.id, &row.id, &sha);
+    // What the worker reads: the model at the commit it was told.
+    assert_eq!(hub.get(&format!("/api/models/{repo}/revision/{sha}"), Some(&grant)).await.status, StatusCode::OK);
+    assert_eq!(hub.get(&format!("/{repo}/resolve/{sha}/config.json"), Some(&grant)).await.status, StatusCode::OK);
+    // Not another revision, not another of alice's private repos, not the listing's private repos.
+    let r = hub.get(&format!("/api/models/{repo}/revision/main"), Some(&grant)).await;
+    assert_eq!(r.header("x-error-code"), Some("RevisionNotFound"));
+    assert_eq!(hub.get(&format!("/{repo}/resolve/main/config.json"), Some(&grant)).await.status, StatusCode::NOT_FOUND);
+    let r = hub.get(&format!("/api/models/{other}/revision/{sha}"), Some(&grant)).await;
+    assert_eq!(r.header("x-error-code"), Some("RepoNotFound"));
     // Read-only: it can't write.
     let r = hub.call(Method::POST, &format!("/api/models/{repo}/commit/main"), Some(&grant), format!("{}\n", header_line("x"))).await;
-    assert_eq!(r.status, StatusCode::FORBIDDEN);
-    // Tampered or expired grants are invalid credentials.
-    let tampered = format!("{}0", &grant[..grant.len() - 1]);
+    assert!(r.status == StatusCode::FORBIDDEN || r.status == StatusCode::NOT_FOUND, "{}", r.status);
+    // Tampered (last digit changed to another), moved to another repo or user, expired: invalid.
+    let last = grant.chars().last().unwrap();
+    let tampered = format!("{}{}", &grant[..grant.len() - 1], if last == '0' { '1' } else { '0' });
     let other_user = grant.replacen(&format!("hubgrant_{}_", alice.id), &format!("hubgrant_{}_", alice.id + 1), 1);
+    let other_id = hub
+        .state
+        .db
+        .find_repo(&hub_server::names::RepoName::new(hub_server::names::RepoType::Model, "alice", "other-secret").unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let other_repo = grant.replacen(&row.id, &other_id, 1);
     let past = time::OffsetDateTime::now_utc().unix_timestamp() - 10;
-    let expired = format!(
-        "hubgrant_{}_{past}_{}",
-        alice.id,
-        hub_server::lfs::sign(&hub.state.secret, &format!("inference-grant {}", alice.id), past)
-    );
-    for bad in [tampered, other_user, expired, "hubgrant_x".to_string()] {
-        assert_eq!(hub.get(&format!("/api/models/{repo}"), Some(&bad)).await.status, StatusCode::UNAUTHORIZED, "{bad}");
+    let claims = format!("inference-grant {} {} {sha}", alice.id, row.id);
+    let expired = format!("hubgrant_{}_{}_{sha}_{past}_{}", alice.id, row.id, hub_server::lfs::sign(&hub.state.secret, &claims, past));
+    for bad in [tampered, other_user, other_repo, expired, "hubgrant_x".to_string()] {
+        assert_eq!(hub.get(&format!("/api/models/{repo}/revision/{sha}"), Some(&bad)).await.status, StatusCode::UNAUTHORIZED, "{bad}");
     }
 }

@@ -50,7 +50,7 @@ async fn forward(state: &AppState, ns: &str, name: &str, suffix: &str, req: Requ
         row.sha.clone().ok_or_else(|| ApiError::bad_request(format!("{} has no files yet: push a model first", row.name.id())))?;
     // The worker reads a private model with a short-lived read-only grant, never the user's token.
     let authorization = match (&caller.user, row.private) {
-        (Some(user), true) => Some(format!("Bearer {}", inference_grant(&state.secret, user.account.id))),
+        (Some(user), true) => Some(format!("Bearer {}", inference_grant(&state.secret, user.account.id, &row.id, &revision))),
         _ => None,
     };
     state

@@ -135,6 +135,7 @@ fn apply_expand(mut m: Map<String, Value>, expand: &[String]) -> Value {
 pub async fn info(State(state): State<AppState>, caller: Caller, path: RepoPath, q: QueryPairs) -> ApiResult<Json<Value>> {
     let row = find_readable(&state, &caller, &path.name, &path.uri).await?;
     let rev = path.params.get("rev").cloned().unwrap_or_else(|| "main".to_string());
+    caller.check_revision(&rev)?;
     let snap = snapshot(&state, &row, &rev).await?;
     let expand = expand_list(&q);
     let wants = |k: &str| expand.is_empty() || expand.iter().any(|e| e == k);
@@ -252,6 +253,7 @@ pub async fn list(
 pub async fn tree(State(state): State<AppState>, caller: Caller, path: RepoPath, headers: HeaderMap, q: QueryPairs) -> ApiResult<Response> {
     let row = find_readable(&state, &caller, &path.name, &path.uri).await?;
     let rev = path.param("rev").to_string();
+    caller.check_revision(&rev)?;
     let dir = path.param("path").trim_matches('/').to_string();
     if !dir.is_empty() {
         crate::names::validate_repo_path(&dir)?;
@@ -320,6 +322,7 @@ pub async fn paths_info(
         return Err(ApiError::bad_request("at most 10000 paths per request"));
     }
     let rev = path.param("rev").to_string();
+    caller.check_revision(&rev)?;
     let (entries, commits) = state
         .with_git(&row.id, move |g| {
             let commit = git::resolve_revision(g, &rev).ok_or_else(|| ApiError::revision_not_found(&rev))?;

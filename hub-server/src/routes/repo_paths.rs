@@ -304,6 +304,7 @@ async fn resolve(
 ) -> ApiResult<Response> {
     let row: RepoRow = find_readable(state, caller, name, uri).await?;
     crate::names::validate_repo_path(file)?;
+    caller.check_revision(rev)?;
     let (rev_s, file_s) = (rev.to_string(), file.to_string());
     let want_body = method == Method::GET;
     let (commit, entry, content) = state

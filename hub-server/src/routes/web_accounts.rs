@@ -65,7 +65,7 @@ async fn session_user(state: &AppState, session: &Session) -> Result<Option<Acco
 async fn caller_for(state: &AppState, account: Account) -> Result<Caller, ApiError> {
     let orgs = state.db.orgs_of(account.id).await?;
     let token = Token { id: 0, user_id: account.id, name: "web session".into(), role: Role::Write };
-    Ok(Caller { user: Some(AuthUser { account, token, orgs }) })
+    Ok(Caller { user: Some(AuthUser { account, token, orgs }), grant: None })
 }
 
 /// Who a web request is: a Bearer token if sent, else the session's user; and the header state.

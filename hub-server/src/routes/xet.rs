@@ -54,6 +54,7 @@ fn token_response(state: &AppState, headers: &HeaderMap, row: &RepoRow, caller: 
 /// `GET /api/{t}/{ns}/{name}/xet-read-token/{rev}`: anyone who can read the repo.
 pub async fn read_token(State(state): State<AppState>, caller: Caller, path: RepoPath, headers: HeaderMap) -> ApiResult<Response> {
     let row = find_readable(&state, &caller, &path.name, &path.uri).await?;
+    caller.check_revision(path.param("rev"))?;
     state.resolve(&row, path.param("rev")).await?;
     Ok(token_response(&state, &headers, &row, &caller, false))
 }
