@@ -52,6 +52,25 @@ impl Cache {
     }
 }
 
+/// Whether a repo path names a file inside a snapshot: relative, no `.`/`..`/empty segments, no
+/// backslash, NUL or control characters. A hostile hub must not make the cache write elsewhere.
+pub fn is_safe_repo_path(path: &str) -> bool {
+    !path.is_empty()
+        && !path.starts_with('/')
+        && !path.contains('\\')
+        && !path.chars().any(char::is_control)
+        && path.split('/').all(|seg| !matches!(seg, "" | "." | ".."))
+}
+
+/// Whether a hub-supplied blob name (an ETag) is a SHA-256 or git SHA-1 in hex.
+pub fn is_blob_id(etag: &str) -> bool {
+    (etag.len() == 64 || etag.len() == 40) && etag.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+fn unsafe_name(what: &str, value: &str) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("refusing to use {what} {value:?} as a cache path"))
+}
+
 /// One repo's corner of the cache.
 #[derive(Debug, Clone)]
 pub struct RepoCache {
@@ -84,6 +103,13 @@ impl RepoCache {
         if revision == commit {
             return Ok(());
         }
+        // Branch names may contain `/` (refs/pr/1): the same rules as paths keep them inside.
+        if !is_safe_repo_path(revision) {
+            return Err(unsafe_name("revision", revision));
+        }
+        if !is_commit_hash(commit) {
+            return Err(unsafe_name("commit", commit));
+        }
         let path = self.dir.join("refs").join(revision);
         if std::fs::read_to_string(&path).is_ok_and(|c| c == commit) {
             return Ok(());
@@ -94,6 +120,15 @@ impl RepoCache {
     /// Points `snapshots/<commit>/<path>` at `blobs/<etag>` with a relative symlink, replacing
     /// whatever was there, so a snapshot path never shows a partial file.
     pub fn link(&self, commit: &str, path: &str, etag: &str) -> std::io::Result<PathBuf> {
+        if !is_commit_hash(commit) {
+            return Err(unsafe_name("commit", commit));
+        }
+        if !is_safe_repo_path(path) {
+            return Err(unsafe_name("path", path));
+        }
+        if !is_blob_id(etag) {
+            return Err(unsafe_name("blob name", etag));
+        }
         let target_file = self.snapshot_path(commit, path);
         let parent = target_file.parent().expect("snapshot paths have a parent");
         std::fs::create_dir_all(parent)?;
@@ -109,6 +144,9 @@ impl RepoCache {
     }
 
     pub fn mark_missing(&self, commit: &str, path: &str) -> std::io::Result<()> {
+        if !is_commit_hash(commit) || !is_safe_repo_path(path) {
+            return Err(unsafe_name("path", path));
+        }
         let p = self.dir.join(".no_exist").join(commit).join(path);
         if let Some(parent) = p.parent() {
             std::fs::create_dir_all(parent)?;
@@ -134,6 +172,26 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_from_a_hub_cannot_lead_outside_the_cache() {
+        for ok in ["config.json", "a/b/c.bin", ".gitattributes", "x..y"] {
+            assert!(is_safe_repo_path(ok), "{ok}");
+        }
+        for bad in ["", "../x", "a/../../x", "/etc/passwd", "a//b", "a/./b", "a\\b", "a\nb", ".."] {
+            assert!(!is_safe_repo_path(bad), "{bad:?}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let repo = RepoCache { dir: dir.path().join("models--a--b") };
+        let commit = "a".repeat(40);
+        assert!(repo.link(&commit, "../../../escape", &"b".repeat(64)).is_err());
+        assert!(repo.link("../../x", "f", &"b".repeat(64)).is_err());
+        assert!(repo.link(&commit, "f", "../../x").is_err());
+        assert!(repo.write_ref("../../../escape", &commit).is_err());
+        assert!(repo.write_ref("main", "../x").is_err());
+        assert!(repo.mark_missing(&commit, "../../escape").is_err());
+        assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none(), "nothing was written anywhere");
+    }
 
     #[test]
     fn layout_matches_huggingface_hub() {

@@ -52,6 +52,15 @@ fn xet_file_data(h: &HeaderMap) -> Option<XetFileData> {
     Some(XetFileData { hash, refresh_url })
 }
 
+/// A path given to download: one that stays inside a snapshot, or a clear error.
+fn check_path(path: &str) -> Result<()> {
+    if crate::cache::is_safe_repo_path(path) {
+        Ok(())
+    } else {
+        Err(HubError::Io(std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{path:?} is not a path inside a repo"))))
+    }
+}
+
 /// Files a model directory needs for `from_pretrained`, besides the weights.
 const PRETRAINED_FILES: &[&str] = &[
     "config.json",
@@ -76,6 +85,7 @@ const PRETRAINED_FILES: &[&str] = &[
 impl Repo {
     /// `HEAD /resolve`: the commit, ETag and size of a file (redirects followed only within the hub).
     pub async fn file_metadata(&self, path: &str) -> Result<FileMetadata> {
+        check_path(path)?;
         let url = self.resolve_url(&self.revision, path);
         let mut req = self.client.inner.http_meta.head(&url).header("accept-encoding", "identity");
         if self.client.inner.offline {
@@ -104,6 +114,10 @@ impl Repo {
             .and_then(|s| s.parse().ok())
             .ok_or_else(|| HubError::InvalidResponse(format!("{url} has no size")))?;
         drop(resp);
+        // Both name files in the cache: a hub that sends anything else is refused.
+        if !is_commit_hash(&commit) || !crate::cache::is_blob_id(&etag) {
+            return Err(HubError::InvalidResponse(format!("{url}: X-Repo-Commit {commit:?} or ETag {etag:?} is not a hash")));
+        }
         Ok(FileMetadata { commit, etag, size, xet: xet_file_data(&h) })
     }
 
@@ -117,6 +131,7 @@ impl Repo {
 
     /// Downloads one file (or finds it in the cache) and returns its path under `snapshots/`.
     pub async fn get(&self, path: &str) -> Result<PathBuf> {
+        check_path(path)?;
         let cache = self.cache();
         if is_commit_hash(&self.revision) {
             let p = cache.snapshot_path(&self.revision, path);
@@ -142,6 +157,13 @@ impl Repo {
 
     /// Ensures the blob for `meta` is cached and linked at `snapshots/<commit>/<path>`.
     pub(crate) async fn fetch(&self, cache: &RepoCache, path: &str, meta: &FileMetadata) -> Result<PathBuf> {
+        // Every name below becomes a path in the cache: nothing the hub sends may lead outside it.
+        if !is_commit_hash(&meta.commit) || !crate::cache::is_blob_id(&meta.etag) || !crate::cache::is_safe_repo_path(path) {
+            return Err(HubError::InvalidResponse(format!(
+                "refusing to cache {path:?} as blob {:?} of commit {:?}: not a safe path or not hashes",
+                meta.etag, meta.commit
+            )));
+        }
         let progress = &self.client.inner.progress;
         let snapshot = cache.snapshot_path(&meta.commit, path);
         if snapshot.exists() {
@@ -279,6 +301,15 @@ impl Repo {
         }
         let info = self.info().await?;
         let commit = info.sha.clone().ok_or_else(|| HubError::InvalidResponse("repo info without sha".into()))?;
+        if !is_commit_hash(&commit) {
+            return Err(HubError::InvalidResponse(format!("repo info names commit {commit:?}, which is not a hash")));
+        }
+        if let Some(bad) = info.siblings.iter().flatten().find(|s| !crate::cache::is_safe_repo_path(&s.rfilename)) {
+            return Err(HubError::InvalidResponse(format!(
+                "the hub lists a file {:?} outside the repo; refusing the snapshot",
+                bad.rfilename
+            )));
+        }
         let allow = globs(allow)?;
         let ignore = globs(ignore)?;
         let files: Vec<_> = info
@@ -354,6 +385,15 @@ impl Repo {
         }
         let info = self.info().await?;
         let commit = info.sha.clone().ok_or_else(|| HubError::InvalidResponse("repo info without sha".into()))?;
+        if !is_commit_hash(&commit) {
+            return Err(HubError::InvalidResponse(format!("repo info names commit {commit:?}, which is not a hash")));
+        }
+        if let Some(bad) = info.siblings.iter().flatten().find(|s| !crate::cache::is_safe_repo_path(&s.rfilename)) {
+            return Err(HubError::InvalidResponse(format!(
+                "the hub lists a file {:?} outside the repo; refusing the snapshot",
+                bad.rfilename
+            )));
+        }
         let names: HashSet<String> = info.siblings.unwrap_or_default().into_iter().map(|s| s.rfilename).collect();
         let at = self.at(&commit);
         let mut wanted: Vec<String> = PRETRAINED_FILES.iter().filter(|f| names.contains(**f)).map(|f| f.to_string()).collect();

@@ -256,6 +256,49 @@ fn cutting_proxy(target: String, limit: usize) -> String {
     addr
 }
 
+/// A hostile "hub" answering every request with names that try to leave the cache.
+fn hostile_hub() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut c) = conn else { continue };
+            let mut buf = vec![0u8; 16 * 1024];
+            let n = c.read(&mut buf).unwrap_or(0);
+            let request = String::from_utf8_lossy(&buf[..n]).to_string();
+            let commit = "a".repeat(40);
+            let (head, body) = if request.starts_with("GET /api/models/evil/x/revision/") {
+                let body = format!(
+                    r#"{{"id":"evil/x","sha":"{commit}","siblings":[{{"rfilename":"../../../../escape.txt","size":1,"blobId":"{}"}}]}}"#,
+                    "b".repeat(40)
+                );
+                ("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n".to_string(), body)
+            } else {
+                let h = "HTTP/1.1 200 OK\r\nX-Repo-Commit: ../../../../evil\r\nX-Linked-Etag: \"../../../../blob\"\r\nX-Linked-Size: 1\r\n"
+                    .to_string();
+                (h, "x".to_string())
+            };
+            let _ = c.write_all(format!("{head}Content-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).as_bytes());
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_hub_cannot_write_outside_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("a/b/c/cache");
+    let client = HubClient::builder().endpoint(hostile_hub()).cache_dir(&cache).xet(false).build().unwrap();
+    let err = client.model("evil/x").snapshot(&[], &[]).await.unwrap_err();
+    assert!(matches!(err, HubError::InvalidResponse(_)), "{err}");
+    let err = client.model("evil/x").get("config.json").await.unwrap_err();
+    assert!(matches!(err, HubError::InvalidResponse(_)), "{err}");
+    let err = client.model("evil/x").get("../../escape.txt").await.unwrap_err();
+    assert!(err.to_string().contains("not a path inside a repo"), "{err}");
+    let written: Vec<String> = walk(dir.path()).into_iter().filter(|p| !p.starts_with("a/b/c/cache/")).collect();
+    assert!(written.is_empty(), "written outside the cache: {written:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn interrupted_downloads_resume() {
     let hub = Hub::start();
