@@ -298,7 +298,53 @@ async fn answers_carry_security_headers(hub: TestHub) {
     assert!(hub.get("/api/models", None).await.header("content-security-policy").is_some());
 }
 
+/// A write refused before its body is read (no credentials, a bad transfer signature) still
+/// leaves the connection usable: pooled clients send their next request on it.
+async fn refused_writes_keep_the_connection(hub: TestHub) {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+    let repo = hub.create_repo("keepalive", false).await;
+    let base = hub.serve().await;
+    let conn = tokio::net::TcpStream::connect(base.trim_start_matches("http://")).await.unwrap();
+    let mut conn = tokio::io::BufReader::new(conn);
+    let body = vec![b'x'; 300_000];
+    let requests = [
+        format!("POST /api/models/{repo}/commit/main HTTP/1.1\r\nHost: hub\r\nContent-Length: {}\r\n\r\n", body.len()),
+        format!(
+            "PUT /lfs/upload/nope/{}/{}?exp=1&sig=00 HTTP/1.1\r\nHost: hub\r\nContent-Length: {}\r\n\r\n",
+            "a".repeat(64),
+            body.len(),
+            body.len()
+        ),
+    ];
+    for (i, head) in requests.iter().enumerate() {
+        conn.get_mut().write_all(head.as_bytes()).await.unwrap();
+        conn.get_mut().write_all(&body).await.unwrap();
+        let mut status = String::new();
+        conn.read_line(&mut status).await.unwrap();
+        assert!(status.starts_with("HTTP/1.1 4"), "request {i}: {status:?}");
+        let mut length = 0usize;
+        loop {
+            let mut line = String::new();
+            conn.read_line(&mut line).await.unwrap();
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length: ") {
+                length = v.trim().parse().unwrap();
+            }
+            if line == "\r\n" {
+                break;
+            }
+        }
+        let mut answer = vec![0u8; length];
+        conn.read_exact(&mut answer).await.unwrap();
+    }
+    // The same connection still answers.
+    conn.get_mut().write_all(b"GET /health HTTP/1.1\r\nHost: hub\r\n\r\n").await.unwrap();
+    let mut status = String::new();
+    conn.read_line(&mut status).await.unwrap();
+    assert!(status.starts_with("HTTP/1.1 200"), "{status:?}");
+}
+
 backend_tests!(
+    refused_writes_keep_the_connection,
     answers_carry_security_headers,
     absurd_lfs_sizes_are_refused,
     impossible_paths_in_reads_are_4xx,

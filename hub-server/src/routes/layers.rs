@@ -121,6 +121,57 @@ impl http_body::Body for LoggedBody {
     }
 }
 
+/// Request bodies read (and dropped) after a refusal, at most: a refusal sent with its body
+/// unread makes hyper close the connection, and pooled clients (httpx, git) then fail their next
+/// request on it. Larger unread bodies still close the connection.
+const DRAIN_LIMIT: usize = 16 * 1024 * 1024;
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Refusals of writes (auth, validation) often come before the handler reads the body; this
+/// reads what it left, within limits, before the answer goes out.
+pub async fn drain_refused(req: Request, next: Next) -> Response {
+    if !matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH) {
+        return next.run(req).await;
+    }
+    let (parts, body) = req.into_parts();
+    let slot = std::sync::Arc::new(std::sync::Mutex::new(Some(body)));
+    let req = Request::from_parts(parts, Body::new(SharedBody { slot: slot.clone() }));
+    let resp = next.run(req).await;
+    if resp.status().is_client_error() || resp.status().is_server_error() {
+        let left = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(body) = left {
+            let _ = tokio::time::timeout(DRAIN_TIME, axum::body::to_bytes(body, DRAIN_LIMIT)).await;
+        }
+    }
+    resp
+}
+
+/// The request body as the handler sees it, while the original stays reachable for draining.
+struct SharedBody {
+    slot: std::sync::Arc<std::sync::Mutex<Option<Body>>>,
+}
+
+impl http_body::Body for SharedBody {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
+        match slot.as_mut() {
+            Some(body) => Pin::new(body).poll_frame(cx),
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.slot.lock().unwrap_or_else(|e| e.into_inner()).as_ref().is_none_or(http_body::Body::is_end_stream)
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.slot.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(http_body::Body::size_hint).unwrap_or_default()
+    }
+}
+
 /// A panic in a handler answers a plain 500 (logged), and the process keeps serving.
 pub fn panic_response(err: Box<dyn std::any::Any + Send + 'static>) -> Response {
     let what = err.downcast_ref::<String>().map(String::as_str).or_else(|| err.downcast_ref::<&str>().copied()).unwrap_or("(no message)");
