@@ -19,7 +19,6 @@ import concurrent.futures
 import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import threading

@@ -26,7 +26,7 @@ import uuid
 import pytest
 
 from hubtest import (MIB, Garage, Hub, Payload, Postgres, Sampler, base_env, commit, create_repo, file_line,
-                     get_sha256, head, header_line, lfs_line, lfs_upload, pg_schema, request, shared_s3_env,
+                     get_sha256, head, header_line, lfs_line, lfs_upload, pg_schema, shared_s3_env,
                      user_and_token)
 
 TRANSFERS = int(os.environ.get("HUB_LOAD_TRANSFERS", "200"))
