@@ -66,6 +66,9 @@ fn device() -> anyhow::Result<candle_core::Device> {
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        // Colours only on a terminal: log files and collectors get plain `key=value`.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
         .init();
     let Command::Serve(args) = Cli::parse().command;
     let cache_dir = args.cache_dir.unwrap_or_else(|| hub_client::cache::hf_home().join("hub"));

@@ -33,7 +33,26 @@ pub fn router(worker: Arc<Worker>) -> Router {
         .route("/models/{owner}/{name}/pipeline/{task}", post(infer_task))
         .route("/models/{owner}/{name}/info", get(model_info))
         .route("/models/{owner}/{name}/health", get(model_health))
+        .layer(axum::middleware::from_fn(access_log))
         .with_state(worker)
+}
+
+/// The hub's request id (`X-Request-Id`) on every log line of a request and on its answer, and
+/// one INFO line per request, so a hub request can be followed into the worker.
+async fn access_log(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    use tracing::Instrument;
+    let id = req.headers().get("x-request-id").cloned();
+    let shown = id.as_ref().and_then(|v| v.to_str().ok()).unwrap_or("-").to_string();
+    let (method, path) = (req.method().clone(), req.uri().path().to_string());
+    let span = tracing::info_span!("request", id = %shown, method = %method, path = %path);
+    let started = std::time::Instant::now();
+    let mut resp = next.run(req).instrument(span.clone()).await;
+    let _entered = span.enter();
+    tracing::info!(status = resp.status().as_u16(), ms = started.elapsed().as_millis() as u64, request_id = %shown, "request");
+    if let Some(id) = id {
+        resp.headers_mut().insert("x-request-id", id);
+    }
+    resp
 }
 
 async fn worker_info(State(w): State<Arc<Worker>>) -> Json<Value> {

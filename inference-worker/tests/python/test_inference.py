@@ -574,3 +574,20 @@ def test_hub_and_worker_still_serve_after_errors(hub, ref):
     assert_same_ranking(got, reference.text_classification(ref("tiny-bert-sentiment"), CLASSIFY_TEXT))
     with urllib.request.urlopen(hub.url + "/api/models/alice/tiny-gpt2", timeout=30) as r:
         assert json.loads(r.read())["id"] == "alice/tiny-gpt2"
+
+
+def test_the_hub_request_id_follows_the_request_into_the_worker(hub, workdir):
+    """A request through the hub carries its X-Request-Id into the worker's log and answer, so
+    one request can be followed across both processes."""
+    request_id = "trace-me-7f3a9c"
+    req = urllib.request.Request(
+        f"{hub.url}/models/alice/minilm/pipeline/feature-extraction",
+        data=json.dumps({"inputs": "follow me"}).encode(),
+        headers={"Content-Type": "application/json", "X-Request-Id": request_id},
+    )
+    with urllib.request.urlopen(req, timeout=120) as r:
+        assert r.status == 200
+        assert r.headers.get("x-request-id") == request_id
+    log = (workdir / "inference-worker.log").read_text(errors="replace")
+    lines = [line for line in log.splitlines() if request_id in line]
+    assert any("status=200" in line for line in lines), f"no access line with the hub's request id in the worker log: {lines}"
