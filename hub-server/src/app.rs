@@ -26,6 +26,10 @@ pub struct Inner {
     pub inference: crate::inference::Workers,
     /// Xet upload limits and caches.
     pub xet: crate::xet::XetState,
+    /// What each commit holds (files, card), computed once.
+    pub snapshots: crate::browse::SnapshotCache,
+    /// Download counts waiting to be written.
+    pub downloads: crate::downloads::DownloadCounts,
     /// Serializes writes to one repository within this process.
     repo_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -58,9 +62,13 @@ impl AppState {
         let window = std::time::Duration::from_secs(300);
         let login_failures = crate::limits::AttemptLimiter::new(settings.login_max_failures, window, 10_000);
         let login_failures_by_ip = crate::limits::AttemptLimiter::new(settings.login_max_failures_per_ip, window, 10_000);
+        let downloads = crate::downloads::DownloadCounts::default();
+        downloads.start(db.clone());
         Ok(AppState(Arc::new(Inner {
             inference,
             xet,
+            snapshots: Default::default(),
+            downloads,
             db,
             storage,
             git,

@@ -4,9 +4,8 @@
 use crate::app::AppState;
 use crate::attributes::{exact_lfs_rule, LfsRules, LFS_SIZE_THRESHOLD};
 use crate::auth::Caller;
-use crate::card;
 use crate::content::{self, HeldObject};
-use crate::db::{CardMeta, RepoRow};
+use crate::db::RepoRow;
 use crate::error::{ApiError, ApiResult};
 use crate::git::{self, LfsPointer, TreeError, TreeOp};
 use crate::names::validate_repo_path;
@@ -308,7 +307,7 @@ fn commit_blocking(
     header: &CommitHeader,
     ops: &[CommitOp],
     sig: &Signature,
-) -> ApiResult<(CommitOutcome, Option<CardMeta>)> {
+) -> ApiResult<CommitOutcome> {
     let source_ref = match target {
         Target::Ref(r) => r.clone(),
         Target::NewPullRequest { from } => from.clone(),
@@ -385,7 +384,7 @@ fn commit_blocking(
     };
     let commit = repo.commit(None, sig, sig, &message, &tree, &[&base_commit])?;
     let log_message = format!("commit: {}", header.summary.trim());
-    let (refname, pr_number) = match target {
+    let pr_number = match target {
         Target::Ref(r) => {
             // Compare-and-swap: refuses if another writer (another process too) moved the ref.
             repo.reference_matching(r, commit, true, head, &log_message).map_err(|e| {
@@ -395,27 +394,21 @@ fn commit_blocking(
                     ApiError::internal(e)
                 }
             })?;
-            (r.clone(), None)
+            None
         }
         Target::NewPullRequest { .. } => {
             let mut n = git::next_pr_number(repo)?;
             loop {
                 let name = format!("refs/pr/{n}");
                 match repo.reference(&name, commit, false, &log_message) {
-                    Ok(_) => break (name, Some(n)),
+                    Ok(_) => break Some(n),
                     Err(e) if e.code() == git2::ErrorCode::Exists => n += 1,
                     Err(e) => return Err(e.into()),
                 }
             }
         }
     };
-    let card = if refname == git::default_branch(repo) {
-        let readme = git::read_file(repo, commit, "README.md")?;
-        Some(card::card_meta(readme.as_deref().map(String::from_utf8_lossy).as_deref()))
-    } else {
-        None
-    };
-    Ok((CommitOutcome { commit, pr_number }, card))
+    Ok(CommitOutcome { commit, pr_number })
 }
 
 /// Commits `ops` to `rev` as the caller; serialized per repo.
@@ -439,16 +432,13 @@ pub async fn commit(
                     content::record(state, &repo.id, obj).await?;
                 }
             }
-            let (outcome, card) = state
+            let outcome = state
                 .with_git(&repo.id, move |g| {
                     let target = target_for(g, &rev, create_pr)?;
                     commit_blocking(&st, &repo_id, g, &target, &header, &ops, &author.signature()?)
                 })
                 .await?;
-            match card {
-                Some(card) => state.db.record_head(&repo.id, &outcome.commit.to_string(), &card).await?,
-                None => state.db.touch_repo(&repo.id).await?,
-            }
+            crate::repos::record_head(state, &repo.id).await?;
             Ok(outcome)
         })
         .await
@@ -460,7 +450,7 @@ pub async fn super_squash(state: &AppState, repo: &RepoRow, branch: &str, messag
     let message = message.to_string();
     state
         .locked(&repo.id, async {
-            let (commit, card) = state
+            let commit = state
                 .with_git(&repo.id, move |g| {
                     let refname = format!("refs/heads/{branch}");
                     let Some(head) = git::branch_head(g, &refname) else {
@@ -474,17 +464,10 @@ pub async fn super_squash(state: &AppState, repo: &RepoRow, branch: &str, messag
                     let commit = g.commit(None, &sig, &sig, &message, &tree, &[])?;
                     g.reference_matching(&refname, commit, true, head, "super-squash")
                         .map_err(|_| ApiError::conflict(format!("{refname} moved while squashing; retry")))?;
-                    let card = (refname == git::default_branch(g)).then(|| {
-                        let readme = git::read_file(g, commit, "README.md").ok().flatten();
-                        card::card_meta(readme.as_deref().map(String::from_utf8_lossy).as_deref())
-                    });
-                    Ok((commit, card))
+                    Ok(commit)
                 })
                 .await?;
-            match card {
-                Some(card) => state.db.record_head(&repo.id, &commit.to_string(), &card).await?,
-                None => state.db.touch_repo(&repo.id).await?,
-            }
+            crate::repos::record_head(state, &repo.id).await?;
             Ok(commit)
         })
         .await

@@ -92,3 +92,43 @@ impl<S: Send + Sync> FromRequestParts<S> for RepoPath {
         Ok(RepoPath { name, params, uri: parts.uri.clone() })
     }
 }
+
+/// A repo named by a web, resolve or git path: `/{ns}/{name}/…` for models, `/datasets/…` and
+/// `/spaces/…` for the others (a repo's URL is its web page); git's `.git` suffix on the name is
+/// dropped. The other path parameters (`rev`, `path`, `sha`) come decoded.
+#[derive(Debug, Clone)]
+pub struct RepoRef {
+    pub name: RepoName,
+    pub params: HashMap<String, String>,
+    pub uri: Uri,
+}
+
+impl RepoRef {
+    pub fn param(&self, key: &str) -> &str {
+        self.params.get(key).map(String::as_str).unwrap_or("")
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RepoRef {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::bad_request(format!("invalid path: {e}")))?;
+        let path = parts.uri.path();
+        let repo_type = if path.starts_with("/datasets/") {
+            crate::names::RepoType::Dataset
+        } else if path.starts_with("/spaces/") {
+            crate::names::RepoType::Space
+        } else {
+            crate::names::RepoType::Model
+        };
+        let ns = params.get("ns").map(String::as_str).unwrap_or("");
+        let name = params.get("name").map(String::as_str).unwrap_or("");
+        let name = name.strip_suffix(".git").unwrap_or(name);
+        // A name that breaks the naming rules cannot exist.
+        let name = RepoName::new(repo_type, ns, name).map_err(|_| ApiError::repo_not_found(true))?;
+        Ok(RepoRef { name, params, uri: parts.uri.clone() })
+    }
+}

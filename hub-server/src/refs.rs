@@ -77,7 +77,7 @@ pub async fn create(
             }),
         )
         .await?;
-    state.db.touch_repo(&repo.id).await?;
+    crate::repos::record_head(state, &repo.id).await?;
     Ok(())
 }
 
@@ -97,6 +97,6 @@ pub async fn delete(state: &AppState, repo: &RepoRow, kind: RefKind, name: &str)
             }),
         )
         .await?;
-    state.db.touch_repo(&repo.id).await?;
+    crate::repos::record_head(state, &repo.id).await?;
     Ok(())
 }

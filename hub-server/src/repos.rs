@@ -161,25 +161,35 @@ pub async fn rename(state: &AppState, caller: &Caller, row: &RepoRow, to: &RepoN
     }
 }
 
+/// The default branch's head and the card metadata read from it (None: no default branch).
+fn read_head(g: &Repository) -> ApiResult<Option<(Oid, crate::db::CardMeta)>> {
+    let Some(head) = git::branch_head(g, &git::default_branch(g)) else { return Ok(None) };
+    let readme = git::read_file(g, head, "README.md")?;
+    Ok(Some((head, crate::card::card_meta(readme.as_deref().map(String::from_utf8_lossy).as_deref()))))
+}
+
+/// Records what a write (commit, push, squash, ref change) left: the default branch's head and
+/// its card metadata, so the API and listings reflect it at once. The one place this happens.
+pub async fn record_head(state: &AppState, repo_id: &str) -> ApiResult<()> {
+    match state.with_git(repo_id, read_head).await? {
+        Some((head, card)) => state.db.record_head(repo_id, &head.to_string(), &card).await?,
+        None => state.db.touch_repo(repo_id).await?,
+    }
+    Ok(())
+}
+
 /// Brings the metadata of every repo in line with its git head. A process killed between moving
 /// a ref and recording it (or a push that bypassed the hub) leaves the database behind; git is
 /// the truth, so nothing is lost. Run at start, in the background.
 pub async fn reconcile_heads(state: &AppState) -> ApiResult<usize> {
     let mut fixed = 0;
     for (id, recorded) in state.db.repo_heads().await? {
-        let head = state
-            .with_git(&id, |g| {
-                let Some(head) = git::branch_head(g, &git::default_branch(g)) else { return Ok(None) };
-                Ok(Some(head))
-            })
-            .await;
+        let head = state.with_git(&id, |g| Ok(git::branch_head(g, &git::default_branch(g)))).await;
         let Ok(Some(head)) = head else { continue };
         if recorded.as_deref() == Some(head.to_string().as_str()) {
             continue;
         }
-        let readme = state.with_git(&id, move |g| Ok(git::read_file(g, head, "README.md")?)).await?;
-        let meta = crate::card::card_meta(readme.as_deref().map(String::from_utf8_lossy).as_deref());
-        state.db.record_head(&id, &head.to_string(), &meta).await?;
+        record_head(state, &id).await?;
         fixed += 1;
     }
     Ok(fixed)

@@ -224,13 +224,23 @@ async fn moved_repo_redirects_stay_on_this_site(hub: TestHub) {
     assert_eq!(r.status, StatusCode::OK, "{}", String::from_utf8_lossy(&r.body));
     let base = hub.serve().await;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut conn = tokio::net::TcpStream::connect(base.trim_start_matches("http://")).await.unwrap();
-    conn.write_all(b"GET //evil.example/a HTTP/1.1\r\nHost: hub\r\nConnection: close\r\n\r\n").await.unwrap();
-    let mut answer = String::new();
-    conn.read_to_string(&mut answer).await.unwrap();
-    let location = answer.lines().find_map(|l| l.strip_prefix("location: ")).unwrap_or_else(|| panic!("{answer}"));
-    assert!(location.starts_with('/') && !location.starts_with("//"), "{location}");
-    assert_eq!(location, "/evil.example/phish");
+    let get = |path: &'static str| {
+        let base = base.clone();
+        async move {
+            let mut conn = tokio::net::TcpStream::connect(base.trim_start_matches("http://")).await.unwrap();
+            conn.write_all(format!("GET {path} HTTP/1.1\r\nHost: hub\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
+            let mut answer = String::new();
+            conn.read_to_string(&mut answer).await.unwrap();
+            answer
+        }
+    };
+    // The doubled slash is no repo path at all: no redirect anywhere.
+    let answer = get("//evil.example/a").await;
+    let location = answer.lines().find_map(|l| l.strip_prefix("location: "));
+    assert!(location.is_none_or(|l| l.starts_with('/') && !l.starts_with("//")), "{answer}");
+    // The old name itself redirects, on this site.
+    let answer = get("/evil.example/a").await;
+    assert_eq!(answer.lines().find_map(|l| l.strip_prefix("location: ")), Some("/evil.example/phish"), "{answer}");
 }
 
 /// One NDJSON line arriving in many small pieces is scanned once, not once per piece (which

@@ -256,8 +256,8 @@ impl Db {
         rows.iter().map(|r| Ok((get(r, "id")?, get(r, "sha")?))).collect()
     }
 
-    pub async fn count_download(&self, id: &str) -> Result<(), sqlx::Error> {
-        sqlx::query("UPDATE repos SET downloads = downloads + 1 WHERE id = $1").bind(id).execute(self.pool()).await?;
+    pub async fn count_downloads(&self, id: &str, n: i64) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE repos SET downloads = downloads + $1 WHERE id = $2").bind(n).bind(id).execute(self.pool()).await?;
         Ok(())
     }
 

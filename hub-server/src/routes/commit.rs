@@ -3,11 +3,11 @@
 use crate::app::AppState;
 use crate::attributes::{IgnoreRules, LfsRules, LFS_SIZE_THRESHOLD};
 use crate::auth::Caller;
+use crate::browse;
 use crate::commits;
 use crate::db::Role;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, QueryPairs, RepoPath};
-use crate::git::{self, Entry};
 use crate::names::validate_repo_path;
 use crate::repos::{find_with_role, signature};
 use axum::body::Body;
@@ -47,27 +47,8 @@ pub async fn preupload(
     for f in &body.files {
         validate_repo_path(&f.path)?;
     }
-    let rev = path.param("rev").to_string();
-    let (commit, attributes, gitignore, remote) = state
-        .with_git(&row.id, move |g| {
-            let commit = git::resolve_revision(g, &rev).ok_or_else(|| ApiError::revision_not_found(&rev))?;
-            let read = |p: &str| -> ApiResult<String> {
-                Ok(git::read_file(g, commit, p)?.map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default())
-            };
-            let attributes = read(".gitattributes")?;
-            let gitignore = read(".gitignore")?;
-            let mut remote = Vec::new();
-            for f in &body.files {
-                remote.push(match git::entry_at(g, commit, &f.path)? {
-                    Some(Entry::File { lfs: Some((p, _)), .. }) => Some(p.oid),
-                    Some(Entry::File { blob, .. }) => Some(blob.to_string()),
-                    _ => None,
-                });
-            }
-            Ok((commit, attributes, gitignore, (body, remote)))
-        })
-        .await?;
-    let (body, remote) = remote;
+    let paths: Vec<String> = body.files.iter().map(|f| f.path.clone()).collect();
+    let (commit, attributes, gitignore, remote) = browse::upload_context(&state, &row, path.param("rev"), paths).await?;
     let rules = LfsRules::parse(&attributes);
     let mut ignore_sources = vec![gitignore.as_str()];
     if let Some(extra) = body.git_ignore.as_deref() {

@@ -43,7 +43,7 @@ async fn forward(state: &AppState, ns: &str, name: &str, suffix: &str, req: Requ
         .map_err(|_| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("inference requests are limited to {} MiB", MAX_BODY >> 20)))?;
     let session = parts.extensions.get::<tower_sessions::Session>().cloned();
     // A token if sent, else the web session's user (the model page's widget).
-    let (caller, _) = super::web_accounts::context(state, &parts.headers, session.as_ref()).await?;
+    let (caller, _) = super::web::session::context(state, &parts.headers, session.as_ref()).await?;
     let repo = RepoName::new(RepoType::Model, ns, name)?;
     let row = crate::repos::find_readable(state, &caller, &repo, &parts.uri).await?;
     let revision =

@@ -3,11 +3,11 @@
 use super::{format_time, next_link};
 use crate::app::AppState;
 use crate::auth::Caller;
-use crate::card;
+use crate::browse::{self, DirPage, DirQuery};
+use crate::browse::{CommitInfo, Entry};
 use crate::db::{RepoQuery, RepoRow, RepoSort};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{QueryPairs, RepoPath};
-use crate::git::{self, CommitInfo, Entry};
 use crate::names::{validate_name, RepoType};
 use crate::repos::find_readable;
 use crate::safetensors;
@@ -63,26 +63,6 @@ fn sibling_json(entry: &Entry, blobs: bool) -> Option<Value> {
     Some(v)
 }
 
-/// Everything the info route reports about one revision.
-struct Snapshot {
-    commit: String,
-    files: Vec<Entry>,
-    card: crate::db::CardMeta,
-}
-
-async fn snapshot(state: &AppState, row: &RepoRow, rev: &str) -> ApiResult<Snapshot> {
-    let rev = rev.to_string();
-    state
-        .with_git(&row.id, move |g| {
-            let commit = git::resolve_revision(g, &rev).ok_or_else(|| ApiError::revision_not_found(&rev))?;
-            let files = git::all_files(g, commit)?;
-            // Parsed here, on the blocking thread, not on the async ones.
-            let readme = git::read_file(g, commit, "README.md")?.map(|b| String::from_utf8_lossy(&b).into_owned());
-            Ok(Snapshot { commit: commit.to_string(), files, card: card::card_meta(readme.as_deref()) })
-        })
-        .await
-}
-
 /// Parameter counts of the safetensors files in a revision.
 async fn safetensors_summary(state: &AppState, repo_id: &str, files: &[Entry]) -> ApiResult<Option<Value>> {
     let mut totals: BTreeMap<String, u64> = BTreeMap::new();
@@ -136,13 +116,13 @@ pub async fn info(State(state): State<AppState>, caller: Caller, path: RepoPath,
     let row = find_readable(&state, &caller, &path.name, &path.uri).await?;
     let rev = path.params.get("rev").cloned().unwrap_or_else(|| "main".to_string());
     caller.check_revision(&rev)?;
-    let snap = snapshot(&state, &row, &rev).await?;
+    let snap = browse::snapshot(&state, &row, &rev).await?;
     let expand = expand_list(&q);
     let wants = |k: &str| expand.is_empty() || expand.iter().any(|e| e == k);
     let blobs = q.flag("blobs");
     let meta = snap.card.clone();
     let mut m = base_fields(&row);
-    m.insert("sha".into(), json!(snap.commit));
+    m.insert("sha".into(), json!(snap.commit.to_string()));
     m.insert("tags".into(), json!(meta.tags));
     m.insert("cardData".into(), meta.card_data.clone().unwrap_or_else(|| json!({})));
     m.insert("siblings".into(), json!(snap.files.iter().filter_map(|e| sibling_json(e, blobs)).collect::<Vec<_>>()));
@@ -231,8 +211,7 @@ pub async fn list(
         if full || wants("sha") || wants("siblings") {
             if let Some(sha) = &row.sha {
                 m.insert("sha".into(), json!(sha));
-                let sha = sha.clone();
-                let files = state.with_git(&row.id, move |g| Ok(git::all_files(g, git2::Oid::from_str(&sha)?)?)).await.unwrap_or_default();
+                let files = browse::files_at(&state, row, sha).await;
                 m.insert("siblings".into(), json!(files.iter().filter_map(|e| sibling_json(e, false)).collect::<Vec<_>>()));
             }
         }
@@ -262,26 +241,8 @@ pub async fn tree(State(state): State<AppState>, caller: Caller, path: RepoPath,
     let expand = q.flag("expand");
     let page_size = q.number("limit")?.unwrap_or(if expand { 50 } else { 1000 }).clamp(1, if expand { 1000 } else { 10_000 }) as usize;
     let offset = q.get("cursor").map(|c| c.parse::<usize>().map_err(|_| ApiError::bad_request("invalid cursor"))).transpose()?.unwrap_or(0);
-    let (entries, commits, more) = state
-        .with_git(&row.id, move |g| {
-            let commit = git::resolve_revision(g, &rev).ok_or_else(|| ApiError::revision_not_found(&rev))?;
-            let tree = match git::entry_at(g, commit, &dir)? {
-                Some(Entry::Dir { tree, .. }) => tree,
-                _ => return Err(ApiError::entry_not_found(&dir, &commit.to_string())),
-            };
-            let mut all = Vec::new();
-            git::list_dir(g, tree, &dir, recursive, &mut all)?;
-            let more = all.len() > offset + page_size;
-            let page: Vec<Entry> = all.into_iter().skip(offset).take(page_size).collect();
-            let commits = if expand {
-                let paths: Vec<String> = page.iter().map(|e| e.path().to_string()).collect();
-                git::last_commits(g, commit, &paths)?
-            } else {
-                vec![None; page.len()]
-            };
-            Ok((page, commits, more))
-        })
-        .await?;
+    let query = DirQuery { recursive, offset, limit: page_size, with_commits: expand, dirs_first: false };
+    let DirPage { entries, last_commits: commits, more, .. } = browse::dir_page(&state, &row, &rev, &dir, query).await?;
     let xet = xet_hashes(&state, &row.id, &entries).await?;
     let items: Vec<Value> = entries.iter().zip(&commits).map(|(e, c)| entry_json(e, c.as_ref(), &xet)).collect();
     let mut resp = Json(Value::Array(items)).into_response();
@@ -323,28 +284,7 @@ pub async fn paths_info(
     }
     let rev = path.param("rev").to_string();
     caller.check_revision(&rev)?;
-    let (entries, commits) = state
-        .with_git(&row.id, move |g| {
-            let commit = git::resolve_revision(g, &rev).ok_or_else(|| ApiError::revision_not_found(&rev))?;
-            let mut entries = Vec::new();
-            for p in &paths {
-                let p = p.trim_matches('/');
-                if p.is_empty() || crate::names::validate_repo_path(p).is_err() {
-                    continue;
-                }
-                if let Some(e) = git::entry_at(g, commit, p)? {
-                    entries.push(e);
-                }
-            }
-            let commits = if expand {
-                let ps: Vec<String> = entries.iter().map(|e| e.path().to_string()).collect();
-                git::last_commits(g, commit, &ps)?
-            } else {
-                vec![None; entries.len()]
-            };
-            Ok((entries, commits))
-        })
-        .await?;
+    let (entries, commits) = browse::paths_info(&state, &row, &rev, paths, expand).await?;
     let xet = xet_hashes(&state, &row.id, &entries).await?;
     Ok(Json(Value::Array(entries.iter().zip(&commits).map(|(e, c)| entry_json(e, c.as_ref(), &xet)).collect())))
 }

@@ -1,80 +1,46 @@
-//! HTTP routes: extract, authorize, call the domain, map to a response.
+//! HTTP routes: extract, authorize, call the domain, map to a response. Every path is an axum
+//! route: the JSON API under `/api`, the signed transfer URLs under `/lfs` and `/xet`, and each
+//! repo's own URL (`/{ns}/{name}`, `/datasets/…`, `/spaces/…`) for its web pages, `resolve`,
+//! git and Git LFS.
 
 mod commit;
+mod git_http;
 mod inference;
 mod info;
 mod layers;
-mod lfs;
+mod lfs_batch;
+mod lfs_transfer;
 mod misc;
 mod range;
 mod refs;
-mod repo_paths;
 mod repos;
+mod resolve;
 pub mod web;
-pub mod web_accounts;
-mod web_repo_admin;
 mod xet;
 
 use crate::app::AppState;
+use crate::error::ApiError;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{Method, Uri};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::Router;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
 pub fn router(state: AppState) -> Router {
-    let repo = "/api/{t}/{ns}/{name}";
     Router::new()
         .route("/health", get(misc::health))
-        .route("/static/style.css", get(web::stylesheet))
-        .route("/static/widget.js", get(web::widget_script))
-        .route("/static/revs.js", get(web::revs_script))
-        .route("/", get(web_list))
-        .route("/login", get(web_accounts::login_page).post(web_accounts::login))
-        .route("/logout", post(web_accounts::logout))
-        .route("/join", get(web_accounts::join_page).post(web_accounts::join))
-        .route("/settings/account", get(web_accounts::account_page))
-        .route("/settings/account/email", post(web_accounts::change_email))
-        .route("/settings/account/password", post(web_accounts::change_password))
-        .route("/settings/tokens", get(web_accounts::tokens_page).post(web_accounts::create_token))
-        .route("/settings/tokens/{id}/revoke", post(web_accounts::revoke_token))
-        .route("/new", get(web_accounts::new_repo_page).post(web_accounts::new_repo))
-        .route("/models", get(web_list))
-        .route("/datasets", get(web_list))
-        .route("/spaces", get(web_list))
-        .route("/models/{ns}/{name}", post(inference::infer))
-        .route("/models/{ns}/{name}/pipeline/{task}", post(inference::infer_task))
-        .route("/models/{ns}/{name}/info", get(inference::info))
-        .route("/models/{ns}/{name}/health", get(inference::health))
-        .route("/api/whoami-v2", get(misc::whoami))
-        .route("/api/validate-yaml", post(misc::validate_yaml))
-        .route("/api/agent-harnesses", get(misc::agent_harnesses))
-        .route("/api/repos/create", post(repos::create))
-        .route("/api/repos/delete", axum::routing::delete(repos::delete))
-        .route("/api/repos/move", post(repos::rename))
-        .route("/api/{t}", get(info::list))
-        .route(repo, get(info::info))
-        .route(&format!("{repo}/revision/{{rev}}"), get(info::info))
-        .route(&format!("{repo}/auth-check"), get(info::auth_check))
-        .route(&format!("{repo}/tree/{{rev}}"), get(info::tree))
-        .route(&format!("{repo}/tree/{{rev}}/{{*path}}"), get(info::tree))
-        .route(&format!("{repo}/paths-info/{{rev}}"), post(info::paths_info))
-        .route(&format!("{repo}/refs"), get(refs::list))
-        .route(&format!("{repo}/commits/{{rev}}"), get(refs::commits))
-        .route(&format!("{repo}/branch/{{branch}}"), post(refs::create_branch).delete(refs::delete_branch))
-        .route(&format!("{repo}/tag/{{rev}}"), post(refs::create_tag).delete(refs::delete_tag))
-        .route(&format!("{repo}/super-squash/{{rev}}"), post(refs::super_squash))
-        .route(&format!("{repo}/settings"), put(repos::settings))
-        .route(&format!("{repo}/preupload/{{rev}}"), post(commit::preupload))
-        .route(&format!("{repo}/xet-read-token/{{rev}}"), get(xet::read_token))
-        .route(&format!("{repo}/xet-write-token/{{rev}}"), get(xet::write_token))
-        .route(&format!("{repo}/commit/{{rev}}"), post(commit::commit))
-        .route("/lfs/upload/{repo}/{oid}/{size}", put(lfs::put_object))
-        .route("/lfs/multipart/{repo}/{upload}/{oid}/{size}/{chunk}/{part}", put(lfs::put_part).post(lfs::complete))
-        .route("/lfs/objects/{repo}/{oid}", get(lfs::get_object))
-        // hf_xet posts telemetry to the origin root, whatever the CAS URL's path.
-        .route("/v1/telemetry", post(xet::telemetry))
+        .merge(web_routes())
+        .merge(api_routes())
+        .merge(transfer_routes())
+        .merge(inference_routes())
+        // Each repo answers at its URL; datasets and spaces under their prefix.
+        .merge(repo_routes())
+        .nest("/datasets", repo_routes())
+        .nest("/spaces", repo_routes())
         .nest("/xet", cas_router())
-        .fallback(repo_paths::dispatch)
+        .fallback(not_found)
         .layer(axum::middleware::from_fn(layers::drain_refused))
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(std::time::Duration::from_secs(state.settings.body_idle_timeout_secs)))
         .layer(axum::middleware::from_fn_with_state(state.clone(), layers::read_timeout))
@@ -90,9 +56,125 @@ pub fn router(state: AppState) -> Router {
                 }))
                 .layer(PropagateRequestIdLayer::x_request_id())
                 .layer(axum::middleware::map_response(layers::security_headers))
-                .layer(web_accounts::session_layer(&state)),
+                .layer(web::session::session_layer(&state)),
         )
         .with_state(state)
+}
+
+/// The site's own pages: listings, accounts, static assets.
+fn web_routes() -> Router<AppState> {
+    use web::{account, listing, login, new_repo, profile, tokens};
+    Router::new()
+        .route("/static/style.css", get(web::stylesheet))
+        .route("/static/widget.js", get(web::widget_script))
+        .route("/static/revs.js", get(web::revs_script))
+        .route("/", get(listing::list))
+        .route("/models", get(listing::list))
+        .route("/datasets", get(listing::list))
+        .route("/spaces", get(listing::list))
+        .route("/login", get(login::login_page).post(login::login))
+        .route("/logout", post(login::logout))
+        .route("/join", get(login::join_page).post(login::join))
+        .route("/settings/account", get(account::account_page))
+        .route("/settings/account/email", post(account::change_email))
+        .route("/settings/account/password", post(account::change_password))
+        .route("/settings/tokens", get(tokens::tokens_page).post(tokens::create_token))
+        .route("/settings/tokens/{id}/revoke", post(tokens::revoke_token))
+        .route("/new", get(new_repo::new_repo_page).post(new_repo::new_repo))
+        .route("/{name}", get(profile::profile))
+}
+
+/// The JSON API (`/api/…`) as the Hub's clients call it.
+fn api_routes() -> Router<AppState> {
+    let repo = "/api/{t}/{ns}/{name}";
+    let at = |tail: &str| format!("{repo}{tail}");
+    Router::new()
+        .route("/api/whoami-v2", get(misc::whoami))
+        .route("/api/validate-yaml", post(misc::validate_yaml))
+        .route("/api/agent-harnesses", get(misc::agent_harnesses))
+        .route("/api/repos/create", post(repos::create))
+        .route("/api/repos/delete", axum::routing::delete(repos::delete))
+        .route("/api/repos/move", post(repos::rename))
+        .route("/api/{t}", get(info::list))
+        .route(repo, get(info::info))
+        .route(&at("/revision/{rev}"), get(info::info))
+        .route(&at("/auth-check"), get(info::auth_check))
+        .route(&at("/tree/{rev}"), get(info::tree))
+        .route(&at("/tree/{rev}/{*path}"), get(info::tree))
+        .route(&at("/paths-info/{rev}"), post(info::paths_info))
+        .route(&at("/refs"), get(refs::list))
+        .route(&at("/commits/{rev}"), get(refs::commits))
+        .route(&at("/branch/{branch}"), post(refs::create_branch).delete(refs::delete_branch))
+        .route(&at("/tag/{rev}"), post(refs::create_tag).delete(refs::delete_tag))
+        .route(&at("/super-squash/{rev}"), post(refs::super_squash))
+        .route(&at("/settings"), put(repos::settings))
+        .route(&at("/preupload/{rev}"), post(commit::preupload))
+        .route(&at("/xet-read-token/{rev}"), get(xet::read_token))
+        .route(&at("/xet-write-token/{rev}"), get(xet::write_token))
+        .route(&at("/commit/{rev}"), post(commit::commit))
+}
+
+/// Self-authenticating transfer URLs handed out by the LFS batch API, and Xet's telemetry.
+fn transfer_routes() -> Router<AppState> {
+    Router::new()
+        .route("/lfs/upload/{repo}/{oid}/{size}", put(lfs_transfer::put_object))
+        .route("/lfs/multipart/{repo}/{upload}/{oid}/{size}/{chunk}/{part}", put(lfs_transfer::put_part).post(lfs_transfer::complete))
+        .route("/lfs/objects/{repo}/{oid}", get(lfs_transfer::get_object))
+        // hf_xet posts telemetry to the origin root, whatever the CAS URL's path.
+        .route("/v1/telemetry", post(xet::telemetry))
+}
+
+/// The Inference API, forwarded to the inference workers.
+fn inference_routes() -> Router<AppState> {
+    Router::new()
+        .route("/models/{ns}/{name}", post(inference::infer))
+        .route("/models/{ns}/{name}/pipeline/{task}", post(inference::infer_task))
+        .route("/models/{ns}/{name}/info", get(inference::info))
+        .route("/models/{ns}/{name}/health", get(inference::health))
+}
+
+/// Everything at a repo's URL: its pages, `resolve`, git smart HTTP and the Git LFS API (git
+/// adds `.git` to the name, which the extractor drops).
+fn repo_routes() -> Router<AppState> {
+    use web::{files, history, repo_admin, repo_page, upload};
+    let at = |tail: &str| format!("/{{ns}}/{{name}}{tail}");
+    Router::new()
+        .route("/{ns}/{name}", get(repo_page::repo_page))
+        .route(&at("/resolve/{rev}/{*path}"), get(resolve::resolve))
+        .route(&at("/info/refs"), get(git_http::info_refs))
+        .route(&at("/git-upload-pack"), post(git_http::upload_pack))
+        .route(&at("/git-receive-pack"), post(git_http::receive_pack))
+        .route(&at("/info/lfs/objects/batch"), post(lfs_batch::batch))
+        .route(&at("/info/lfs/objects/verify"), post(lfs_batch::verify))
+        .route(&at("/tree/{rev}"), get(files::tree))
+        .route(&at("/tree/{rev}/{*path}"), get(files::tree))
+        .route(&at("/tree-select"), get(files::tree_select))
+        .route(&at("/blob/{rev}/{*path}"), get(files::blob))
+        .route(&at("/commits/{rev}"), get(history::commits))
+        .route(&at("/commit/{sha}"), get(history::commit))
+        .route(&at("/settings"), get(repo_admin::settings_page))
+        .route(&at("/settings/{action}"), post(repo_admin::settings_action))
+        .route(&at("/like"), post(repo_admin::like))
+        // The upload form carries files (each checked as it streams in).
+        .route(&at("/upload"), get(upload::upload_page).post(upload::upload).layer(DefaultBodyLimit::max(upload::MAX_UPLOAD_FORM)))
+}
+
+/// No route: the API's JSON 404 (a repo-shaped API path is RepoNotFound), a page elsewhere.
+async fn not_found(method: Method, uri: Uri) -> Response {
+    let path = uri.path();
+    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    if segs[0] == "api" {
+        if segs.len() >= 3 && crate::names::repo_type_from_plural(segs[1]).is_some() {
+            return ApiError::repo_not_found(true).into_response();
+        }
+        return ApiError::not_found(format!("no API route {path}")).into_response();
+    }
+    let e = ApiError::not_found(format!("no route {path}"));
+    if method == Method::GET {
+        web::error_page(e)
+    } else {
+        e.into_response()
+    }
 }
 
 /// The CAS API of Xet, served under `{hub}/xet` (the `casUrl` the token routes hand out).
@@ -108,22 +190,6 @@ fn cas_router() -> Router<AppState> {
         .route("/v1/xorb-ranges/{hash}", get(xet::xorb_range))
         .route("/v1/telemetry", post(xet::telemetry))
         .fallback(xet::not_offered)
-}
-
-/// The listing pages: `/` and `/models` list models.
-async fn web_list(axum::extract::State(state): axum::extract::State<AppState>, req: axum::extract::Request) -> axum::response::Response {
-    let uri = req.uri().clone();
-    let repo_type = match uri.path() {
-        "/datasets" => crate::names::RepoType::Dataset,
-        "/spaces" => crate::names::RepoType::Space,
-        _ => crate::names::RepoType::Model,
-    };
-    let session = req.extensions().get::<tower_sessions::Session>().cloned();
-    let result = match web_accounts::context(&state, req.headers(), session.as_ref()).await {
-        Ok((caller, nav)) => web::list(&state, &caller, &nav, repo_type, &uri).await,
-        Err(e) => Err(e),
-    };
-    result.unwrap_or_else(web::error_page)
 }
 
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ`, the only form Python's parser accepts.

@@ -3,11 +3,11 @@
 use super::{format_time, next_link};
 use crate::app::AppState;
 use crate::auth::Caller;
+use crate::browse::{self, RefInfo};
 use crate::commits;
 use crate::db::Role;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::extract::{ApiJson, QueryPairs, RepoPath};
-use crate::git::{self, RefInfo};
 use crate::refs::{self, RefKind};
 use crate::repos::{find_readable, find_with_role, signature};
 use axum::extract::State;
@@ -24,7 +24,7 @@ fn refs_json(refs: &[RefInfo]) -> Vec<Value> {
 pub async fn list(State(state): State<AppState>, caller: Caller, path: RepoPath, q: QueryPairs) -> ApiResult<Json<Value>> {
     let row = find_readable(&state, &caller, &path.name, &path.uri).await?;
     let include_prs = q.flag("include_prs");
-    let (branches, tags, prs) = state.with_git(&row.id, |g| Ok((git::branches(g)?, git::tags(g)?, git::pull_requests(g)?))).await?;
+    let browse::Refs { branches, tags, pull_requests: prs } = browse::refs(&state, &row).await?;
     let mut v = json!({ "branches": refs_json(&branches), "tags": refs_json(&tags), "converts": [] });
     if include_prs {
         v["pullRequests"] = json!(refs_json(&prs));
@@ -51,12 +51,7 @@ pub async fn commits(
     let limit = q.number("limit")?.map(|l| l.clamp(1, 1000) as usize).unwrap_or(COMMITS_PAGE);
     let formatted = q.all("expand[]").contains(&"formatted") || q.all("expand").contains(&"formatted");
     let rev = path.param("rev").to_string();
-    let (commits, total) = state
-        .with_git(&row.id, move |g| {
-            let start = git::resolve_revision(g, &rev).ok_or_else(|| ApiError::revision_not_found(&rev))?;
-            Ok(git::log(g, start, page * limit, limit)?)
-        })
-        .await?;
+    let (commits, total) = browse::history(&state, &row, &rev, page * limit, limit).await?;
     let items: Vec<Value> = commits
         .iter()
         .map(|c| {

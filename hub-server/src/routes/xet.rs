@@ -74,7 +74,7 @@ pub async fn write_token(
     let row = find_with_role(&state, &caller, &path.name, &path.uri, Role::Write).await?;
     let rev = path.param("rev").to_string();
     if !(q.flag("create_pr") && rev == "None") {
-        state.with_git(&row.id, move |g| crate::commits::target_for(g, &rev, false).map(|_| ())).await?;
+        crate::browse::check_commit_target(&state, &row, &rev).await?;
     }
     Ok(token_response(&state, &headers, &row, &caller, true))
 }

@@ -1,6 +1,6 @@
 //! The signed LFS transfer endpoints: basic PUT, multipart parts and completion, and GET.
 
-use super::repo_paths::serve_content;
+use super::resolve::serve_content;
 use crate::app::AppState;
 use crate::content::{self, HeldObject};
 use crate::error::{ApiError, ApiResult};
