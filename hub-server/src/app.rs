@@ -48,9 +48,10 @@ impl AppState {
         std::fs::create_dir_all(&settings.data_dir)?;
         // Absolute: git hooks run in the repository's directory and open the same database.
         settings.data_dir = settings.data_dir.canonicalize()?;
-        let db = Db::connect(&settings.database_url()).await?;
+        let db = Db::connect(&settings.database_url(), std::time::Duration::from_secs(settings.db_acquire_timeout_secs)).await?;
         db.migrate().await?;
-        let storage = Storage::from_url(settings.storage_url.as_deref(), settings.data_dir.join("objects"))?;
+        let storage = Storage::from_url(settings.storage_url.as_deref(), settings.data_dir.join("objects"))?
+            .with_upload_memory(settings.upload_memory_mib * 1024 * 1024);
         let git = GitStore::new(settings.data_dir.join("repos"))?;
         crate::hooks::install(&settings.data_dir.join("hooks"))?;
         let secret = match &settings.secret {

@@ -49,6 +49,15 @@ pub struct Settings {
     #[arg(long, env = "HUB_ALLOW_SIGNUP", global = true, default_value_t = true, action = clap::ArgAction::Set)]
     pub allow_signup: bool,
 
+    /// Memory that uploads in flight may buffer, process-wide (MiB): past it, uploads wait
+    /// for their turn instead of growing the process.
+    #[arg(long, env = "HUB_UPLOAD_MEMORY_MIB", default_value_t = 128, global = true)]
+    pub upload_memory_mib: u64,
+
+    /// How long a request waits for a database connection before a 503 (seconds).
+    #[arg(long, env = "HUB_DB_ACQUIRE_TIMEOUT_SECS", default_value_t = 5, global = true)]
+    pub db_acquire_timeout_secs: u64,
+
     /// Reads (GET, HEAD) must start answering within this many seconds, else 503 (0: no limit).
     #[arg(long, env = "HUB_REQUEST_TIMEOUT_SECS", default_value_t = 120, global = true)]
     pub request_timeout_secs: u64,
@@ -130,6 +139,12 @@ impl Settings {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 anyhow::bail!("HUB_INFERENCE_URL entries must start with http:// or https:// (got {url:?})");
             }
+        }
+        if self.upload_memory_mib < 16 {
+            anyhow::bail!("HUB_UPLOAD_MEMORY_MIB must be at least 16 (one S3 part per upload needs 5 MiB)");
+        }
+        if self.db_acquire_timeout_secs == 0 {
+            anyhow::bail!("HUB_DB_ACQUIRE_TIMEOUT_SECS must be at least 1");
         }
         if self.body_idle_timeout_secs == 0 {
             anyhow::bail!("HUB_BODY_IDLE_TIMEOUT_SECS must be at least 1");

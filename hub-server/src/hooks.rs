@@ -66,7 +66,7 @@ fn pre_receive() -> Result<(), String> {
     let namespaces: Vec<String> = env(HOOK_NAMESPACES_ENV)?.split(',').filter(|n| !n.is_empty()).map(str::to_string).collect();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
     let missing = runtime.block_on(async {
-        let db = Db::connect(&db_url).await.map_err(|e| format!("cannot open the database: {e}"))?;
+        let db = Db::connect(&db_url, std::time::Duration::from_secs(30)).await.map_err(|e| format!("cannot open the database: {e}"))?;
         let mut missing = Vec::new();
         let mut checked = std::collections::HashSet::new();
         for p in &pointers {

@@ -8,19 +8,20 @@ use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path as StorePath;
-use object_store::{GetOptions, GetRange, GetResultPayload, ObjectStore, PutPayload, WriteMultipart};
+use object_store::{GetOptions, GetRange, GetResultPayload, ObjectStore, PutPayload};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::PathBuf;
 
 use std::sync::Arc;
 
-/// Chunk size of the multipart writes into the store; bounds memory per upload.
-const WRITE_CHUNK: usize = 8 * 1024 * 1024;
+/// Part size of writes into S3 (its minimum); local disk takes smaller parts.
+const S3_PART: usize = 5 * 1024 * 1024;
+const LOCAL_PART: usize = 1024 * 1024;
+/// Part buffers of uploads in flight, process-wide, unless configured.
+pub const DEFAULT_UPLOAD_MEMORY: u64 = 128 * 1024 * 1024;
 /// Read size when streaming a local file to a client.
 const READ_CHUNK: usize = 256 * 1024;
-/// Chunks in flight per upload.
-const WRITE_CONCURRENCY: usize = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PutError {
@@ -47,6 +48,8 @@ pub struct Storage {
     running: Arc<std::sync::Mutex<HashMap<String, RunningHash>>>,
     /// How long a local multipart upload may go without a part before its running hash is dropped.
     abandoned_after: std::time::Duration,
+    /// Part buffers of uploads in flight, process-wide.
+    budget: UploadBudget,
     /// Key prefix within the bucket (`s3://bucket/prefix`); `store` applies it itself, the
     /// native multipart calls get it from `native_path`.
     prefix: String,
@@ -113,7 +116,7 @@ where
     S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
     E: std::fmt::Display,
 {
-    let mut hasher = Sha256::new();
+    let mut hasher = OffThreadHasher::default();
     let mut received = 0u64;
     while let Some(chunk) = body.next().await {
         let chunk = chunk.map_err(|e| PutError::Body(e.to_string()))?;
@@ -121,16 +124,74 @@ where
         if received > size {
             return Err(PutError::SizeMismatch { expected: size, actual: received });
         }
-        hasher.update(&chunk);
+        hasher.update(chunk).await?;
     }
     if received != size {
         return Err(PutError::SizeMismatch { expected: size, actual: received });
     }
-    let sha = hex::encode(hasher.finalize());
+    let sha = hasher.finish().await?;
     if sha != oid {
         return Err(PutError::HashMismatch { expected: oid.to_string(), actual: sha });
     }
     Ok(())
+}
+
+/// Adds `buf` to a running hash (if any) on a blocking thread, handing the buffer back.
+async fn hash_off_thread(hasher: &mut Option<Sha256>, buf: &mut Vec<u8>) -> Result<(), PutError> {
+    let Some(mut h) = hasher.take() else { return Ok(()) };
+    let data = std::mem::take(buf);
+    let (h, data) = tokio::task::spawn_blocking(move || {
+        h.update(&data);
+        (h, data)
+    })
+    .await
+    .map_err(|e| PutError::Body(e.to_string()))?;
+    *hasher = Some(h);
+    *buf = data;
+    Ok(())
+}
+
+/// SHA-256 over a stream of pieces, hashed a megabyte at a time on the blocking threads: hashing
+/// at network speed would otherwise keep the async threads from everyone else's requests.
+#[derive(Default)]
+struct OffThreadHasher {
+    hasher: Option<Sha256>,
+    pending: Vec<Bytes>,
+    pending_len: usize,
+}
+
+const HASH_BATCH: usize = 1024 * 1024;
+
+impl OffThreadHasher {
+    async fn update(&mut self, data: Bytes) -> Result<(), PutError> {
+        self.pending_len += data.len();
+        self.pending.push(data);
+        if self.pending_len >= HASH_BATCH {
+            self.hash_pending().await?;
+        }
+        Ok(())
+    }
+
+    async fn hash_pending(&mut self) -> Result<(), PutError> {
+        let pending = std::mem::take(&mut self.pending);
+        self.pending_len = 0;
+        let mut h = self.hasher.take().unwrap_or_default();
+        let h = tokio::task::spawn_blocking(move || {
+            for p in &pending {
+                h.update(p);
+            }
+            h
+        })
+        .await
+        .map_err(|e| PutError::Body(e.to_string()))?;
+        self.hasher = Some(h);
+        Ok(())
+    }
+
+    async fn finish(mut self) -> Result<String, PutError> {
+        self.hash_pending().await?;
+        Ok(hex::encode(self.hasher.unwrap_or_default().finalize()))
+    }
 }
 
 /// What lives in object storage besides LFS objects, each under its own typed key.
@@ -151,25 +212,95 @@ impl XetKey {
     }
 }
 
-/// An object being written: bytes go to its final key, but it appears only on `finish`.
-pub struct StagedWrite {
-    writer: WriteMultipart,
-    concurrency: usize,
+/// Memory that part buffers of uploads in flight may hold, process-wide. An upload waits for
+/// its share before reading more of its body (so strangers cannot grow memory by opening
+/// uploads), and gives it back once the part is stored.
+#[derive(Clone)]
+pub struct UploadBudget {
+    kib: Arc<tokio::sync::Semaphore>,
+    total_kib: u32,
 }
 
-impl StagedWrite {
+impl UploadBudget {
+    pub fn new(bytes: u64) -> UploadBudget {
+        let total_kib = (bytes / 1024).clamp(1024, u32::MAX as u64) as u32;
+        UploadBudget { kib: Arc::new(tokio::sync::Semaphore::new(total_kib as usize)), total_kib }
+    }
+
+    /// Waits for `bytes` of the budget (at most all of it).
+    pub async fn take(&self, bytes: usize) -> tokio::sync::OwnedSemaphorePermit {
+        let kib = (bytes.div_ceil(1024) as u32).clamp(1, self.total_kib);
+        self.kib.clone().acquire_many_owned(kib).await.expect("the budget's semaphore is never closed")
+    }
+}
+
+/// An object being written part by part: bytes go to its final key, but it appears only on
+/// `finish`. One part is buffered at a time, under the process-wide budget, and hashed (when
+/// asked) off the async threads while it is stored.
+pub struct PartWriter {
+    upload: Box<dyn object_store::MultipartUpload>,
+    part_size: usize,
+    pending: Vec<Bytes>,
+    pending_len: usize,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    budget: UploadBudget,
+    hasher: Option<Sha256>,
+}
+
+impl PartWriter {
     pub async fn write(&mut self, data: Bytes) -> Result<(), object_store::Error> {
-        self.writer.wait_for_capacity(self.concurrency).await?;
-        self.writer.put(data);
+        if self.permit.is_none() {
+            self.permit = Some(self.budget.take(self.part_size).await);
+        }
+        self.pending_len += data.len();
+        self.pending.push(data);
+        if self.pending_len >= self.part_size {
+            self.flush().await?;
+        }
         Ok(())
     }
 
-    pub async fn finish(self) -> Result<(), object_store::Error> {
-        self.writer.finish().await.map(|_| ())
+    async fn flush(&mut self) -> Result<(), object_store::Error> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let parts = std::mem::take(&mut self.pending);
+        self.pending_len = 0;
+        let payload = PutPayload::from_iter(parts.iter().cloned());
+        let stored = self.upload.put_part(payload);
+        match self.hasher.take() {
+            Some(mut h) => {
+                let hashing = tokio::task::spawn_blocking(move || {
+                    for p in &parts {
+                        h.update(p);
+                    }
+                    h
+                });
+                let (stored, hashed) = tokio::join!(stored, hashing);
+                stored?;
+                self.hasher = Some(hashed.map_err(|e| object_store::Error::Generic { store: "hash", source: e.into() })?);
+            }
+            None => stored.await?,
+        }
+        self.permit = None;
+        Ok(())
     }
 
-    pub async fn abort(self) {
-        let _ = self.writer.abort().await;
+    /// Stores what is buffered and completes the object; returns the SHA-256 when hashing.
+    pub async fn finish(mut self) -> Result<Option<String>, object_store::Error> {
+        self.flush().await?;
+        self.upload.complete().await?;
+        Ok(self.hasher.map(|h| hex::encode(h.finalize())))
+    }
+
+    /// The SHA-256 of everything written so far (before `finish`): stores the buffered part.
+    pub async fn digest(&mut self) -> Result<Option<String>, object_store::Error> {
+        self.flush().await?;
+        Ok(self.hasher.clone().map(|h| hex::encode(h.finalize())))
+    }
+
+    pub async fn abort(mut self) {
+        let _ = self.upload.abort().await;
     }
 }
 
@@ -193,6 +324,7 @@ impl Storage {
             local_root: Some(root),
             running: Default::default(),
             abandoned_after: ABANDONED_AFTER,
+            budget: UploadBudget::new(DEFAULT_UPLOAD_MEMORY),
             prefix: String::new(),
         })
     }
@@ -214,6 +346,7 @@ impl Storage {
             local_root: None,
             running: Default::default(),
             abandoned_after: ABANDONED_AFTER,
+            budget: UploadBudget::new(DEFAULT_UPLOAD_MEMORY),
             prefix,
         })
     }
@@ -296,9 +429,7 @@ impl Storage {
         S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
         E: std::fmt::Display,
     {
-        let upload = self.store.put_multipart(key).await?;
-        let mut writer = WriteMultipart::new_with_chunk_size(upload, WRITE_CHUNK);
-        let mut hasher = Sha256::new();
+        let mut writer = self.begin(key, true).await?;
         let mut size = 0u64;
         let mut body = body;
         let result: Result<(), PutError> = async {
@@ -310,29 +441,54 @@ impl Storage {
                         return Err(PutError::SizeMismatch { expected: limit, actual: size });
                     }
                 }
-                hasher.update(&chunk);
-                writer.wait_for_capacity(WRITE_CONCURRENCY).await?;
-                writer.put(chunk);
+                writer.write(chunk).await?;
             }
             Ok(())
         }
         .await;
-        let sha = hex::encode(hasher.finalize());
-        let result = result.and_then(|()| match expected {
-            Some((_, want)) if want != size => Err(PutError::SizeMismatch { expected: want, actual: size }),
-            Some((oid, _)) if oid != sha => Err(PutError::HashMismatch { expected: oid.to_string(), actual: sha.clone() }),
-            _ => Ok(()),
+        let result = match result {
+            Ok(()) => writer.digest().await.map_err(PutError::from),
+            Err(e) => Err(e),
+        };
+        let checked = result.and_then(|sha| {
+            let sha = sha.unwrap_or_default();
+            match expected {
+                Some((_, want)) if want != size => Err(PutError::SizeMismatch { expected: want, actual: size }),
+                Some((oid, _)) if oid != sha => Err(PutError::HashMismatch { expected: oid.to_string(), actual: sha }),
+                _ => Ok(sha),
+            }
         });
-        match result {
-            Ok(()) => {
+        match checked {
+            Ok(sha) => {
                 writer.finish().await?;
                 Ok((size, sha))
             }
             Err(e) => {
-                let _ = writer.abort().await;
+                writer.abort().await;
                 Err(e)
             }
         }
+    }
+
+    /// Starts a part-by-part write of `key` under the upload budget.
+    async fn begin(&self, key: &StorePath, hash: bool) -> Result<PartWriter, object_store::Error> {
+        let upload = self.store.put_multipart(key).await?;
+        let part_size = if self.local_root.is_some() { LOCAL_PART } else { S3_PART };
+        Ok(PartWriter {
+            upload,
+            part_size,
+            pending: Vec::new(),
+            pending_len: 0,
+            permit: None,
+            budget: self.budget.clone(),
+            hasher: hash.then(Sha256::new),
+        })
+    }
+
+    /// Sets how much memory part buffers of uploads may hold, process-wide.
+    pub fn with_upload_memory(mut self, bytes: u64) -> Storage {
+        self.budget = UploadBudget::new(bytes);
+        self
     }
 
     /// Stores an object whose SHA-256 and size are known in advance. The bytes go straight to
@@ -386,7 +542,8 @@ impl Storage {
         let upload = UploadRef::parse(upload_id).ok_or_else(|| PutError::Body("malformed upload id".into()))?;
         match (&self.native_multipart, &upload.native_id, &self.local_root) {
             (Some(mp), Some(id), _) => {
-                // A native part is sent in one request: buffer it (parts are bounded by the part size).
+                // A native part is sent in one request: buffered, under the process-wide budget.
+                let _share = self.budget.take(size as usize).await;
                 let mut buf = bytes::BytesMut::new();
                 let mut body = body;
                 while let Some(chunk) = body.next().await {
@@ -465,15 +622,14 @@ impl Storage {
                 if written > size {
                     return Err(PutError::SizeMismatch { expected: size, actual: written });
                 }
-                if let Some(h) = hasher.as_mut() {
-                    h.update(&chunk);
-                }
                 buf.extend_from_slice(&chunk);
                 if buf.len() >= 1024 * 1024 {
+                    hash_off_thread(&mut hasher, &mut buf).await?;
                     file.write_all(&buf).await.map_err(io)?;
                     buf.clear();
                 }
             }
+            hash_off_thread(&mut hasher, &mut buf).await?;
             file.write_all(&buf).await.map_err(io)?;
             file.flush().await.map_err(io)?;
             if written != size {
@@ -628,11 +784,9 @@ impl Storage {
         self.store.get_range(&lfs_key(oid), range).await
     }
 
-    /// Starts writing a Xet object; small parts keep memory per upload bounded (S3's minimum
-    /// part is 5 MiB).
-    pub async fn begin_xet(&self, key: &XetKey) -> Result<StagedWrite, object_store::Error> {
-        let upload = self.store.put_multipart(&key.path()).await?;
-        Ok(StagedWrite { writer: WriteMultipart::new_with_chunk_size(upload, 5 * 1024 * 1024), concurrency: 2 })
+    /// Starts writing a Xet object, part by part under the upload budget.
+    pub async fn begin_xet(&self, key: &XetKey) -> Result<PartWriter, object_store::Error> {
+        self.begin(&key.path(), false).await
     }
 
     pub async fn put_xet(&self, key: &XetKey, data: Bytes) -> Result<(), object_store::Error> {

@@ -43,7 +43,7 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrati
 
 impl Db {
     /// Connects to `sqlite://…` or `postgres://…`, creating a SQLite file when missing.
-    pub async fn connect(url: &str) -> anyhow::Result<Db> {
+    pub async fn connect(url: &str, acquire_timeout: Duration) -> anyhow::Result<Db> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
@@ -52,7 +52,7 @@ impl Db {
         } else {
             anyhow::bail!("unsupported database URL {url:?}: use sqlite://PATH or postgres://…");
         };
-        let mut options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(30));
+        let mut options = AnyPoolOptions::new().acquire_timeout(acquire_timeout);
         options = match backend {
             Backend::Sqlite => options.max_connections(8).after_connect(|conn, _| {
                 Box::pin(async move {
@@ -78,7 +78,7 @@ impl Db {
                 AnyPoolOptions::new()
                     .max_connections(LOCK_CONNECTIONS)
                     .min_connections(0)
-                    .acquire_timeout(Duration::from_secs(30))
+                    .acquire_timeout(acquire_timeout)
                     .connect_lazy(&url)?,
             ),
             Backend::Sqlite => None,
@@ -92,6 +92,11 @@ impl Db {
             Backend::Postgres => POSTGRES_MIGRATIONS.run(&self.pool).await?,
         }
         Ok(())
+    }
+
+    /// One round trip to the database.
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ())
     }
 
     pub fn backend(&self) -> Backend {

@@ -84,6 +84,8 @@ pub fn settings(dir: &std::path::Path) -> Settings {
         gc_interval_hours: 0,
         login_max_failures: 5,
         request_timeout_secs: 120,
+        upload_memory_mib: 128,
+        db_acquire_timeout_secs: 5,
         body_idle_timeout_secs: 120,
         login_max_failures_per_ip: 50,
         log_json: false,

@@ -40,18 +40,14 @@ pub struct HtmlError(pub ApiError);
 /// A page, or the HTML page of an error.
 pub type PageResult = Result<Response, HtmlError>;
 
-macro_rules! html_error_from {
-    ($($t:ty),*) => {$(
-        impl From<$t> for HtmlError {
-            fn from(e: $t) -> Self { HtmlError(ApiError::from(e)) }
-        }
-    )*};
-}
-html_error_from!(sqlx::Error, git2::Error, std::io::Error, tokio::task::JoinError, object_store::Error, anyhow::Error);
-
-impl From<ApiError> for HtmlError {
-    fn from(e: ApiError) -> Self {
-        HtmlError(e)
+/// Whatever converts into an API error (database, git, storage, I/O failures) converts into a
+/// page error the same way.
+impl<E> From<E> for HtmlError
+where
+    ApiError: From<E>,
+{
+    fn from(e: E) -> Self {
+        HtmlError(ApiError::from(e))
     }
 }
 
@@ -94,7 +90,14 @@ pub fn error_page(e: ApiError) -> Response {
         e.message.clone()
     };
     let body = ErrorPage { nav: Nav::default(), status: status.to_string(), message }.render().unwrap_or_default();
-    (status, Html(body)).into_response()
+    let mut resp = (status, Html(body)).into_response();
+    // What the error says besides its message (Retry-After on a 503, a challenge on a 401).
+    for (name, value) in e.headers {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            resp.headers_mut().append(name, v);
+        }
+    }
+    resp
 }
 
 fn asset(body: &'static str, kind: &'static str) -> Response {
