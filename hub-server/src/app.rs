@@ -50,6 +50,7 @@ impl AppState {
         settings.data_dir = settings.data_dir.canonicalize()?;
         let db = Db::connect(&settings.database_url(), std::time::Duration::from_secs(settings.db_acquire_timeout_secs)).await?;
         db.migrate().await?;
+        db.start_monitor();
         let storage = Storage::from_url(settings.storage_url.as_deref(), settings.data_dir.join("objects"))?
             .with_upload_memory(settings.upload_memory_mib * 1024 * 1024);
         let git = GitStore::new(settings.data_dir.join("repos"))?;

@@ -51,11 +51,12 @@ pub struct Settings {
 
     /// Memory that uploads in flight may buffer, process-wide (MiB): past it, uploads wait
     /// for their turn instead of growing the process.
-    #[arg(long, env = "HUB_UPLOAD_MEMORY_MIB", default_value_t = 128, global = true)]
+    #[arg(long, env = "HUB_UPLOAD_MEMORY_MIB", default_value_t = 64, global = true)]
     pub upload_memory_mib: u64,
 
-    /// How long a request waits for a database connection before a 503 (seconds).
-    #[arg(long, env = "HUB_DB_ACQUIRE_TIMEOUT_SECS", default_value_t = 5, global = true)]
+    /// How long a request waits for a database connection under load before a 503 (seconds;
+    /// while the database is down, requests fail at once).
+    #[arg(long, env = "HUB_DB_ACQUIRE_TIMEOUT_SECS", default_value_t = 30, global = true)]
     pub db_acquire_timeout_secs: u64,
 
     /// Reads (GET, HEAD) must start answering within this many seconds, else 503 (0: no limit).

@@ -136,11 +136,27 @@ where
     Ok(())
 }
 
+/// Hashing at most this many buffers at once (all cores but one): a machine busy hashing
+/// uploads still has a core for answering everyone else.
+fn hashing_slots() -> &'static tokio::sync::Semaphore {
+    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    SLOTS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        tokio::sync::Semaphore::new(cores.saturating_sub(1).max(1))
+    })
+}
+
+/// Runs CPU work (hashing) on a blocking thread, within the hashing slots.
+async fn hash_work<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, tokio::task::JoinError> {
+    let _slot = hashing_slots().acquire().await.expect("never closed");
+    tokio::task::spawn_blocking(work).await
+}
+
 /// Adds `buf` to a running hash (if any) on a blocking thread, handing the buffer back.
 async fn hash_off_thread(hasher: &mut Option<Sha256>, buf: &mut Vec<u8>) -> Result<(), PutError> {
     let Some(mut h) = hasher.take() else { return Ok(()) };
     let data = std::mem::take(buf);
-    let (h, data) = tokio::task::spawn_blocking(move || {
+    let (h, data) = hash_work(move || {
         h.update(&data);
         (h, data)
     })
@@ -176,7 +192,7 @@ impl OffThreadHasher {
         let pending = std::mem::take(&mut self.pending);
         self.pending_len = 0;
         let mut h = self.hasher.take().unwrap_or_default();
-        let h = tokio::task::spawn_blocking(move || {
+        let h = hash_work(move || {
             for p in &pending {
                 h.update(p);
             }
@@ -270,7 +286,7 @@ impl PartWriter {
         let stored = self.upload.put_part(payload);
         match self.hasher.take() {
             Some(mut h) => {
-                let hashing = tokio::task::spawn_blocking(move || {
+                let hashing = hash_work(move || {
                     for p in &parts {
                         h.update(p);
                     }

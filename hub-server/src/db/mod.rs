@@ -18,7 +18,22 @@ pub use xet::*;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
+
+/// The database as the monitor last saw it.
+#[derive(Default)]
+struct Health {
+    /// The last ping failed to reach it (requests then fail fast instead of queueing).
+    down: AtomicBool,
+    /// When it last answered (ms since the epoch; 0: not yet).
+    last_ok_ms: AtomicI64,
+}
+
+/// How often the monitor pings the database, and how long one ping may take.
+const PING_EVERY: Duration = Duration::from_secs(1);
+const PING_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -29,6 +44,8 @@ pub enum Backend {
 #[derive(Clone)]
 pub struct Db {
     pool: AnyPool,
+    /// What the last pings found: the database answering, and when it last did.
+    health: Arc<Health>,
     /// Postgres: the connections that hold repo write locks, apart from `pool`, so writers
     /// waiting on or holding locks can never take the connections their own queries need.
     locks: Option<AnyPool>,
@@ -83,7 +100,7 @@ impl Db {
             ),
             Backend::Sqlite => None,
         };
-        Ok(Db { pool, locks, backend })
+        Ok(Db { pool, locks, backend, health: Arc::new(Health::default()) })
     }
 
     pub async fn migrate(&self) -> anyhow::Result<()> {
@@ -97,6 +114,38 @@ impl Db {
     /// One round trip to the database.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
         sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ())
+    }
+
+    /// Pings the database every second for as long as the process runs, so that health checks
+    /// answer from memory and, while it is down, requests fail at once rather than queue.
+    pub fn start_monitor(&self) {
+        let db = self.clone();
+        db.health.last_ok_ms.store(now_ms(), Ordering::Relaxed);
+        tokio::spawn(async move {
+            loop {
+                let ok = matches!(tokio::time::timeout(PING_TIMEOUT, db.ping()).await, Ok(Ok(())));
+                if ok {
+                    db.health.last_ok_ms.store(now_ms(), Ordering::Relaxed);
+                }
+                let was_down = db.health.down.swap(!ok, Ordering::Relaxed);
+                if was_down && ok {
+                    tracing::info!("the database answers again");
+                } else if !was_down && !ok {
+                    tracing::warn!("the database does not answer");
+                }
+                tokio::time::sleep(PING_EVERY).await;
+            }
+        });
+    }
+
+    /// Whether the last ping failed to reach the database.
+    pub fn is_down(&self) -> bool {
+        self.health.down.load(Ordering::Relaxed)
+    }
+
+    /// Milliseconds since the database last answered a ping.
+    pub fn since_last_answer_ms(&self) -> i64 {
+        now_ms() - self.health.last_ok_ms.load(Ordering::Relaxed)
     }
 
     pub fn backend(&self) -> Backend {

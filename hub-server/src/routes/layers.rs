@@ -44,6 +44,16 @@ pub async fn read_timeout(State(state): State<AppState>, req: Request, next: Nex
     }
 }
 
+/// While the database is known to be down, requests that need it answer 503 at once instead of
+/// queueing for a connection (health checks and static assets still answer).
+pub async fn database_gate(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    if state.db.is_down() && path != "/health" && !path.starts_with("/static/") {
+        return ApiError::unavailable("the database", "the last ping failed").into_response();
+    }
+    next.run(req).await
+}
+
 /// One INFO line per request, when its answer has been sent (or abandoned): method, path,
 /// status, bytes in and out, duration and request id.
 pub async fn access_log(req: Request, next: Next) -> Response {

@@ -44,6 +44,7 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(layers::drain_refused))
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(std::time::Duration::from_secs(state.settings.body_idle_timeout_secs)))
         .layer(axum::middleware::from_fn_with_state(state.clone(), layers::read_timeout))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), layers::database_gate))
         .layer(axum::middleware::map_response(crate::error::json_errors))
         .layer(
             tower::ServiceBuilder::new()
