@@ -10,7 +10,10 @@ fn init_logging(json: bool) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // A log that cannot be written (a full disk) loses lines, not requests: the default
+        // reports the failed write with `eprintln!`, which panics when stderr is what failed.
+        .log_internal_errors(false);
     if json {
         builder.json().init();
     } else {

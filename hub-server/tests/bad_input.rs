@@ -416,3 +416,47 @@ fn serve_logs_one_access_line_per_request() {
     assert_eq!(f["request_id"].as_str(), Some(id.as_str()));
     assert!(f["ms"].is_u64());
 }
+
+/// A full disk under the log file is not a crash: with stderr on /dev/full (every write ENOSPC),
+/// requests that log (the access line, a missing repo) still answer, and the process serves on.
+/// tracing-subscriber reports a failed write with `eprintln!`, which panics when stderr itself
+/// fails; every request then answered 500.
+#[test]
+fn a_log_that_cannot_be_written_does_not_fail_requests() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").expect("/dev/full");
+    let mut hub = std::process::Command::new(env!("CARGO_BIN_EXE_hub-server"))
+        .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+        .env("HUB_DATA_DIR", dir.path())
+        .env("RUST_LOG", "info")
+        .stderr(full)
+        .spawn()
+        .unwrap();
+    let ask = |path: &str| -> Option<String> {
+        let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+        conn.write_all(format!("GET {path} HTTP/1.1\r\nHost: hub\r\nConnection: close\r\n\r\n").as_bytes()).ok()?;
+        let mut answer = String::new();
+        conn.read_to_string(&mut answer).ok()?;
+        Some(answer.lines().next().unwrap_or_default().to_string())
+    };
+    let mut up = false;
+    for _ in 0..200 {
+        if ask("/health").is_some() {
+            up = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    assert!(up, "the hub listens");
+    let answers: Vec<_> = ["/api/models", "/api/models/nobody/nothing", "/health"].iter().map(|p| ask(p)).collect();
+    let alive = hub.try_wait().unwrap().is_none();
+    let _ = hub.kill();
+    let _ = hub.wait();
+    assert_eq!(
+        answers,
+        [Some("HTTP/1.1 200 OK".to_string()), Some("HTTP/1.1 401 Unauthorized".to_string()), Some("HTTP/1.1 200 OK".to_string())]
+    );
+    assert!(alive, "the process kept serving");
+}

@@ -69,6 +69,9 @@ async fn main() -> anyhow::Result<()> {
         // Colours only on a terminal: log files and collectors get plain `key=value`.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
+        // A log that cannot be written (a full disk) loses lines, not requests: the default
+        // reports the failed write with `eprintln!`, which panics when stderr is what failed.
+        .log_internal_errors(false)
         .init();
     let Command::Serve(args) = Cli::parse().command;
     let cache_dir = args.cache_dir.unwrap_or_else(|| hub_client::cache::hf_home().join("hub"));
