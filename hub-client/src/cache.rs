@@ -202,9 +202,10 @@ mod tests {
         assert_eq!(cache.repo_dir(RepoType::Dataset, "a/b").file_name().unwrap(), "datasets--a--b");
         let commit = "a".repeat(40);
         std::fs::create_dir_all(repo.dir.join("blobs")).unwrap();
-        std::fs::write(repo.blob_path("e1"), b"x").unwrap();
-        let linked = repo.link(&commit, "sub/dir/f.txt", "e1").unwrap();
-        assert_eq!(std::fs::read_link(&linked).unwrap(), Path::new("../../../../blobs/e1"));
+        let etag = "e1".repeat(32);
+        std::fs::write(repo.blob_path(&etag), b"x").unwrap();
+        let linked = repo.link(&commit, "sub/dir/f.txt", &etag).unwrap();
+        assert_eq!(std::fs::read_link(&linked).unwrap(), Path::new("../../../../blobs").join(&etag));
         assert_eq!(std::fs::read(&linked).unwrap(), b"x");
         repo.write_ref("main", &commit).unwrap();
         assert_eq!(std::fs::read_to_string(repo.dir.join("refs/main")).unwrap(), commit);
