@@ -37,6 +37,12 @@ pub struct Settings {
     #[arg(long, env = "HUB_LFS_MAX_OBJECT_BYTES", default_value_t = 500 * 1024 * 1024 * 1024, global = true)]
     pub lfs_max_object_bytes: u64,
 
+    /// Most multipart part URLs one LFS upload batch answer holds, all objects together; objects
+    /// past the budget are offered a single-request upload instead (bounds the answer's size, its
+    /// signing time and the multipart uploads begun per request).
+    #[arg(long, env = "HUB_LFS_BATCH_MAX_PARTS", default_value_t = 10_000, global = true)]
+    pub lfs_batch_max_parts: u64,
+
     /// Largest NDJSON commit body accepted (bytes); inline files count base64-encoded.
     #[arg(long, env = "HUB_MAX_COMMIT_BYTES", default_value_t = 1024 * 1024 * 1024, global = true)]
     pub max_commit_bytes: u64,

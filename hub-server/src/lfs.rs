@@ -110,6 +110,9 @@ pub async fn upload_batch(state: &AppState, repo_id: &str, base: &str, req: &Bat
     let threshold = state.settings.lfs_multipart_threshold;
     let part_size = state.settings.lfs_part_size;
     let mut any_multipart = false;
+    // Part URLs left for this answer: a batch of many huge objects must not become millions of
+    // signed URLs (and as many multipart uploads begun); past the budget, single requests.
+    let mut parts_left = state.settings.lfs_batch_max_parts;
     let mut objects = Vec::with_capacity(req.objects.len());
     for obj in &req.objects {
         let oid = obj.oid.to_ascii_lowercase();
@@ -145,10 +148,11 @@ pub async fn upload_batch(state: &AppState, repo_id: &str, base: &str, req: &Bat
         }
         // S3 takes at most 10000 parts (one URL each is built here): huge objects get larger parts.
         let chunk = part_size.max(size.div_ceil(MAX_PARTS).next_multiple_of(1024 * 1024));
-        let upload = if multipart_ok && size >= threshold && size > chunk {
+        let parts = size.div_ceil(chunk);
+        let upload = if multipart_ok && size >= threshold && size > chunk && parts <= parts_left {
             any_multipart = true;
+            parts_left -= parts;
             let upload_id = state.storage.begin_multipart().await?;
-            let parts = size.div_ceil(chunk);
             let mut header = serde_json::Map::new();
             header.insert("chunk_size".into(), json!(chunk.to_string()));
             for n in 1..=parts {

@@ -212,6 +212,13 @@ async fn every_refusal_is_json_with_a_code(hub: TestHub) {
     assert_eq!(r.header("x-error-code"), Some("RepoNotFound"), "specific codes stay");
     let r = hub.call(Method::POST, "/api/repos/create", None, "{}").await;
     assert_eq!((r.status, r.header("x-error-code")), (StatusCode::UNAUTHORIZED, Some("Unauthorized")));
+    // Found by fuzzing: the card validator's refusals carry the code too, and keep its fields.
+    for body in [json!({"content": "---\nlic\n---\n# Card\n", "repoType": "model"}).to_string(), "not json".into()] {
+        let r = hub.call(Method::POST, "/api/validate-yaml", None, body).await;
+        assert_eq!((r.status, r.header("x-error-code")), (StatusCode::BAD_REQUEST, Some("BadRequest")));
+        let answer = r.json();
+        assert!(answer["error"].is_string() && answer["errors"][0]["message"] == answer["error"], "{answer}");
+    }
 }
 
 /// A moved repo's old name answers with a Location on this site, whatever the request path.
@@ -290,6 +297,31 @@ async fn absurd_lfs_sizes_are_refused(hub: TestHub) {
         .await;
     let header = r.json()["objects"][0]["actions"]["upload"]["header"].as_object().unwrap().len();
     assert_eq!(header, 8193, "8192 part URLs and chunk_size");
+
+    // Found by fuzzing: many objects at the limit in one batch (8192 parts each) were answered
+    // with one signed URL per part of each, 2.4 million URLs for 300 objects. One answer holds at
+    // most HUB_LFS_BATCH_MAX_PARTS part URLs; the other objects are offered a single request.
+    let objects: Vec<_> = (0..300).map(|i| json!({"oid": format!("{i:064x}"), "size": 40i64 << 30})).collect();
+    let started = std::time::Instant::now();
+    let r = hub
+        .post_json(
+            &format!("/{repo}.git/info/lfs/objects/batch"),
+            Some(&hub.alice),
+            json!({"operation": "upload", "transfers": ["basic", "multipart"], "objects": objects}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let answer = r.json();
+    let objects = answer["objects"].as_array().unwrap();
+    assert_eq!(objects.len(), 300, "one entry per object asked about");
+    let parts: usize = objects.iter().filter_map(|o| o["actions"]["upload"]["header"].as_object()).map(|h| h.len() - 1).sum();
+    assert_eq!(parts, 8192, "one object's parts fit the budget of 10000, a second's do not");
+    for obj in &objects[1..] {
+        let upload = &obj["actions"]["upload"];
+        assert!(upload["href"].as_str().unwrap().contains("/lfs/upload/") && upload.get("header").is_none(), "{obj}");
+    }
+    assert!(r.body.len() < 4 << 20, "answer of {} bytes", r.body.len());
+    eprintln!("a batch of 300 objects of 40 GiB answered in {:?}", started.elapsed());
 }
 
 /// User files come from the hub's own origin: no answer may be sniffed into HTML or framed, and

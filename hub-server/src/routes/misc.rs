@@ -5,7 +5,6 @@ use crate::auth::Caller;
 use crate::card::parse_card_data;
 use crate::error::{ApiError, ApiResult};
 use axum::body::Bytes;
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
@@ -34,8 +33,9 @@ pub async fn whoami(caller: Caller) -> ApiResult<Json<Value>> {
 
 /// Checks a README's front matter. Always answers JSON: the client reads the body before the status.
 pub async fn validate_yaml(body: Bytes) -> Response {
+    // The Hub's error protocol (`X-Error-Code` included), plus the validator's own fields.
     let reject = |msg: String| {
-        (StatusCode::BAD_REQUEST, Json(json!({ "error": msg, "errors": [{ "message": msg }], "warnings": [] }))).into_response()
+        ApiError::bad_request(msg.clone()).with_extra(json!({ "errors": [{ "message": msg }], "warnings": [] })).into_response()
     };
     let Ok(req) = serde_json::from_slice::<Value>(&body) else {
         return reject("invalid JSON body: expected {\"content\": \"...\", \"repoType\": \"model\"}".into());
@@ -57,7 +57,6 @@ pub async fn agent_harnesses(_state: axum::extract::State<AppState>) -> Json<Val
     Json(json!({ "standardEnvVars": [], "harnesses": {} }))
 }
 
-/// Liveness for load balancers and container healthchecks: the database answers.
 /// Liveness for load balancers and container healthchecks, answered from memory: the database
 /// answered the monitor's ping within the last few seconds. A probe never queues behind the
 /// requests it is meant to judge.

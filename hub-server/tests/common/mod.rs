@@ -73,6 +73,7 @@ pub fn settings(dir: &std::path::Path) -> Settings {
         lfs_part_size: 5 * 1024 * 1024,
         max_commit_bytes: 4 * 1024 * 1024,
         lfs_max_object_bytes: 40 * 1024 * 1024 * 1024,
+        lfs_batch_max_parts: 10_000,
         git_hook_bin: Some(env!("CARGO_BIN_EXE_hub-server").into()),
         allow_signup: true,
         inference_url: None,
