@@ -281,7 +281,7 @@ class Hub:
     def start(self, timeout=60):
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([hub_bin(), "serve", "--bind", f"127.0.0.1:{self.port}"], env=self.env,
-                                     stdout=subprocess.DEVNULL, stderr=log)
+                                     stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
         log.close()
         try:
             wait_until(lambda: self.proc.poll() is None and request(f"{self.url}/health", timeout=2).status == 200,
@@ -387,6 +387,7 @@ class Garage:
 data_dir = "{self.dir}/data"
 db_engine = "sqlite"
 replication_factor = 1
+compression_level = "none"
 rpc_bind_addr = "127.0.0.1:{self.rpc}"
 rpc_public_addr = "127.0.0.1:{self.rpc}"
 rpc_secret = "{os.urandom(32).hex()}"
@@ -409,7 +410,8 @@ admin_token = "{os.urandom(16).hex()}"
 
     def start(self):
         log = open(os.path.join(self.dir, "log"), "ab")
-        self.proc = subprocess.Popen([garage_bin(), "-c", self.conf, "server"], stdout=subprocess.DEVNULL, stderr=log)
+        # Like the test command's Garage: no compression, nice 10 (an S3 service on other machines).
+        self.proc = subprocess.Popen(["nice", "-n", "10", garage_bin(), "-c", self.conf, "server"], stdout=subprocess.DEVNULL, stderr=log)
         log.close()
         wait_until(lambda: self.g("status", check=False).returncode == 0, 30, "Garage answering `garage status`", 0.1)
         if self.key_id is None:
@@ -446,6 +448,52 @@ def shared_s3_env():
     return {k: os.environ[k] for k in [*keys, "AWS_REGION", "AWS_ALLOW_HTTP"] if k in os.environ}
 
 
+def s3_delete_prefix(s3, bucket, prefix):
+    """Deletes every object under `prefix` in the test command's Garage (the load suite writes GiBs
+    there per run): ListObjectsV2 + DELETE, signed with SigV4 (stdlib only). Returns the count."""
+    import hmac
+    import xml.etree.ElementTree as ET
+    from urllib.parse import quote
+
+    endpoint = urlsplit(s3["AWS_ENDPOINT"])
+    region = s3.get("AWS_REGION", "us-east-1")
+
+    def signed(method, key="", query=None):
+        now = time.gmtime()
+        amz_date, day = time.strftime("%Y%m%dT%H%M%SZ", now), time.strftime("%Y%m%d", now)
+        path = "/" + quote(bucket, safe="") + ("/" + quote(key, safe="/~") if key else "")
+        q = "&".join(f"{quote(k, safe='~')}={quote(v, safe='~')}" for k, v in sorted((query or {}).items()))
+        headers = {"host": endpoint.netloc, "x-amz-content-sha256": "UNSIGNED-PAYLOAD", "x-amz-date": amz_date}
+        names = ";".join(sorted(headers))
+        canonical = "\n".join([method, path, q, *(f"{k}:{headers[k]}" for k in sorted(headers)), "", names, "UNSIGNED-PAYLOAD"])
+        scope = f"{day}/{region}/s3/aws4_request"
+        to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()])
+        k = ("AWS4" + s3["AWS_SECRET_ACCESS_KEY"]).encode()
+        for part in (day, region, "s3", "aws4_request"):
+            k = hmac.new(k, part.encode(), hashlib.sha256).digest()
+        signature = hmac.new(k, to_sign.encode(), hashlib.sha256).hexdigest()
+        headers["Authorization"] = (f"AWS4-HMAC-SHA256 Credential={s3['AWS_ACCESS_KEY_ID']}/{scope}, "
+                                    f"SignedHeaders={names}, Signature={signature}")
+        r = request(f"{endpoint.scheme}://{endpoint.netloc}{path}" + (f"?{q}" if q else ""), method, headers=headers)
+        if r.status >= 300:
+            raise RuntimeError(f"S3 {method} {path}?{q}: {r.status} {r.body[:300]!r}")
+        return r
+
+    ns = {"s3": "http://s3.amazonaws.com/doc/2006-03-01/"}
+    deleted, token = 0, None
+    while True:
+        query = {"list-type": "2", "prefix": prefix}
+        if token:
+            query["continuation-token"] = token
+        listing = ET.fromstring(signed("GET", query=query).body)
+        for key in listing.findall("s3:Contents/s3:Key", ns):
+            signed("DELETE", key.text)
+            deleted += 1
+        token = listing.findtext("s3:NextContinuationToken", None, ns)
+        if listing.findtext("s3:IsTruncated", "false", ns) != "true" or not token:
+            return deleted
+
+
 def base_env(data_dir, **extra):
     env = {k: v for k, v in os.environ.items() if not (k.startswith("HUB_") or k.startswith("AWS_"))}
     env.update({"HUB_DATA_DIR": str(data_dir), "RUST_LOG": os.environ.get("HUB_TEST_RUST_LOG", "warn")})
@@ -464,7 +512,7 @@ class Sampler:
         fd, self.out = tempfile.mkstemp(suffix=".json")
         os.close(fd)
         self.proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "sample", url, str(pid), str(interval),
-                                      self.out, control_url])
+                                      self.out, control_url], start_new_session=True)
         time.sleep(0.2)
 
     def stop(self):
@@ -476,27 +524,54 @@ class Sampler:
         return result
 
 
+class _Probe:
+    """GET /health over one kept-alive connection, as a load balancer's health check does: the time
+    is the hub's answer, not a new TCP handshake (on a 2-core machine saturated by the load's own
+    clients and Garage, loopback SYNs are dropped and retried after 1 s; an idle hub shows that too).
+    A broken connection is opened again and that request counts with its handshake."""
+
+    def __init__(self, url):
+        parts = urlsplit(url)
+        self.host, self.port, self.conn = parts.hostname, parts.port, None
+
+    def get(self):
+        for attempt in (0, 1):
+            if self.conn is None:
+                self.conn = http.client.HTTPConnection(self.host, self.port, timeout=5)
+            try:
+                self.conn.request("GET", "/health")
+                r = self.conn.getresponse()
+                r.read()
+                return r.status
+            except (OSError, http.client.HTTPException):
+                self.conn.close()
+                self.conn = None
+                if attempt:
+                    raise
+
+
 def _sample(url, pid, interval, out, control_url):
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     lat, failures, rss_max, rss, control = [], [], 0, [], []
+    hub, idle = _Probe(url), (_Probe(control_url) if control_url != "-" else None)
     t0 = time.monotonic()
     while not stop.is_set():
-        if control_url != "-":
+        if idle:
             t = time.monotonic()
             try:
-                request(f"{control_url}/health", timeout=5)
+                idle.get()
                 control.append((time.monotonic() - t) * 1000)
             except OSError:
                 pass
         t = time.monotonic()
         try:
-            r = request(f"{url}/health", timeout=5)
+            status = hub.get()
             ms = (time.monotonic() - t) * 1000
             lat.append((round(t - t0, 2), round(ms, 1)))
-            if r.status != 200:
-                failures.append((round(t - t0, 2), r.status))
-        except OSError as e:
+            if status != 200:
+                failures.append((round(t - t0, 2), status))
+        except (OSError, http.client.HTTPException) as e:
             failures.append((round(t - t0, 2), repr(e)))
         try:
             kib = rss_kib(pid)
