@@ -28,6 +28,8 @@ pub struct Inner {
     pub xet: crate::xet::XetState,
     /// What each commit holds (files, card), computed once.
     pub snapshots: crate::browse::SnapshotCache,
+    /// Requests, latency, bytes and storage, for `/metrics`.
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// Download counts waiting to be written.
     pub downloads: crate::downloads::DownloadCounts,
     /// Serializes writes to one repository within this process.
@@ -56,7 +58,7 @@ impl AppState {
         let git = GitStore::new(settings.data_dir.join("repos"))?;
         crate::hooks::install(&settings.data_dir.join("hooks"))?;
         let secret = match &settings.secret {
-            Some(s) => s.as_bytes().to_vec(),
+            Some(s) => s.expose().as_bytes().to_vec(),
             None => load_or_create_secret(&settings.data_dir.join("secret"))?,
         };
         let inference = crate::inference::Workers::new(settings.inference_urls())?;
@@ -67,6 +69,7 @@ impl AppState {
         let downloads = crate::downloads::DownloadCounts::default();
         downloads.start(db.clone());
         Ok(AppState(Arc::new(Inner {
+            metrics: Arc::new(crate::metrics::Metrics::new()),
             inference,
             xet,
             snapshots: Default::default(),

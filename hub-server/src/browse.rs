@@ -55,6 +55,7 @@ pub async fn commit_of(state: &AppState, row: &RepoRow, rev: &str) -> ApiResult<
 
 /// Every file of a revision, and its card metadata.
 #[tracing::instrument(skip(state, row), fields(repo = %row.name.id()))]
+#[tracing::instrument(skip_all, fields(repo = %row.id, rev = %rev))]
 pub async fn snapshot(state: &AppState, row: &RepoRow, rev: &str) -> ApiResult<Arc<Snapshot>> {
     let commit = commit_of(state, row, rev).await?;
     if let Some(snap) = state.snapshots.get(&row.id, commit) {
@@ -135,6 +136,7 @@ pub struct DirQuery {
 }
 
 #[tracing::instrument(skip(state, row), fields(repo = %row.name.id()))]
+#[tracing::instrument(skip_all, fields(repo = %row.id, rev = %rev, dir = %dir))]
 pub async fn dir_page(state: &AppState, row: &RepoRow, rev: &str, dir: &str, q: DirQuery) -> ApiResult<DirPage> {
     let (rev, dir) = (rev.to_string(), dir.to_string());
     state
@@ -226,6 +228,7 @@ pub async fn upload_context(
 }
 
 /// History from a revision, newest first: one page, and the total count.
+#[tracing::instrument(skip_all, fields(repo = %row.id, rev = %rev, skip, limit))]
 pub async fn history(state: &AppState, row: &RepoRow, rev: &str, skip: usize, limit: usize) -> ApiResult<(Vec<CommitInfo>, usize)> {
     let rev = rev.to_string();
     state
@@ -259,6 +262,7 @@ pub struct FileDiff {
 const MAX_DIFF: usize = 512 * 1024;
 
 /// A commit and the diff of its files against its first parent.
+#[tracing::instrument(skip_all, fields(repo = %row.id, sha = %sha))]
 pub async fn commit_diff(state: &AppState, row: &RepoRow, sha: &str) -> ApiResult<(CommitInfo, Vec<FileDiff>)> {
     let sha = sha.to_string();
     state

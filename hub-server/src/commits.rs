@@ -115,6 +115,7 @@ const BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::n
 
 /// Reads the NDJSON body line by line; inline files go straight to the object database (or to
 /// LFS storage when large), so memory holds one line at a time.
+#[tracing::instrument(skip_all, fields(repo = %repo.id))]
 pub async fn parse_body(state: &AppState, caller: &Caller, repo: &RepoRow, body: Body) -> ApiResult<(CommitHeader, Vec<CommitOp>)> {
     let max_total = state.settings.max_commit_bytes;
     let mut stream = body.into_data_stream();
@@ -257,6 +258,7 @@ async fn resolve_lfs(state: &AppState, caller: &Caller, repo_id: &str, path: &st
 
 /// Stores the bytes of an added file: in git, or in LFS storage when large. Text that is an LFS
 /// pointer names content instead, which must be resolvable like an `lfsFile` line.
+#[tracing::instrument(skip_all, fields(repo = %repo_id, path = %path, bytes = data.len()))]
 pub async fn store_inline(state: &AppState, caller: &Caller, repo_id: &str, path: &str, data: Vec<u8>) -> ApiResult<Content> {
     if let Some(pointer) = LfsPointer::parse(&data) {
         return Ok(Content::Lfs(resolve_lfs(state, caller, repo_id, path, &pointer.oid, Some(pointer.size)).await?));
@@ -412,6 +414,7 @@ fn commit_blocking(
 }
 
 /// Commits `ops` to `rev` as the caller; serialized per repo.
+#[tracing::instrument(skip_all, fields(repo = %repo.id, rev = %rev, ops = ops.len(), create_pr))]
 pub async fn commit(
     state: &AppState,
     repo: &RepoRow,
@@ -445,6 +448,7 @@ pub async fn commit(
 }
 
 /// Replaces a branch's history with one commit holding its current tree.
+#[tracing::instrument(skip_all, fields(repo = %repo.id, branch = %branch))]
 pub async fn super_squash(state: &AppState, repo: &RepoRow, branch: &str, message: &str, author: Author) -> ApiResult<Oid> {
     let branch = branch.to_string();
     let message = message.to_string();

@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+/// Settings print with `{:?}` (in logs, panics): secrets show as `<redacted>`, and a database
+/// URL keeps everything but its password.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Settings {
     /// Where repositories, LFS objects and the SQLite database live.
@@ -9,8 +11,8 @@ pub struct Settings {
     pub data_dir: PathBuf,
 
     /// Metadata database: sqlite://PATH (default: DATA_DIR/hub.db) or postgres://…
-    #[arg(long, env = "HUB_DATABASE_URL", global = true)]
-    pub database_url: Option<String>,
+    #[arg(long, env = "HUB_DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<Secret>,
 
     /// Object storage (LFS objects, xorbs, shards): file:///PATH, or s3://BUCKET[/PREFIX] with the
     /// standard AWS_* variables (default: DATA_DIR/objects).
@@ -23,7 +25,7 @@ pub struct Settings {
 
     /// Key for signing LFS transfer URLs (default: generated once into DATA_DIR/secret).
     #[arg(long, env = "HUB_SECRET", global = true, hide_env_values = true)]
-    pub secret: Option<String>,
+    pub secret: Option<Secret>,
 
     /// LFS objects at least this large are offered the multipart transfer (bytes).
     #[arg(long, env = "HUB_LFS_MULTIPART_THRESHOLD", default_value_t = 512 * 1024 * 1024, global = true)]
@@ -113,15 +115,65 @@ pub struct Settings {
     #[arg(long, env = "HUB_GC_INTERVAL_HOURS", default_value_t = 0, global = true)]
     pub gc_interval_hours: u64,
 
+    /// When set, `/metrics` answers only requests with `Authorization: Bearer <this token>`;
+    /// unset, it is open to anyone who can reach the hub (it shows route patterns and totals,
+    /// never repo names).
+    #[arg(long, env = "HUB_METRICS_TOKEN", global = true, hide_env_values = true)]
+    pub metrics_token: Option<Secret>,
+
     /// Log as JSON lines instead of text.
     #[arg(long, env = "HUB_LOG_JSON", global = true)]
     pub log_json: bool,
 }
 
+/// A setting that must stay out of logs: `Debug` hides it (a URL keeps all but its password);
+/// the value itself only through [`Secret::expose`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_string()))
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(s: &str) -> Self {
+        Secret(s.to_string())
+    }
+}
+
+impl From<String> for Secret {
+    fn from(s: String) -> Self {
+        Secret(s)
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // scheme://user:password@host/… → scheme://user:<redacted>@host/…
+        if let Some((scheme, rest)) = self.0.split_once("://") {
+            if let Some((userinfo, host)) = rest.split_once('@') {
+                let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+                return write!(f, "\"{scheme}://{user}:<redacted>@{host}\"");
+            }
+            return write!(f, "{:?}", self.0);
+        }
+        f.write_str("\"<redacted>\"")
+    }
+}
+
 impl Settings {
     pub fn database_url(&self) -> String {
         match &self.database_url {
-            Some(url) => url.clone(),
+            Some(url) => url.expose().to_string(),
             None => format!("sqlite://{}", self.data_dir.join("hub.db").display()),
         }
     }
@@ -166,5 +218,33 @@ impl Settings {
             anyhow::bail!("HUB_LFS_PART_SIZE must be at least 5 MiB (the S3 minimum part size)");
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_keeps_secrets_out() {
+        #[derive(clap::Parser)]
+        struct Flags {
+            #[command(flatten)]
+            settings: Settings,
+        }
+        let flags = <Flags as clap::Parser>::try_parse_from([
+            "hub-server",
+            "--secret",
+            "s3cr3t-signing-key",
+            "--database-url",
+            "postgres://hub:hunter2-db@db.internal:5432/hub",
+        ])
+        .unwrap();
+        let shown = format!("{:?}", flags.settings);
+        assert!(!shown.contains("s3cr3t") && !shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("postgres://hub:<redacted>@db.internal:5432/hub"), "{shown}");
+        assert_eq!(flags.settings.database_url(), "postgres://hub:hunter2-db@db.internal:5432/hub");
+        assert_eq!(flags.settings.secret.unwrap().expose(), "s3cr3t-signing-key");
+        assert_eq!(format!("{:?}", Secret::from("sqlite:///data/hub.db")), "\"sqlite:///data/hub.db\"");
     }
 }

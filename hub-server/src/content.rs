@@ -19,6 +19,7 @@ pub async fn held(state: &AppState, repo_id: &str, oid: &str) -> ApiResult<Optio
 /// Where the content a commit or push names into a repo comes from: the repo holds it, a shard
 /// registered it there through Xet (the `lfsFile` of an upload), or the writer can read another
 /// repo that holds it (a copy). None when none of these: the caller must upload the bytes.
+#[tracing::instrument(skip_all, fields(repo = %repo_id, oid = %oid))]
 pub async fn resolve_for_write(state: &AppState, caller: &Caller, repo_id: &str, oid: &str) -> ApiResult<Option<HeldObject>> {
     if let Some(obj) = held(state, repo_id, oid).await? {
         return Ok(Some(obj));
@@ -53,6 +54,7 @@ pub async fn record(state: &AppState, repo_id: &str, obj: &HeldObject) -> ApiRes
 }
 
 /// Bytes `[first, last]` (or all) of held content.
+#[tracing::instrument(skip_all, fields(oid = %obj.oid, xet = obj.xet_hash.is_some()))]
 pub async fn read(state: &AppState, obj: &HeldObject, range: Option<(u64, u64)>) -> ApiResult<ByteStream> {
     match &obj.xet_hash {
         None => Ok(state.storage.read(&obj.oid, range.map(|(a, b)| a..b + 1)).await?),
@@ -87,6 +89,7 @@ pub async fn read_small(state: &AppState, obj: &HeldObject, first: u64, len: u64
 
 /// The bytes a repo's content occupies, deduplicated: each LFS object once, each xorb its
 /// files use once.
+#[tracing::instrument(skip_all, fields(repo = %repo_id))]
 pub async fn used_storage(state: &AppState, repo_id: &str) -> ApiResult<u64> {
     let mut total = 0u64;
     let mut xorbs = std::collections::HashSet::new();

@@ -26,6 +26,7 @@ impl GcReport {
 }
 
 /// Runs one collection; with `dry_run`, only reports what it would delete.
+#[tracing::instrument(skip_all, fields(dry_run))]
 pub async fn collect(state: &AppState, dry_run: bool) -> ApiResult<GcReport> {
     let cutoff = crate::db::now_ms() - state.settings.gc_grace_days as i64 * 24 * 3600 * 1000;
     let mut report = GcReport::default();

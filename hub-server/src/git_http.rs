@@ -40,6 +40,7 @@ async fn repo_for(state: &AppState, caller: &Caller, name: &RepoName, req: &GitR
     }
 }
 
+#[tracing::instrument(skip_all, fields(repo = %name.web_path()))]
 pub async fn serve(state: &AppState, caller: &Caller, name: &RepoName, req: GitRequest<'_>, body: Body) -> ApiResult<Response> {
     let row = repo_for(state, caller, name, &req).await?;
     let header_str = |h: header::HeaderName| req.headers.get(h).and_then(|v| v.to_str().ok());

@@ -105,6 +105,7 @@ fn object_error(obj: &BatchObject, code: u16, message: &str) -> Value {
 /// Answers an upload batch: nothing to do for objects this repo holds; signed basic or
 /// multipart actions for the rest, even when another repo's copy is stored (possession is
 /// proved by uploading; the stored copy is then shared, not written twice).
+#[tracing::instrument(skip_all, fields(repo = %repo_id, objects = req.objects.len()))]
 pub async fn upload_batch(state: &AppState, repo_id: &str, base: &str, req: &BatchRequest, verify: &VerifyTarget) -> ApiResult<Value> {
     let multipart_ok = req.transfers.iter().any(|t| t == "multipart");
     let threshold = state.settings.lfs_multipart_threshold;
@@ -179,6 +180,7 @@ pub async fn upload_batch(state: &AppState, repo_id: &str, base: &str, req: &Bat
 
 /// Answers a download batch with signed URLs of the objects this repo holds; anything else is
 /// "does not exist", whether or not another repo has it.
+#[tracing::instrument(skip_all, fields(repo = %repo_id, objects = req.objects.len()))]
 pub async fn download_batch(state: &AppState, repo_id: &str, base: &str, req: &BatchRequest) -> ApiResult<Value> {
     let oids: Vec<String> = req.objects.iter().map(|o| o.oid.to_ascii_lowercase()).filter(|o| is_sha256(o)).collect();
     let held: std::collections::HashMap<String, content::HeldObject> =

@@ -109,6 +109,7 @@ pub fn repo_url(base: &str, name: &RepoName) -> String {
 }
 
 /// Creates a repo with a first commit on `main` holding the default `.gitattributes`.
+#[tracing::instrument(skip_all, fields(repo = %name.web_path()))]
 pub async fn create(state: &AppState, caller: &Caller, name: &RepoName, private: bool, base_url: &str) -> ApiResult<RepoRow> {
     caller.require_write(&name.namespace)?;
     let url = repo_url(base_url, name);
@@ -141,6 +142,7 @@ pub async fn create(state: &AppState, caller: &Caller, name: &RepoName, private:
     }
 }
 
+#[tracing::instrument(skip_all, fields(repo = %row.id))]
 pub async fn delete(state: &AppState, row: &RepoRow) -> ApiResult<()> {
     // Metadata first: once the row is gone nothing can reach the git directory.
     state.db.delete_repo(&row.id).await?;
@@ -150,6 +152,7 @@ pub async fn delete(state: &AppState, row: &RepoRow) -> ApiResult<()> {
     Ok(())
 }
 
+#[tracing::instrument(skip_all, fields(repo = %row.id, to = %to.web_path()))]
 pub async fn rename(state: &AppState, caller: &Caller, row: &RepoRow, to: &RepoName) -> ApiResult<()> {
     caller.require(&to.namespace, Role::Write)?;
     if state.db.find_repo(to).await?.is_some() {
@@ -170,6 +173,7 @@ fn read_head(g: &Repository) -> ApiResult<Option<(Oid, crate::db::CardMeta)>> {
 
 /// Records what a write (commit, push, squash, ref change) left: the default branch's head and
 /// its card metadata, so the API and listings reflect it at once. The one place this happens.
+#[tracing::instrument(skip_all, fields(repo = %repo_id))]
 pub async fn record_head(state: &AppState, repo_id: &str) -> ApiResult<()> {
     match state.with_git(repo_id, read_head).await? {
         Some((head, card)) => state.db.record_head(repo_id, &head.to_string(), &card).await?,
@@ -181,6 +185,7 @@ pub async fn record_head(state: &AppState, repo_id: &str) -> ApiResult<()> {
 /// Brings the metadata of every repo in line with its git head. A process killed between moving
 /// a ref and recording it (or a push that bypassed the hub) leaves the database behind; git is
 /// the truth, so nothing is lost. Run at start, in the background.
+#[tracing::instrument(skip_all)]
 pub async fn reconcile_heads(state: &AppState) -> ApiResult<usize> {
     let mut fixed = 0;
     for (id, recorded) in state.db.repo_heads().await? {

@@ -21,6 +21,7 @@ use xet_core_structures::metadata_shard::streaming_shard::MDBMinimalShard;
 const MAX_XORB_BODY: u64 = MAX_UNPACKED + 1024 * 1024;
 
 /// Stores a xorb after checking it as it streams in; false when the hub had it already.
+#[tracing::instrument(skip_all, fields(xorb = %hash.hex()))]
 pub async fn ingest_xorb(state: &AppState, hash: MerkleHash, body: Body) -> ApiResult<bool> {
     let hex = hash.hex();
     let mut stream = body.into_data_stream();
@@ -103,6 +104,7 @@ struct CheckedFile {
 }
 
 /// Checks a shard and registers its files for `repo_id`; its xorbs join the global dedup index.
+#[tracing::instrument(skip_all, fields(repo = %repo_id))]
 pub async fn register_shard(state: &AppState, repo_id: &str, body: Body) -> ApiResult<()> {
     let limit = state.settings.xet_max_shard_bytes;
     let _permit = state.xet.shard_uploads.acquire().await.map_err(ApiError::internal)?;
