@@ -841,6 +841,39 @@ impl Storage {
         }
     }
 
+    /// Every key under the store's root, published objects and staging files alike (for checks
+    /// and tools): on local disk a walk of the directory (object_store's listing hides staging
+    /// files), on S3 the bucket listing under the prefix (multipart uploads in flight are not
+    /// objects there, so they never show).
+    pub async fn list_keys(&self) -> Result<Vec<String>, object_store::Error> {
+        if let Some(root) = &self.local_root {
+            fn walk(root: &std::path::Path, dir: &std::path::Path, out: &mut Vec<String>) {
+                for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                    let path = entry.path();
+                    if path.is_dir() {
+                        walk(root, &path, out);
+                    } else if let Ok(rel) = path.strip_prefix(root) {
+                        out.push(rel.to_string_lossy().into_owned());
+                    }
+                }
+            }
+            let root = root.clone();
+            return tokio::task::spawn_blocking(move || {
+                let mut out = Vec::new();
+                walk(&root, &root, &mut out);
+                out
+            })
+            .await
+            .map_err(|e| object_store::Error::Generic { store: "local", source: Box::new(e) });
+        }
+        let mut out = Vec::new();
+        let mut listing = self.store.list(None);
+        while let Some(meta) = listing.next().await {
+            out.push(meta?.location.to_string());
+        }
+        Ok(out)
+    }
+
     /// Every stored LFS object (for garbage collection).
     pub async fn list_lfs(&self) -> Result<Vec<ListedObject>, object_store::Error> {
         self.list_names(&StorePath::from("lfs"), is_sha256).await
