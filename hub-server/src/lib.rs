@@ -22,6 +22,7 @@ pub mod inference;
 pub mod lfs;
 pub mod limits;
 pub mod markdown;
+pub mod metrics;
 pub mod names;
 pub mod refs;
 pub mod repos;

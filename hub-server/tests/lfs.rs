@@ -25,14 +25,16 @@ async fn batch(hub: &TestHub, repo: &str, op: &str, transfers: &[&str], oid: &st
     r.json()["objects"][0].clone()
 }
 
-fn staging_leftovers(hub: &TestHub) -> usize {
-    let tmp = hub.dir.path().join("objects/tmp");
-    walk(&tmp)
-}
-
-fn walk(dir: &std::path::Path) -> usize {
-    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
-    entries.flatten().map(|e| if e.path().is_dir() { walk(&e.path()) } else { 1 }).sum()
+/// What the store holds besides published LFS objects (`lfs/aa/bb/<oid>`): staging files of
+/// local uploads (next to their target, or under `tmp/`), and on S3 any key but an object's.
+async fn staging_leftovers(hub: &TestHub) -> Vec<String> {
+    let keys = hub.state.storage.list_keys().await.unwrap();
+    keys.into_iter()
+        .filter(|k| {
+            let parts: Vec<&str> = k.split('/').collect();
+            !matches!(parts.as_slice(), ["lfs", a, b, oid] if hub_server::storage::is_sha256(oid) && oid[..2] == **a && oid[2..4] == **b)
+        })
+        .collect()
 }
 
 async fn basic_upload_verify_commit_and_download(hub: TestHub) {
@@ -106,7 +108,7 @@ async fn mismatching_bytes_are_refused_and_never_visible(hub: TestHub) {
         r.assert_client_error("mismatch");
         assert_eq!(hub.state.storage.object_size(&oid).await.unwrap(), None);
     }
-    assert_eq!(staging_leftovers(&hub), 0, "refused uploads leave no garbage");
+    assert_eq!(staging_leftovers(&hub).await, Vec::<String>::new(), "refused uploads leave no garbage");
     let r = hub
         .commit_lines(
             &repo,
@@ -134,7 +136,7 @@ async fn interrupted_upload_leaves_nothing(hub: TestHub) {
     let r = hub.send(req).await;
     assert!(r.status.is_client_error(), "{}", r.status);
     assert_eq!(hub.state.storage.object_size(&oid).await.unwrap(), None);
-    assert_eq!(staging_leftovers(&hub), 0);
+    assert_eq!(staging_leftovers(&hub).await, Vec::<String>::new());
 }
 
 async fn multipart_upload_checks_parts_and_hash(hub: TestHub) {
@@ -169,7 +171,7 @@ async fn multipart_upload_checks_parts_and_hash(hub: TestHub) {
     let r = hub.post_json(&complete, None, body).await;
     assert_eq!(r.status, StatusCode::OK, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(hub.state.storage.object_size(&oid).await.unwrap(), Some(data.len() as u64));
-    assert_eq!(staging_leftovers(&hub), 0, "parts are removed once joined");
+    assert_eq!(staging_leftovers(&hub).await, Vec::<String>::new(), "parts are removed once joined");
 }
 
 async fn inline_files_that_attributes_route_to_lfs_are_stored_as_lfs(hub: TestHub) {
@@ -200,7 +202,55 @@ async fn uploads_need_write_access(hub: TestHub) {
     r.assert_client_error("read-only");
 }
 
+/// `/metrics` counts requests by route pattern (never by the path asked for), the bytes each
+/// way, and what storage holds; with HUB_METRICS_TOKEN set it answers only that token.
+async fn metrics_show_requests_bytes_and_storage(hub: TestHub) {
+    let repo = hub.create_repo("metered", false).await;
+    let data = vec![3u8; 200_000];
+    let oid = sha256_hex(&data);
+    let obj = batch(&hub, &repo, "upload", &["basic"], &oid, data.len()).await;
+    let href = local_path(obj["actions"]["upload"]["href"].as_str().unwrap());
+    assert_eq!(hub.call(Method::PUT, &href, None, data.clone()).await.status, StatusCode::OK);
+    for i in 0..3 {
+        assert_eq!(hub.get(&format!("/api/models/alice/nothing-{i}"), Some(&hub.alice)).await.status, StatusCode::NOT_FOUND);
+        assert_eq!(hub.get(&format!("/no/such/{i}/page/at/all"), None).await.status, StatusCode::NOT_FOUND);
+    }
+    let r = hub.get("/metrics", None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.header("content-type").unwrap().starts_with("text/plain; version=0.0.4"));
+    let text = String::from_utf8(r.body.to_vec()).unwrap();
+    let value = |series: &str| -> f64 {
+        let line = text.lines().find(|l| l.starts_with(series)).unwrap_or_else(|| panic!("no {series} in\n{text}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert_eq!(value(r#"hub_http_requests_total{method="GET",route="/api/{t}/{ns}/{name}",status="404"}"#), 3.0);
+    assert_eq!(value(r#"hub_http_requests_total{method="GET",route="unmatched",status="404"}"#), 3.0);
+    assert!(!text.contains("nothing-") && !text.contains("/no/such"), "paths asked for never become labels");
+    assert_eq!(value(r#"hub_http_request_bytes_total{route="/lfs/upload/{repo}/{oid}/{size}"}"#), 200_000.0);
+    assert!(value(r#"hub_http_response_bytes_total{route="/api/{t}/{ns}/{name}"}"#) > 0.0);
+    assert!(value(r#"hub_http_request_duration_seconds_count{method="GET",route="/api/{t}/{ns}/{name}"}"#) >= 3.0);
+    assert_eq!(value(r#"hub_storage_objects{kind="lfs"}"#), 1.0);
+    assert_eq!(value(r#"hub_storage_bytes{kind="lfs"}"#), 200_000.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_can_require_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = common::settings(dir.path());
+    settings.metrics_token = Some("scrape-me".into());
+    let hub = TestHub::from_settings(dir, settings, None).await;
+    for token in [None, Some("wrong"), Some(hub.alice.as_str())] {
+        let r = hub.get("/metrics", token).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{token:?}");
+        r.assert_client_error("metrics token");
+    }
+    let r = hub.get("/metrics", Some("scrape-me")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(String::from_utf8_lossy(&r.body).contains("hub_http_requests_total"));
+}
+
 backend_tests!(
+    metrics_show_requests_bytes_and_storage,
     basic_upload_verify_commit_and_download,
     mismatching_bytes_are_refused_and_never_visible,
     interrupted_upload_leaves_nothing,

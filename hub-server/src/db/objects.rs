@@ -129,3 +129,29 @@ impl Db {
         Ok(())
     }
 }
+
+/// What storage holds, for monitoring: LFS objects and Xet xorbs, counts and bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StoredTotals {
+    pub lfs_objects: i64,
+    pub lfs_bytes: i64,
+    pub xet_xorbs: i64,
+    pub xet_bytes: i64,
+}
+
+impl Db {
+    pub async fn stored_totals(&self) -> Result<StoredTotals, sqlx::Error> {
+        let lfs = sqlx::query("SELECT COUNT(*) AS n, CAST(COALESCE(SUM(size), 0) AS BIGINT) AS bytes FROM lfs_objects")
+            .fetch_one(self.pool())
+            .await?;
+        let xet = sqlx::query("SELECT COUNT(*) AS n, CAST(COALESCE(SUM(stored_len), 0) AS BIGINT) AS bytes FROM xet_xorbs")
+            .fetch_one(self.pool())
+            .await?;
+        Ok(StoredTotals {
+            lfs_objects: get(&lfs, "n")?,
+            lfs_bytes: get(&lfs, "bytes")?,
+            xet_xorbs: get(&xet, "n")?,
+            xet_bytes: get(&xet, "bytes")?,
+        })
+    }
+}

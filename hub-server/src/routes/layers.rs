@@ -9,8 +9,9 @@ use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 /// Pages may load their own script and style sheet; cards' images may come from anywhere; no
 /// page may be framed. Everything else (files, JSON) may run nothing at all.
@@ -56,45 +57,100 @@ pub async fn database_gate(State(state): State<AppState>, req: Request, next: Ne
 
 /// One INFO line per request, when its answer has been sent (or abandoned): method, path,
 /// status, bytes in and out, duration and request id.
-pub async fn access_log(req: Request, next: Next) -> Response {
-    let started = Instant::now();
+pub async fn access_log(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let timer = state.metrics.start();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-    let bytes_in = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    // The route pattern is known only once the router has matched: `tag_route` fills this in.
+    let route = RouteSlot::default();
+    req.extensions_mut().insert(route.clone());
+    let received = Arc::new(AtomicU64::new(0));
+    let req = req.map(|body| Body::new(CountedBody { inner: body, received: received.clone() }));
     let resp = next.run(req).await;
     let status = resp.status().as_u16();
+    let route = route.0.get().cloned().unwrap_or_else(|| crate::metrics::UNMATCHED.to_string());
+    state.metrics.answered(&timer, method.as_str(), &route, status);
     let (parts, body) = resp.into_parts();
     let finished = http_body::Body::is_end_stream(&body);
-    let line = AccessLine { method, path, id, status, bytes_in, bytes_out: 0, started, finished };
+    let line = AccessLine { method, path, route, id, status, received, bytes_out: 0, finished, timer, state };
     Response::from_parts(parts, Body::new(LoggedBody { inner: body, line }))
+}
+
+/// Where `tag_route` leaves the pattern of the route a request matched, for the access log and
+/// the metrics (the request's extensions reach the handler; the response may be rebuilt on its
+/// way out).
+#[derive(Clone, Default)]
+pub struct RouteSlot(Arc<std::sync::OnceLock<String>>);
+
+/// Applied to every route (`Router::route_layer`): records the matched pattern.
+pub async fn tag_route(req: Request, next: Next) -> Response {
+    if let (Some(slot), Some(matched)) = (req.extensions().get::<RouteSlot>(), req.extensions().get::<axum::extract::MatchedPath>()) {
+        let _ = slot.0.set(matched.as_str().to_string());
+    }
+    next.run(req).await
 }
 
 struct AccessLine {
     method: Method,
     path: String,
+    route: String,
     id: String,
     status: u16,
-    bytes_in: u64,
+    received: Arc<AtomicU64>,
     bytes_out: u64,
-    started: Instant,
     finished: bool,
+    timer: crate::metrics::RequestTimer,
+    state: AppState,
 }
 
 impl Drop for AccessLine {
     fn drop(&mut self) {
+        let bytes_in = self.received.load(Ordering::Relaxed);
+        self.state.metrics.sent(&self.route, self.bytes_out);
+        self.state.metrics.received(&self.route, bytes_in);
         tracing::info!(
             target: "hub_server::access",
             method = %self.method,
             path = %self.path,
+            route = %self.route,
             status = self.status,
-            bytes_in = self.bytes_in,
+            bytes_in,
             bytes_out = self.bytes_out,
-            ms = self.started.elapsed().as_millis() as u64,
+            ms = self.timer.elapsed().as_millis() as u64,
             complete = self.finished,
             request_id = %self.id,
             "request"
         );
+    }
+}
+
+/// A request body that counts what the handler reads of it.
+struct CountedBody {
+    inner: Body,
+    received: Arc<AtomicU64>,
+}
+
+impl http_body::Body for CountedBody {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let poll = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &poll {
+            if let Some(data) = frame.data_ref() {
+                self.received.fetch_add(data.len() as u64, Ordering::Relaxed);
+            }
+        }
+        poll
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 

@@ -53,6 +53,21 @@ pub async fn validate_yaml(body: Bytes) -> Response {
     }
 }
 
+/// `GET /metrics`: Prometheus text format (see `crate::metrics`), behind HUB_METRICS_TOKEN when set.
+pub async fn metrics(axum::extract::State(state): axum::extract::State<AppState>, headers: axum::http::HeaderMap) -> ApiResult<Response> {
+    if let Some(token) = &state.settings.metrics_token {
+        let sent = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+        // Compared as digests: the time taken says nothing about how much of the token matched.
+        use sha2::Digest;
+        let ok = sent.is_some_and(|s| sha2::Sha256::digest(s.as_bytes()) == sha2::Sha256::digest(token.expose().as_bytes()));
+        if !ok {
+            return Err(ApiError::unauthorized("/metrics needs the metrics token (HUB_METRICS_TOKEN) as a Bearer token"));
+        }
+    }
+    let text = state.metrics.render(&state.db).await?;
+    Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response())
+}
+
 pub async fn agent_harnesses(_state: axum::extract::State<AppState>) -> Json<Value> {
     Json(json!({ "standardEnvVars": [], "harnesses": {} }))
 }

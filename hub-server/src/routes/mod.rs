@@ -40,6 +40,9 @@ pub fn router(state: AppState) -> Router {
         .nest("/datasets", repo_routes())
         .nest("/spaces", repo_routes())
         .nest("/xet", cas_router())
+        .route("/metrics", get(misc::metrics))
+        // Every route above records its pattern for the access log and the metrics.
+        .route_layer(axum::middleware::from_fn(layers::tag_route))
         .fallback(not_found)
         .layer(axum::middleware::from_fn(layers::drain_refused))
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(std::time::Duration::from_secs(state.settings.body_idle_timeout_secs)))
@@ -50,7 +53,7 @@ pub fn router(state: AppState) -> Router {
             tower::ServiceBuilder::new()
                 .layer(tower_http::catch_panic::CatchPanicLayer::custom(layers::panic_response))
                 .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-                .layer(axum::middleware::from_fn(layers::access_log))
+                .layer(axum::middleware::from_fn_with_state(state.clone(), layers::access_log))
                 .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
                     let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
                     tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path())

@@ -84,6 +84,7 @@ pub fn settings(dir: &std::path::Path) -> Settings {
         gc_grace_days: 21,
         gc_interval_hours: 0,
         login_max_failures: 5,
+        metrics_token: None,
         request_timeout_secs: 120,
         upload_memory_mib: 64,
         db_acquire_timeout_secs: 30,
@@ -159,12 +160,12 @@ impl TestHub {
         pg_schema: Option<(String, String)>,
     ) -> TestHub {
         let mut settings = settings(dir.path());
-        settings.database_url = database_url;
+        settings.database_url = database_url.map(Into::into);
         settings.storage_url = storage_url;
         Self::from_settings(dir, settings, pg_schema).await
     }
 
-    async fn from_settings(dir: tempfile::TempDir, settings: Settings, pg_schema: Option<(String, String)>) -> TestHub {
+    pub async fn from_settings(dir: tempfile::TempDir, settings: Settings, pg_schema: Option<(String, String)>) -> TestHub {
         let state = AppState::open(settings).await.unwrap();
         accounts::create_user(&state, "alice", Some("alice@example.org"), None).await.unwrap();
         accounts::create_user(&state, "bob", None, None).await.unwrap();
