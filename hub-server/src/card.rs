@@ -62,7 +62,7 @@ pub fn parse_card_data(readme: &str) -> Result<Option<Value>, String> {
     if flow_depth(yaml) > MAX_FLOW_DEPTH {
         return Err(format!("README.md front matter nests lists or mappings deeper than {MAX_FLOW_DEPTH} levels"));
     }
-    let value: serde_yaml::Value = serde_yaml::from_str(yaml).map_err(|e| format!("Invalid YAML in README.md front matter: {e}"))?;
+    let value: serde_norway::Value = serde_norway::from_str(yaml).map_err(|e| format!("Invalid YAML in README.md front matter: {e}"))?;
     let json = serde_json::to_value(value).map_err(|e| format!("Unsupported YAML in README.md front matter: {e}"))?;
     match json {
         Value::Object(_) => Ok(Some(json)),

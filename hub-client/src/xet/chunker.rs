@@ -107,7 +107,7 @@ pub(crate) mod tests_support {
 }
 
 #[cfg(test)]
-#[path = "../../tests/support/crafted_chunks.rs"]
+#[path = "../../tests/integration/support/crafted_chunks.rs"]
 mod crafted_chunks;
 
 #[cfg(test)]
@@ -116,7 +116,7 @@ mod tests {
     use super::*;
 
     /// Matches in the 64 bytes before the minimum are ignored, the next one cuts; a match
-    /// exactly at the minimum cuts there (tests/xet_reference.rs checks hf_xet agrees).
+    /// exactly at the minimum cuts there (tests/integration/xet_reference.rs checks hf_xet agrees).
     #[test]
     fn boundaries_at_the_minimum_follow_the_reference_rules() {
         let (data, sizes) = super::crafted_chunks::crafted(4, 50_000, 11);

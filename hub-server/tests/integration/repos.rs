@@ -1,11 +1,9 @@
 //! Repos, privacy, moves, info, listing, tree and paths-info through the real router.
 #![allow(clippy::unwrap_used)] // test bodies run through backend_tests!, outside #[test] fns
 
-mod common;
-
+use crate::common::*;
 use axum::body::Body;
 use axum::http::{Method, StatusCode};
-use common::*;
 use serde_json::json;
 
 async fn a_private_repo_answers_exactly_as_a_missing_one(hub: TestHub) {

@@ -4,10 +4,8 @@
 //! inference-worker/tests/python.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
+use crate::common::*;
 use axum::http::{Method, StatusCode};
-use common::*;
 use serde_json::json;
 
 async fn with_model(hub: &TestHub, name: &str, private: bool) -> String {

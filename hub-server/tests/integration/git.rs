@@ -1,10 +1,8 @@
 //! git clone and push over smart HTTP against a served hub, with the refusals a pusher sees.
 #![allow(clippy::unwrap_used)] // test bodies run through backend_tests!, outside #[test] fns
 
-mod common;
-
+use crate::common::*;
 use axum::http::StatusCode;
-use common::*;
 use serde_json::json;
 use std::path::PathBuf;
 

@@ -3,12 +3,10 @@
 //! and garbage collection. Each refusal is a 4xx JSON answer that changes nothing.
 #![allow(clippy::unwrap_used)] // test bodies run through backend_tests!, outside #[test] fns
 
-mod common;
-
+use crate::common::xet::{data, shard, split, TestFile, TestTerm, TestXorb};
+use crate::common::*;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use common::xet::{data, shard, split, TestFile, TestTerm, TestXorb};
-use common::*;
 use serde_json::{json, Value};
 
 fn local(url: &str) -> String {

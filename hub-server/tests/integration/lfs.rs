@@ -1,11 +1,9 @@
 //! LFS objects: visible only after their bytes hash to their oid at the declared size.
 #![allow(clippy::unwrap_used)] // test bodies run through backend_tests!, outside #[test] fns
 
-mod common;
-
+use crate::common::*;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use common::*;
 use serde_json::{json, Value};
 
 fn local_path(url: &str) -> String {
@@ -236,7 +234,7 @@ async fn metrics_show_requests_bytes_and_storage(hub: TestHub) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_can_require_a_token() {
     let dir = tempfile::tempdir().unwrap();
-    let mut settings = common::settings(dir.path());
+    let mut settings = crate::common::settings(dir.path());
     settings.metrics_token = Some("scrape-me".into());
     let hub = TestHub::from_settings(dir, settings, None).await;
     for token in [None, Some("wrong"), Some(hub.alice.as_str())] {

@@ -7,7 +7,7 @@
 //! reads; ports bind to 127.0.0.1; named volumes and configs are declared.
 #![allow(clippy::unwrap_used)]
 
-use serde_yaml::Value;
+use serde_norway::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -18,7 +18,7 @@ fn root() -> &'static Path {
 }
 
 fn compose() -> Value {
-    serde_yaml::from_str(&std::fs::read_to_string(root().join("docker-compose.yml")).unwrap()).unwrap()
+    serde_norway::from_str(&std::fs::read_to_string(root().join("docker-compose.yml")).unwrap()).unwrap()
 }
 
 fn services_sh() -> String {

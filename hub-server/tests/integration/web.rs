@@ -1,12 +1,10 @@
 //! The web pages: status and key content of each, the privacy rules, and hostile cards.
 #![allow(clippy::unwrap_used)] // test bodies run through backend_tests!, outside #[test] fns
 
-mod common;
-
 use futures::StreamExt;
 
+use crate::common::*;
 use axum::http::StatusCode;
-use common::*;
 
 fn html(r: &Reply) -> String {
     String::from_utf8(r.body.to_vec()).unwrap()

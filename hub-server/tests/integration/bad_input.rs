@@ -2,10 +2,8 @@
 //! repository is unchanged.
 #![allow(clippy::unwrap_used)] // test bodies run through backend_tests!, outside #[test] fns
 
-mod common;
-
+use crate::common::*;
 use axum::http::{Method, StatusCode};
-use common::*;
 use serde_json::json;
 
 async fn malformed_commits_are_refused_and_change_nothing(hub: TestHub) {
