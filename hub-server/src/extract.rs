@@ -116,7 +116,10 @@ impl<S: Send + Sync> FromRequestParts<S> for RepoRef {
         let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
             .await
             .map_err(|e| ApiError::bad_request(format!("invalid path: {e}")))?;
-        let path = parts.uri.path();
+        // The URI as the client sent it: routes nested under /datasets and /spaces see theirs
+        // with the prefix stripped, and the prefix is what says the repo type.
+        let uri = parts.extensions.get::<axum::extract::OriginalUri>().map_or_else(|| parts.uri.clone(), |o| o.0.clone());
+        let path = uri.path();
         let repo_type = if path.starts_with("/datasets/") {
             crate::names::RepoType::Dataset
         } else if path.starts_with("/spaces/") {
@@ -129,6 +132,6 @@ impl<S: Send + Sync> FromRequestParts<S> for RepoRef {
         let name = name.strip_suffix(".git").unwrap_or(name);
         // A name that breaks the naming rules cannot exist.
         let name = RepoName::new(repo_type, ns, name).map_err(|_| ApiError::repo_not_found(true))?;
-        Ok(RepoRef { name, params, uri: parts.uri.clone() })
+        Ok(RepoRef { name, params, uri })
     }
 }

@@ -211,7 +211,37 @@ async fn metadata_catches_up_with_git(hub: TestHub) {
     assert_eq!(hub_server::repos::reconcile_heads(&hub.state).await.unwrap(), 0);
 }
 
+/// Datasets and spaces live under their prefix: resolve, tree pages and git find them there
+/// (and a model of the same name is another repo), and a moved dataset redirects within it.
+async fn datasets_and_spaces_answer_under_their_prefix(hub: TestHub) {
+    for (kind, prefix) in [("dataset", "datasets"), ("space", "spaces")] {
+        let r = hub.post_json("/api/repos/create", Some(&hub.alice), json!({"name": "shared", "type": kind, "private": true})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", String::from_utf8_lossy(&r.body));
+        let body: String = [header_line("data"), file_line("data/train.csv", format!("a,b\n{kind}\n").as_bytes())]
+            .iter()
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let r = hub.call(Method::POST, &format!("/api/{prefix}/alice/shared/commit/main"), Some(&hub.alice), body).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", String::from_utf8_lossy(&r.body));
+        let r = hub.get(&format!("/{prefix}/alice/shared/resolve/main/data/train.csv"), Some(&hub.alice)).await;
+        assert_eq!(r.status, StatusCode::OK, "{prefix}: {}", String::from_utf8_lossy(&r.body));
+        assert_eq!(r.body, format!("a,b\n{kind}\n").as_bytes());
+        assert_eq!(hub.get(&format!("/{prefix}/alice/shared/tree/main"), Some(&hub.alice)).await.status, StatusCode::OK);
+        let r = hub.get(&format!("/{prefix}/alice/shared.git/info/refs?service=git-upload-pack"), Some(&hub.alice)).await;
+        assert_eq!(r.status, StatusCode::OK, "git finds the {kind}");
+    }
+    assert_eq!(hub.get("/alice/shared/resolve/main/data/train.csv", Some(&hub.alice)).await.status, StatusCode::NOT_FOUND, "no such model");
+    let r = hub
+        .post_json("/api/repos/move", Some(&hub.alice), json!({"fromRepo": "alice/shared", "toRepo": "alice/moved", "type": "dataset"}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", String::from_utf8_lossy(&r.body));
+    let r = hub.get("/datasets/alice/shared/resolve/main/data/train.csv", Some(&hub.alice)).await;
+    assert!(r.status.is_redirection(), "{}", r.status);
+    assert_eq!(r.header("location"), Some("/datasets/alice/moved/resolve/main/data/train.csv"));
+}
+
 backend_tests!(
+    datasets_and_spaces_answer_under_their_prefix,
     metadata_catches_up_with_git,
     a_private_repo_answers_exactly_as_a_missing_one,
     writes_need_the_right_role,
