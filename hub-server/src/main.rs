@@ -60,12 +60,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     }
                 });
             }
+            // At start, and whenever the database returns after being down (a write cut short
+            // by the outage may have moved a ref it could not record).
             let reconciling = state.clone();
             tokio::spawn(async move {
-                match hub_server::repos::reconcile_heads(&reconciling).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!("recorded the git heads of {n} repos the database was behind on"),
-                    Err(e) => tracing::warn!(error = %e, "could not reconcile repo heads"),
+                loop {
+                    match hub_server::repos::reconcile_heads(&reconciling).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!("recorded the git heads of {n} repos the database was behind on"),
+                        Err(e) => tracing::warn!(error = %e, "could not reconcile repo heads"),
+                    }
+                    reconciling.db.came_back().await;
                 }
             });
             let listener = tokio::net::TcpListener::bind(bind).await?;

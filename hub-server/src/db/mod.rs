@@ -29,6 +29,11 @@ struct Health {
     down: AtomicBool,
     /// When it last answered (ms since the epoch; 0: not yet).
     last_ok_ms: AtomicI64,
+    /// Woken when the monitor finds the database gone, so requests already waiting for a
+    /// connection answer then instead of at the pool's acquire timeout.
+    went_down: tokio::sync::Notify,
+    /// Woken when it answers again after being down.
+    came_back: tokio::sync::Notify,
 }
 
 /// How often the monitor pings the database, and how long one ping may take.
@@ -130,8 +135,10 @@ impl Db {
                 let was_down = db.health.down.swap(!ok, Ordering::Relaxed);
                 if was_down && ok {
                     tracing::info!("the database answers again");
+                    db.health.came_back.notify_waiters();
                 } else if !was_down && !ok {
                     tracing::warn!("the database does not answer");
+                    db.health.went_down.notify_waiters();
                 }
                 tokio::time::sleep(PING_EVERY).await;
             }
@@ -141,6 +148,16 @@ impl Db {
     /// Whether the last ping failed to reach the database.
     pub fn is_down(&self) -> bool {
         self.health.down.load(Ordering::Relaxed)
+    }
+
+    /// Completes when the monitor next finds the database gone (not if it is already down).
+    pub async fn went_down(&self) {
+        self.health.went_down.notified().await
+    }
+
+    /// Completes when the monitor next finds the database answering again after being down.
+    pub async fn came_back(&self) {
+        self.health.came_back.notified().await
     }
 
     /// Milliseconds since the database last answered a ping.

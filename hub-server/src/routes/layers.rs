@@ -49,10 +49,21 @@ pub async fn read_timeout(State(state): State<AppState>, req: Request, next: Nex
 /// queueing for a connection (health checks and static assets still answer).
 pub async fn database_gate(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let path = req.uri().path();
-    if state.db.is_down() && path != "/health" && !path.starts_with("/static/") {
+    if path == "/health" || path == "/metrics" || path.starts_with("/static/") {
+        return next.run(req).await;
+    }
+    if state.db.is_down() {
         return ApiError::unavailable("the database", "the last ping failed").into_response();
     }
-    next.run(req).await
+    // A request still working towards its answer when the database goes away (most likely
+    // waiting for a connection, which the pool would retry for HUB_DB_ACQUIRE_TIMEOUT_SECS)
+    // answers 503 at once. Once its answer has started, it streams on: bodies do not need the
+    // database. Work it had begun that cannot be undone (a ref moved) is reconciled as after a
+    // crash: the repo's head is read from git again when the database returns.
+    tokio::select! {
+        resp = next.run(req) => resp,
+        () = state.db.went_down() => ApiError::unavailable("the database", "it stopped answering during the request").into_response(),
+    }
 }
 
 /// One INFO line per request, when its answer has been sent (or abandoned): method, path,

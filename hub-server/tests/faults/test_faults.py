@@ -309,7 +309,6 @@ def test_postgres_restarted(services, tmp_path, figures):
 
             pg.stop("fast")
             asks = {
-                "health": ("GET", f"{hub.url}/health", None, {}),
                 "repo info": ("GET", f"{hub.url}/api/models/{repo}", token, {}),
                 "resolve": ("GET", f"{hub.url}/{repo}/resolve/main/f0.txt", token, {}),
                 "whoami": ("GET", f"{hub.url}/api/whoami-v2", token, {}),
@@ -319,10 +318,18 @@ def test_postgres_restarted(services, tmp_path, figures):
                     "content_type": "application/x-ndjson"}),
                 "web repo page": ("GET", f"{hub.url}/{repo}", None, {}),
             }
-            # At once: each may take as long as the hub's database timeout.
-            with concurrent.futures.ThreadPoolExecutor(len(asks)) as pool:
+            # At once: each may take as long as the hub's database timeout. /health answers from
+            # memory (it never waits for the database), so it can only say what the hub's monitor
+            # has seen: it must answer every ask at once and turn 503 within a few seconds.
+            def health_turns_503():
+                return first_success(lambda: (lambda r: (r.status == 503 and bool(r.header("retry-after")), r.status))(
+                    request(f"{hub.url}/health", timeout=1)), timeout=PROMPT_S)
+
+            with concurrent.futures.ThreadPoolExecutor(len(asks) + 1) as pool:
+                health_watch = pool.submit(health_turns_503)
                 answers = {k: pool.submit(probe, m, u, tok, **kw) for k, (m, u, tok, kw) in asks.items()}
                 down = {k: f.result() for k, f in answers.items()}
+                health_503_after, health_before = health_watch.result()
             pg.start()
             recovered, failures = first_success(lambda: (lambda r: (r.status == 200, r.status))(
                 request(f"{hub.url}/api/models/{repo}", token=token, timeout=PROMPT_S + 20)))
@@ -330,12 +337,14 @@ def test_postgres_restarted(services, tmp_path, figures):
             written.append(("after.txt", b"after"))
             reads = {p: request(f"{hub.url}/{repo}/resolve/main/{p}", token=token) for p, _ in written}
 
-            figures("Postgres down: " + "; ".join(f"{k} {v[0]} in {v[2]:.2f} s (Retry-After {v[1]})" for k, v in down.items())
+            figures(f"Postgres down: /health 503 after {health_503_after if health_503_after is None else round(health_503_after, 2)} s "
+                    f"({summarize(health_before)} before); " + "; ".join(f"{k} {v[0]} in {v[2]:.2f} s (Retry-After {v[1]})" for k, v in down.items())
                     + f"; first success {recovered if recovered is None else round(recovered, 2)} s after Postgres returned "
                       f"({len(failures)} failures before: {summarize(failures)}); commit after: {after.status}")
 
             problems = [f"{k}: {s} (Retry-After {ra!r}) after {t:.1f} s: {b!r}" for k, (s, ra, t, b) in down.items()
                         if s != 503 or not ra or t > PROMPT_S]
+            assert health_503_after is not None, f"/health did not turn 503 within {PROMPT_S} s of Postgres stopping: {summarize(health_before)}"
             assert recovered is not None, f"the hub did not answer again within {RECOVERY_S} s: {summarize(failures)}\n{hub.log_tail()}"
             assert after.status == 200, after
             for p, data in written:
