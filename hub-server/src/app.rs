@@ -28,6 +28,9 @@ pub struct Inner {
     pub xet: crate::xet::XetState,
     /// What each commit holds (files, card), computed once.
     pub snapshots: crate::browse::SnapshotCache,
+    /// Blocking tasks that wait on other blocking work (commits storing inline LFS content):
+    /// half the blocking pool (HUB_BLOCKING_THREADS), so they can never hold all of it.
+    pub nesting_blocking: tokio::sync::Semaphore,
     /// Requests, latency, bytes and storage, for `/metrics`.
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Download counts waiting to be written.
@@ -53,7 +56,7 @@ impl AppState {
         let db = Db::connect(&settings.database_url(), std::time::Duration::from_secs(settings.db_acquire_timeout_secs)).await?;
         db.migrate().await?;
         db.start_monitor();
-        let storage = Storage::from_url(settings.storage_url.as_deref(), settings.data_dir.join("objects"))?
+        let storage = Storage::from_url(settings.storage_url.as_deref(), settings.data_dir.join("objects"), settings.s3_max_retries)?
             .with_upload_memory(settings.upload_memory_mib * 1024 * 1024);
         let git = GitStore::new(settings.data_dir.join("repos"))?;
         crate::hooks::install(&settings.data_dir.join("hooks"))?;
@@ -70,6 +73,7 @@ impl AppState {
         downloads.start(db.clone());
         Ok(AppState(Arc::new(Inner {
             metrics: Arc::new(crate::metrics::Metrics::new()),
+            nesting_blocking: tokio::sync::Semaphore::new((settings.blocking_threads / 2).max(1)),
             inference,
             xet,
             snapshots: Default::default(),

@@ -435,6 +435,10 @@ pub async fn commit(
                     content::record(state, &repo.id, obj).await?;
                 }
             }
+            // commit_blocking waits on storage work that itself needs a blocking thread: at most
+            // half the blocking pool may be inside it, so the other half is always there for that
+            // work (with every thread waiting in commit_blocking, nothing could proceed).
+            let _slot = state.nesting_blocking.acquire().await.map_err(ApiError::internal)?;
             let outcome = state
                 .with_git(&repo.id, move |g| {
                     let target = target_for(g, &rev, create_pr)?;

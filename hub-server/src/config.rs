@@ -115,6 +115,17 @@ pub struct Settings {
     #[arg(long, env = "HUB_GC_INTERVAL_HOURS", default_value_t = 0, global = true)]
     pub gc_interval_hours: u64,
 
+    /// How many times one S3 request is retried (with exponential backoff from 100 ms) before
+    /// the hub answers 503 with Retry-After: with 5, an S3 server that is down costs a request a
+    /// few seconds (object_store's default of 10 took ~13 s); a slow one still gets its retries.
+    #[arg(long, env = "HUB_S3_MAX_RETRIES", default_value_t = 5, global = true)]
+    pub s3_max_retries: usize,
+
+    /// Threads for blocking work (file I/O, git, hashing). Few enough that the async threads,
+    /// which answer every request, are not starved by a crowd of runnable blocking ones.
+    #[arg(long, env = "HUB_BLOCKING_THREADS", default_value_t = 16, global = true)]
+    pub blocking_threads: usize,
+
     /// When set, `/metrics` answers only requests with `Authorization: Bearer <this token>`;
     /// unset, it is open to anyone who can reach the hub (it shows route patterns and totals,
     /// never repo names).

@@ -348,8 +348,12 @@ impl Storage {
     /// `s3://bucket`, configured by the standard `AWS_*` variables (endpoint, region, keys,
     /// `AWS_ALLOW_HTTP`, `AWS_VIRTUAL_HOSTED_STYLE_REQUEST`; path-style by default).
     /// Under `prefix` (may be empty), so several hubs (or test runs) can share one bucket.
-    pub fn s3(bucket: &str, prefix: &str) -> anyhow::Result<Storage> {
-        let s3 = Arc::new(AmazonS3Builder::from_env().with_bucket_name(bucket).build()?);
+    /// A request that fails for want of an answer (connection refused, 5xx, a timeout) is
+    /// retried `max_retries` times with backoff: an S3 server that is down costs a request a few
+    /// seconds, then a 503, instead of object_store's default of ten retries (~13 s).
+    pub fn s3(bucket: &str, prefix: &str, max_retries: usize) -> anyhow::Result<Storage> {
+        let retry = object_store::RetryConfig { max_retries, ..Default::default() };
+        let s3 = Arc::new(AmazonS3Builder::from_env().with_bucket_name(bucket).with_retry(retry).build()?);
         let prefix = prefix.trim_matches('/').to_string();
         let store: Arc<dyn ObjectStore> = if prefix.is_empty() {
             s3.clone()
@@ -378,7 +382,7 @@ impl Storage {
 
     /// The storage a `HUB_STORAGE_URL` names (`file:///path`, `s3://bucket`), or local disk
     /// under `default_root`.
-    pub fn from_url(url: Option<&str>, default_root: PathBuf) -> anyhow::Result<Storage> {
+    pub fn from_url(url: Option<&str>, default_root: PathBuf, s3_max_retries: usize) -> anyhow::Result<Storage> {
         match url.filter(|u| !u.is_empty()) {
             None => Storage::local(default_root),
             Some(u) if u.starts_with("file://") => Storage::local(PathBuf::from(&u["file://".len()..])),
@@ -387,7 +391,7 @@ impl Storage {
                 if bucket.is_empty() || prefix.split('/').any(|p| p == "." || p == "..") {
                     anyhow::bail!("HUB_STORAGE_URL must be s3://BUCKET or s3://BUCKET/PREFIX; got {u:?}");
                 }
-                Storage::s3(bucket, prefix)
+                Storage::s3(bucket, prefix, s3_max_retries)
             }
             Some(u) => anyhow::bail!("unsupported HUB_STORAGE_URL {u:?}: use file:///path or s3://bucket"),
         }

@@ -85,6 +85,8 @@ pub fn settings(dir: &std::path::Path) -> Settings {
         gc_interval_hours: 0,
         login_max_failures: 5,
         metrics_token: None,
+        s3_max_retries: 5,
+        blocking_threads: 16,
         request_timeout_secs: 120,
         upload_memory_mib: 64,
         db_acquire_timeout_secs: 30,
