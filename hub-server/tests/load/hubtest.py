@@ -12,6 +12,7 @@
   every 100 ms and reads the hub's VmRSS from /proc.
 """
 
+import concurrent.futures
 import contextlib
 import hashlib
 import http.client
@@ -551,40 +552,55 @@ class _Probe:
 
 
 def _sample(url, pid, interval, out, control_url):
+    """Every `interval`: GET /health of the hub and, at the same instant from a second thread, of
+    the idle control hub. On a small machine shared with the load's own clients and S3 server, a
+    scheduling stall delays any process's answer; the control's answer in the same round shows
+    how much of the hub's time was the machine's, and the excess is what the hub itself added."""
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     lat, failures, rss_max, rss, control = [], [], 0, [], []
     hub, idle = _Probe(url), (_Probe(control_url) if control_url != "-" else None)
     t0 = time.monotonic()
-    while not stop.is_set():
-        if idle:
-            t = time.monotonic()
-            try:
-                idle.get()
-                control.append((time.monotonic() - t) * 1000)
-            except OSError:
-                pass
+
+    def timed(probe):
         t = time.monotonic()
         try:
-            status = hub.get()
-            ms = (time.monotonic() - t) * 1000
-            lat.append((round(t - t0, 2), round(ms, 1)))
-            if status != 200:
-                failures.append((round(t - t0, 2), status))
+            return probe.get(), (time.monotonic() - t) * 1000
         except (OSError, http.client.HTTPException) as e:
-            failures.append((round(t - t0, 2), repr(e)))
-        try:
-            kib = rss_kib(pid)
-            rss_max = max(rss_max, kib)
-            rss.append(kib)
-        except OSError:
-            pass
-        stop.wait(max(0.0, interval - (time.monotonic() - t)))
-    ms = [m for _, m in lat]
+            return e, (time.monotonic() - t) * 1000
+
+    with concurrent.futures.ThreadPoolExecutor(1) as side:
+        while not stop.is_set():
+            t = time.monotonic()
+            other = side.submit(timed, idle) if idle else None
+            status, ms = timed(hub)
+            control_ms = None
+            if other:
+                control_status, control_ms = other.result()
+                if control_status == 200:
+                    control.append(control_ms)
+                else:
+                    control_ms = None
+            if isinstance(status, Exception):
+                failures.append((round(t - t0, 2), repr(status)))
+            else:
+                excess = ms - control_ms if control_ms is not None else ms
+                lat.append((round(t - t0, 2), round(ms, 1), round(excess, 1)))
+                if status != 200:
+                    failures.append((round(t - t0, 2), status))
+            try:
+                kib = rss_kib(pid)
+                rss_max = max(rss_max, kib)
+                rss.append(kib)
+            except OSError:
+                pass
+            stop.wait(max(0.0, interval - (time.monotonic() - t)))
+    ms = [m for _, m, _ in lat]
     worst = sorted(lat, key=lambda x: -x[1])[:5]
     with open(out, "w") as f:
         json.dump({"samples": len(lat), "health_max_ms": max(ms, default=0.0),
                    "health_p50_ms": sorted(ms)[len(ms) // 2] if ms else 0.0,
+                   "health_excess_max_ms": max((e for _, _, e in lat), default=0.0),
                    "health_worst": worst, "health_failures": failures[:20], "health_failure_count": len(failures),
                    "rss_max_mib": round(rss_max / 1024, 1),
                    "control_max_ms": round(max(control, default=0.0), 1),
