@@ -28,9 +28,6 @@ pub struct Inner {
     pub xet: crate::xet::XetState,
     /// What each commit holds (files, card), computed once.
     pub snapshots: crate::browse::SnapshotCache,
-    /// Blocking tasks that wait on other blocking work (commits storing inline LFS content):
-    /// half the blocking pool (HUB_BLOCKING_THREADS), so they can never hold all of it.
-    pub nesting_blocking: tokio::sync::Semaphore,
     /// Requests, latency, bytes and storage, for `/metrics`.
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Download counts waiting to be written.
@@ -73,7 +70,6 @@ impl AppState {
         downloads.start(db.clone());
         Ok(AppState(Arc::new(Inner {
             metrics: Arc::new(crate::metrics::Metrics::new()),
-            nesting_blocking: tokio::sync::Semaphore::new((settings.blocking_threads / 2).max(1)),
             inference,
             xet,
             snapshots: Default::default(),

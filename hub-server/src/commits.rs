@@ -302,8 +302,7 @@ pub fn target_for(repo: &Repository, rev: &str, create_pr: bool) -> ApiResult<Ta
 
 /// Applies the operations on top of the target's head and moves the ref. Blocking.
 fn commit_blocking(
-    state: &AppState,
-    target_repo_id: &str,
+    stored: &std::collections::HashMap<Oid, HeldObject>,
     repo: &Repository,
     target: &Target,
     header: &CommitHeader,
@@ -335,14 +334,10 @@ fn commit_blocking(
                     // Inline content that the attributes route to LFS is stored as LFS, as
                     // hf-hub 1.0 (which inlines everything when Xet is off) relies on.
                     Content::Blob { oid, size } if *size > 0 && rules.is_lfs(path) => {
-                        let data = Bytes::copy_from_slice(repo.find_blob(*oid)?.content());
-                        let rt = tokio::runtime::Handle::current();
-                        let (size, lfs_oid) = rt.block_on(state.storage.put_content(data))?;
-                        // Recorded before the ref moves, so the pointer is never without its content.
-                        rt.block_on(state.db.record_lfs_object(&lfs_oid, size))?;
-                        let held = HeldObject { oid: lfs_oid.clone(), size, xet_hash: None };
-                        rt.block_on(content::record(state, target_repo_id, &held))?;
-                        repo.blob(LfsPointer { oid: lfs_oid, size }.encode().as_bytes())?
+                        // Stored by `store_lfs_routed` before this section (under the same lock,
+                        // so the attributes it read are these).
+                        let held = stored.get(oid).ok_or_else(|| ApiError::internal(format!("{path}: LFS content was not stored")))?;
+                        repo.blob(LfsPointer { oid: held.oid.clone(), size: held.size }.encode().as_bytes())?
                     }
                     Content::Blob { oid, .. } => *oid,
                     Content::Lfs(obj) => {
@@ -413,6 +408,49 @@ fn commit_blocking(
     Ok(CommitOutcome { commit, pr_number })
 }
 
+/// Inline files that the commit's final `.gitattributes` routes to LFS (hf-hub 1.0 inlines
+/// everything when Xet is off) are stored as LFS objects first, one at a time, from the async
+/// side: the git work that follows then never waits on storage from a blocking thread. Each is
+/// recorded in the repo before any ref can point at its pointer. Called under the repo lock.
+async fn store_lfs_routed(
+    state: &AppState,
+    repo_id: &str,
+    rev: &str,
+    create_pr: bool,
+    ops: Vec<CommitOp>,
+) -> ApiResult<(Vec<CommitOp>, std::collections::HashMap<Oid, HeldObject>)> {
+    let rev = rev.to_string();
+    let (ops, routed) = state
+        .with_git(repo_id, move |g| {
+            let source = match target_for(g, &rev, create_pr)? {
+                Target::Ref(r) => r,
+                Target::NewPullRequest { from } => from,
+            };
+            let head = git::branch_head(g, &source).ok_or_else(|| ApiError::revision_not_found(&source))?;
+            let rules = LfsRules::parse(&final_attributes(g, head, &ops)?);
+            let mut routed: Vec<Oid> = Vec::new();
+            for op in &ops {
+                if let CommitOp::Add { path, content: Content::Blob { oid, size } } = op {
+                    if *size > 0 && rules.is_lfs(path) && !routed.contains(oid) {
+                        routed.push(*oid);
+                    }
+                }
+            }
+            Ok((ops, routed))
+        })
+        .await?;
+    let mut stored = std::collections::HashMap::new();
+    for blob in routed {
+        let data = state.with_git(repo_id, move |g| Ok(Bytes::copy_from_slice(g.find_blob(blob)?.content()))).await?;
+        let (size, oid) = state.storage.put_content(data).await?;
+        state.db.record_lfs_object(&oid, size).await?;
+        let held = HeldObject { oid, size, xet_hash: None };
+        content::record(state, repo_id, &held).await?;
+        stored.insert(blob, held);
+    }
+    Ok((ops, stored))
+}
+
 /// Commits `ops` to `rev` as the caller; serialized per repo.
 #[tracing::instrument(skip_all, fields(repo = %repo.id, rev = %rev, ops = ops.len(), create_pr))]
 pub async fn commit(
@@ -424,9 +462,7 @@ pub async fn commit(
     ops: Vec<CommitOp>,
     author: Author,
 ) -> ApiResult<CommitOutcome> {
-    let st = state.clone();
     let rev = rev.to_string();
-    let repo_id = repo.id.clone();
     state
         .locked(&repo.id, async {
             // The repo holds what it references before any ref can point at it.
@@ -435,14 +471,11 @@ pub async fn commit(
                     content::record(state, &repo.id, obj).await?;
                 }
             }
-            // commit_blocking waits on storage work that itself needs a blocking thread: at most
-            // half the blocking pool may be inside it, so the other half is always there for that
-            // work (with every thread waiting in commit_blocking, nothing could proceed).
-            let _slot = state.nesting_blocking.acquire().await.map_err(ApiError::internal)?;
+            let (ops, stored) = store_lfs_routed(state, &repo.id, &rev, create_pr, ops).await?;
             let outcome = state
                 .with_git(&repo.id, move |g| {
                     let target = target_for(g, &rev, create_pr)?;
-                    commit_blocking(&st, &repo_id, g, &target, &header, &ops, &author.signature()?)
+                    commit_blocking(&stored, g, &target, &header, &ops, &author.signature()?)
                 })
                 .await?;
             crate::repos::record_head(state, &repo.id).await?;
