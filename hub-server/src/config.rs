@@ -123,7 +123,7 @@ pub struct Settings {
 
     /// Threads for blocking work (file I/O, git, hashing). Few enough that the async threads,
     /// which answer every request, are not starved by a crowd of runnable blocking ones.
-    #[arg(long, env = "HUB_BLOCKING_THREADS", default_value_t = 16, global = true)]
+    #[arg(long, env = "HUB_BLOCKING_THREADS", default_value_t = 8, global = true)]
     pub blocking_threads: usize,
 
     /// When set, `/metrics` answers only requests with `Authorization: Bearer <this token>`;

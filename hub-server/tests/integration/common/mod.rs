@@ -86,7 +86,7 @@ pub fn settings(dir: &std::path::Path) -> Settings {
         login_max_failures: 5,
         metrics_token: None,
         s3_max_retries: 5,
-        blocking_threads: 16,
+        blocking_threads: 8,
         request_timeout_secs: 120,
         upload_memory_mib: 64,
         db_acquire_timeout_secs: 30,
