@@ -601,6 +601,7 @@ def _sample(url, pid, interval, out, control_url):
         json.dump({"samples": len(lat), "health_max_ms": max(ms, default=0.0),
                    "health_p50_ms": sorted(ms)[len(ms) // 2] if ms else 0.0,
                    "health_excess_max_ms": max((e for _, _, e in lat), default=0.0),
+                   "health_excess_ms": [e for _, _, e in lat],
                    "health_worst": worst, "health_failures": failures[:20], "health_failure_count": len(failures),
                    "rss_max_mib": round(rss_max / 1024, 1),
                    "control_max_ms": round(max(control, default=0.0), 1),
