@@ -116,6 +116,11 @@ impl AppState {
         let local = self.repo_lock(repo_id);
         let _local = local.lock().await;
         let shared = self.db.lock_repo(repo_id).await?;
+        // Every hub process writes this repo only under the lock just taken: git lock files on
+        // its refs now are what a writer killed mid-update (a crashed replica) left behind, and
+        // would make every later update of that ref fail.
+        let stale = self.git.path(repo_id);
+        let _ = tokio::task::spawn_blocking(move || crate::git::remove_stale_ref_locks(&stale)).await;
         let result = work.await;
         shared.release().await;
         result

@@ -391,3 +391,30 @@ pub fn reachable_pointers(repo: &Repository) -> Result<Vec<LfsPointer>, git2::Er
     }
     Ok(pointers.into_values().collect())
 }
+
+/// Removes the ref lock files (`HEAD.lock`, `packed-refs.lock`, `refs/**/*.lock`) of a bare
+/// repository. Only for a caller that holds the repo's write lock: then no live writer owns them.
+pub fn remove_stale_ref_locks(repo_dir: &std::path::Path) {
+    fn walk(dir: &std::path::Path) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path);
+            } else if path.extension().is_some_and(|e| e == "lock") {
+                remove(&path);
+            }
+        }
+    }
+    fn remove(path: &std::path::Path) {
+        if std::fs::remove_file(path).is_ok() {
+            tracing::warn!("removed {} (left by a writer that was killed mid-update)", path.display());
+        }
+    }
+    for name in ["HEAD.lock", "packed-refs.lock"] {
+        let path = repo_dir.join(name);
+        if path.exists() {
+            remove(&path);
+        }
+    }
+    walk(&repo_dir.join("refs"));
+}
