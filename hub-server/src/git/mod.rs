@@ -109,7 +109,7 @@ fn is_hex(s: &str) -> bool {
 
 /// A branch, tag, `refs/…` name, or full/short commit id → the commit it names.
 pub fn resolve_revision(repo: &Repository, rev: &str) -> Option<Oid> {
-    if rev.is_empty() || rev.contains("..") || rev.contains(['\0', ' ', '~', '^', ':', '\\', '*', '?', '[']) {
+    if !is_revision_syntax(rev) {
         return None;
     }
     let candidates: Vec<String> =
@@ -126,6 +126,12 @@ pub fn resolve_revision(repo: &Repository, rev: &str) -> Option<Oid> {
         return object.peel_to_commit().ok().map(|c| c.id());
     }
     None
+}
+
+/// Whether `rev` could name a branch, tag, full ref or commit (no revision expressions, nothing
+/// that could step outside `refs/`).
+pub fn is_revision_syntax(rev: &str) -> bool {
+    !(rev.is_empty() || rev.contains("..") || rev.contains(['\0', ' ', '~', '^', ':', '\\', '*', '?', '[']))
 }
 
 /// The commit a branch points at.
