@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::hash::Hash;
 use std::os::unix::fs::{FileExt, MetadataExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -206,30 +206,28 @@ impl ReadCaches {
 pub struct RefStamp(Vec<Option<(u64, i64, i64, u64)>>);
 
 impl RefStamp {
-    /// The files `git::resolve_revision` reads for `rev` in the repository at `repo`.
-    pub fn files(repo: &Path, rev: &str) -> Vec<PathBuf> {
-        let mut files = vec![repo.join("packed-refs")];
+    /// The stamp of the files `git::resolve_revision` reads for `rev` in the repository at
+    /// `repo`. A branch kept as a loose file (what every write through the hub leaves) is read
+    /// from that file alone, as git does: it and its reflog are all that matter (2 `stat`s).
+    pub fn of(repo: &Path, rev: &str) -> RefStamp {
         let names: Vec<String> =
             if rev.starts_with("refs/") { vec![rev.to_string()] } else { vec![format!("refs/heads/{rev}"), format!("refs/tags/{rev}")] };
-        for name in names {
-            files.push(repo.join(&name));
-            files.push(repo.join("logs").join(&name));
+        let first = stat(&repo.join(&names[0]));
+        let mut stamp = vec![first, stat(&repo.join("logs").join(&names[0]))];
+        if first.is_none() {
+            stamp.push(stat(&repo.join("packed-refs")));
+            for name in &names[1..] {
+                stamp.push(stat(&repo.join(name)));
+                stamp.push(stat(&repo.join("logs").join(name)));
+            }
         }
-        files
+        RefStamp(stamp)
     }
+}
 
-    pub fn read(files: &[PathBuf]) -> RefStamp {
-        RefStamp(
-            files
-                .iter()
-                .map(|f| {
-                    std::fs::symlink_metadata(f)
-                        .ok()
-                        .map(|m| (m.ino(), m.mtime() * 1_000_000_000 + m.mtime_nsec(), m.ctime() * 1_000_000_000 + m.ctime_nsec(), m.len()))
-                })
-                .collect(),
-        )
-    }
+fn stat(path: &Path) -> Option<(u64, i64, i64, u64)> {
+    let m = std::fs::symlink_metadata(path).ok()?;
+    Some((m.ino(), m.mtime() * 1_000_000_000 + m.mtime_nsec(), m.ctime() * 1_000_000_000 + m.ctime_nsec(), m.len()))
 }
 
 #[cfg(test)]
@@ -260,15 +258,19 @@ mod tests {
         let sig = git2::Signature::now("t", "t@example.com").unwrap();
         let tree = repo.find_tree(repo.treebuilder(None).unwrap().write().unwrap()).unwrap();
         let c1 = repo.commit(Some("refs/heads/main"), &sig, &sig, "one", &tree, &[]).unwrap();
-        let files = RefStamp::files(dir.path(), "main");
-        let before = RefStamp::read(&files);
-        assert_eq!(before, RefStamp::read(&files));
+        let stamp = || RefStamp::of(dir.path(), "main");
+        let before = stamp();
+        assert_eq!(before, stamp());
         let parent = repo.find_commit(c1).unwrap();
         repo.commit(Some("refs/heads/main"), &sig, &sig, "two", &tree, &[&parent]).unwrap();
-        assert_ne!(before, RefStamp::read(&files));
-        // Same again after the refs are packed (what `git gc` does).
-        let packed = RefStamp::read(&files);
+        assert_ne!(before, stamp());
+        // Same again after the refs are packed (what `git gc` does), and once packed.
+        let loose = stamp();
         std::process::Command::new("git").args(["pack-refs", "--all"]).current_dir(dir.path()).status().unwrap();
-        assert_ne!(packed, RefStamp::read(&files));
+        let packed = stamp();
+        assert_ne!(loose, packed);
+        let head = repo.find_reference("refs/heads/main").unwrap().target().unwrap();
+        std::fs::write(dir.path().join("packed-refs"), format!("{} refs/heads/main\n", c1)).unwrap();
+        assert_ne!(packed, stamp(), "a rewritten packed-refs ({head} → {c1}) is seen");
     }
 }

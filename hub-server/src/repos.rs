@@ -35,7 +35,7 @@ impl AppState {
             return Err(ApiError::revision_not_found(rev));
         }
         // Stamped before resolving: a ref moved meanwhile leaves the entry stale, not wrong.
-        let stamp = RefStamp::read(&RefStamp::files(&self.git.path(&repo.id), rev));
+        let stamp = RefStamp::of(&self.git.path(&repo.id), rev);
         if let Some(commit) = self.cache.commit(&repo.id, rev, &stamp) {
             return Ok(commit);
         }
