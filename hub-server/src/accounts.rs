@@ -34,6 +34,8 @@ pub async fn create_org(state: &AppState, name: &str, owner: &str) -> anyhow::Re
         other => other?,
     };
     state.db.set_member(org.id, owner.id, Role::Admin).await?;
+    // Memberships are part of a cached caller (read_cache.rs).
+    state.cache.epoch.bump();
     Ok(org)
 }
 
@@ -41,6 +43,7 @@ pub async fn add_member(state: &AppState, org: &str, user: &str, role: Role) -> 
     let org = state.db.find_account(org).await?.filter(|a| a.is_org).ok_or_else(|| anyhow::anyhow!("no organisation named {org:?}"))?;
     let user = find_user(state, user).await?;
     state.db.set_member(org.id, user.id, role).await?;
+    state.cache.epoch.bump();
     Ok(())
 }
 

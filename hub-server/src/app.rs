@@ -30,6 +30,8 @@ pub struct Inner {
     pub snapshots: crate::browse::SnapshotCache,
     /// Requests, latency, bytes and storage, for `/metrics`.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Metadata and content the read path remembers (read_cache.rs).
+    pub cache: crate::read_cache::ReadCaches,
     /// Download counts waiting to be written.
     pub downloads: crate::downloads::DownloadCounts,
     /// Serializes writes to one repository within this process.
@@ -67,12 +69,15 @@ impl AppState {
         let login_failures = crate::limits::AttemptLimiter::new(settings.login_max_failures, window, 10_000);
         let login_failures_by_ip = crate::limits::AttemptLimiter::new(settings.login_max_failures_per_ip, window, 10_000);
         let downloads = crate::downloads::DownloadCounts::default();
+        let cache =
+            crate::read_cache::ReadCaches::new(&settings.data_dir, std::time::Duration::from_millis(settings.read_cache_max_age_ms))?;
         downloads.start(db.clone());
         Ok(AppState(Arc::new(Inner {
             metrics: Arc::new(crate::metrics::Metrics::new()),
             inference,
             xet,
             snapshots: Default::default(),
+            cache,
             downloads,
             db,
             storage,

@@ -81,21 +81,32 @@ pub async fn files_at(state: &AppState, row: &RepoRow, sha: &str) -> Vec<Entry> 
 
 /// A file at a revision, with its bytes when it is small and in git (not LFS) and `with_bytes`.
 pub async fn file(state: &AppState, row: &RepoRow, rev: &str, path: &str, with_bytes: bool) -> ApiResult<(Oid, Entry, Option<Bytes>)> {
-    let (rev, path) = (rev.to_string(), path.to_string());
-    state
-        .with_git(&row.id, move |g| {
-            let commit = git::resolve_revision(g, &rev).ok_or_else(|| ApiError::revision_not_found(&rev))?;
-            let entry = match git::entry_at(g, commit, &path)? {
-                Some(e @ Entry::File { .. }) => e,
-                _ => return Err(ApiError::entry_not_found(&path, &commit.to_string())),
-            };
-            let content = match &entry {
-                Entry::File { blob, lfs: None, .. } if with_bytes => Some(Bytes::copy_from_slice(g.find_blob(*blob)?.content())),
-                _ => None,
-            };
-            Ok((commit, entry, content))
-        })
-        .await
+    let commit = commit_of(state, row, rev).await?;
+    let entry = match state.cache.entry(&row.id, commit, path) {
+        Some(e) => e,
+        None => {
+            let p = path.to_string();
+            let entry = state.with_git(&row.id, move |g| Ok(git::entry_at(g, commit, &p)?)).await?;
+            let Some(e @ Entry::File { .. }) = entry else { return Err(ApiError::entry_not_found(path, &commit.to_string())) };
+            state.cache.put_entry(&row.id, commit, path, e.clone());
+            e
+        }
+    };
+    let content = match &entry {
+        Entry::File { blob, lfs: None, .. } if with_bytes => Some(blob_bytes(state, &row.id, *blob).await?),
+        _ => None,
+    };
+    Ok((commit, entry, content))
+}
+
+/// A blob's bytes, small ones remembered (a blob id names its content for ever).
+async fn blob_bytes(state: &AppState, repo_id: &str, blob: Oid) -> ApiResult<Bytes> {
+    if let Some(b) = state.cache.blob(blob) {
+        return Ok(b);
+    }
+    let bytes = state.with_git(repo_id, move |g| Ok(Bytes::copy_from_slice(g.find_blob(blob)?.content()))).await?;
+    state.cache.put_blob(blob, bytes.clone());
+    Ok(bytes)
 }
 
 /// A file's bytes for display: None when it is stored with LFS or larger than `max`.

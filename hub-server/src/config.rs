@@ -126,6 +126,13 @@ pub struct Settings {
     #[arg(long, env = "HUB_BLOCKING_THREADS", default_value_t = 8, global = true)]
     pub blocking_threads: usize,
 
+    /// The longest a replica answers from cached metadata (repo rows, tokens, held objects)
+    /// without re-reading it. Writes make caches stale at once on every replica sharing the data
+    /// directory (see read_cache.rs); this bounds only what a writer killed mid-write leaves.
+    /// 0 turns the metadata caches off.
+    #[arg(long, env = "HUB_READ_CACHE_MAX_AGE_MS", default_value_t = 2000, global = true)]
+    pub read_cache_max_age_ms: u64,
+
     /// When set, `/metrics` answers only requests with `Authorization: Bearer <this token>`;
     /// unset, it is open to anyone who can reach the hub (it shows route patterns and totals,
     /// never repo names).

@@ -16,6 +16,12 @@ pub async fn held(state: &AppState, repo_id: &str, oid: &str) -> ApiResult<Optio
     Ok(state.db.held_object(repo_id, oid).await?)
 }
 
+/// `held` for readers, from the read cache while it is valid (writers ask the database).
+pub async fn held_for_read(state: &AppState, repo_id: &str, oid: &str) -> ApiResult<Option<HeldObject>> {
+    let key = (repo_id.to_string(), oid.to_string());
+    state.cache.remember(&state.cache.held, key, held(state, repo_id, oid)).await
+}
+
 /// Where the content a commit or push names into a repo comes from: the repo holds it, a shard
 /// registered it there through Xet (the `lfsFile` of an upload), or the writer can read another
 /// repo that holds it (a copy). None when none of these: the caller must upload the bytes.
@@ -91,6 +97,10 @@ pub async fn read_small(state: &AppState, obj: &HeldObject, first: u64, len: u64
 /// files use once.
 #[tracing::instrument(skip_all, fields(repo = %repo_id))]
 pub async fn used_storage(state: &AppState, repo_id: &str) -> ApiResult<u64> {
+    state.cache.remember(&state.cache.used_storage, repo_id.to_string(), count_used_storage(state, repo_id)).await
+}
+
+async fn count_used_storage(state: &AppState, repo_id: &str) -> ApiResult<u64> {
     let mut total = 0u64;
     let mut xorbs = std::collections::HashSet::new();
     let mut files = std::collections::HashSet::new();

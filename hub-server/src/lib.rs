@@ -24,6 +24,7 @@ pub mod limits;
 pub mod markdown;
 pub mod metrics;
 pub mod names;
+pub mod read_cache;
 pub mod refs;
 pub mod repos;
 pub mod routes;

@@ -54,7 +54,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     let every = std::time::Duration::from_secs(collecting.settings.gc_interval_hours * 3600);
                     loop {
                         tokio::time::sleep(every).await;
-                        match hub_server::gc::collect(&collecting, false).await {
+                        let collected = hub_server::gc::collect(&collecting, false).await;
+                        collecting.cache.epoch.bump();
+                        match collected {
                             Ok(r) => tracing::info!(
                                 lfs_objects = r.lfs_objects.len(),
                                 xorbs = r.xorbs.len(),
@@ -74,7 +76,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 loop {
                     match hub_server::repos::reconcile_heads(&reconciling).await {
                         Ok(0) => {}
-                        Ok(n) => tracing::info!("recorded the git heads of {n} repos the database was behind on"),
+                        Ok(n) => {
+                            reconciling.cache.epoch.bump();
+                            tracing::info!("recorded the git heads of {n} repos the database was behind on")
+                        }
                         Err(e) => tracing::warn!(error = %e, "could not reconcile repo heads"),
                     }
                     reconciling.db.came_back().await;
@@ -83,7 +88,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let listener = tokio::net::TcpListener::bind(bind).await?;
             tracing::info!("hub listening on http://{}", listener.local_addr()?);
             // The client's address: login attempts are also limited per address.
-            let app = routes::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+            let app = routes::router(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
             axum::serve(listener, app).with_graceful_shutdown(shutdown()).await?;
         }
         Command::Migrate => {
@@ -147,6 +152,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             eprintln!("{user} is now {} in {org}", role.as_str());
         }
     }
+    // What this command changed is seen at once by the replicas serving (read_cache.rs).
+    state.cache.epoch.bump();
     Ok(())
 }
 

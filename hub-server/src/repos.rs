@@ -7,6 +7,7 @@ use crate::db::{is_unique_violation, RepoRow, Role};
 use crate::error::{ApiError, ApiResult};
 use crate::git;
 use crate::names::{RepoName, RepoType};
+use crate::read_cache::RefStamp;
 use axum::http::{header, StatusCode, Uri};
 use git2::{Oid, Repository, Signature};
 
@@ -26,10 +27,21 @@ impl AppState {
         .await?
     }
 
-    /// The commit a revision names in a repo, or RevisionNotFound.
+    /// The commit a revision names in a repo, or RevisionNotFound. Remembered while the files
+    /// git keeps the ref in are unchanged (a few `stat`s instead of opening the repository).
     pub async fn resolve(&self, repo: &RepoRow, rev: &str) -> ApiResult<Oid> {
         let r = rev.to_string();
-        self.with_git(&repo.id, move |g| git::resolve_revision(g, &r).ok_or_else(|| ApiError::revision_not_found(&r))).await
+        if !git::is_revision_syntax(rev) {
+            return Err(ApiError::revision_not_found(rev));
+        }
+        // Stamped before resolving: a ref moved meanwhile leaves the entry stale, not wrong.
+        let stamp = RefStamp::read(&RefStamp::files(&self.git.path(&repo.id), rev));
+        if let Some(commit) = self.cache.commit(&repo.id, rev, &stamp) {
+            return Ok(commit);
+        }
+        let commit = self.with_git(&repo.id, move |g| git::resolve_revision(g, &r).ok_or_else(|| ApiError::revision_not_found(&r))).await?;
+        self.cache.put_commit(&repo.id, rev, commit, stamp);
+        Ok(commit)
     }
 }
 
@@ -62,7 +74,7 @@ fn moved_location(uri: &Uri, old: &RepoName, new: &RepoName) -> String {
 /// one; an old name of a moved repo answers with a relative 307 to the new name.
 pub async fn find_readable(state: &AppState, caller: &Caller, name: &RepoName, uri: &Uri) -> ApiResult<RepoRow> {
     let visible = |row: &RepoRow| caller.may_see_repo(&row.id) && (!row.private || caller.can_read_private(&row.name.namespace));
-    if let Some(row) = state.db.find_repo(name).await? {
+    if let Some(row) = find_repo(state, name).await? {
         if visible(&row) {
             return Ok(row);
         }
@@ -76,6 +88,21 @@ pub async fn find_readable(state: &AppState, caller: &Caller, name: &RepoName, u
         }
     }
     Err(ApiError::repo_not_found(caller.is_authenticated()))
+}
+
+/// A repo by name, from the read cache when it is still valid (found repos only, so names
+/// nobody has cannot crowd it).
+async fn find_repo(state: &AppState, name: &RepoName) -> ApiResult<Option<RepoRow>> {
+    let cache = &state.cache;
+    let epoch = cache.epoch.current();
+    if let Some(row) = cache.repos.get(name, epoch, cache.max_age) {
+        return Ok(Some(row));
+    }
+    let row = state.db.find_repo(name).await?;
+    if let Some(row) = &row {
+        cache.repos.put(name.clone(), row.clone(), epoch);
+    }
+    Ok(row)
 }
 
 /// The repo, if the caller may see it and has `role` in its namespace.

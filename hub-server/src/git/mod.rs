@@ -10,7 +10,8 @@ mod tree_edit;
 
 pub use lfs_pointer::LfsPointer;
 pub use refs::{
-    branch_head, branches, default_branch, next_pr_number, pull_requests, remove_stale_ref_locks, resolve_revision, tags, RefInfo,
+    branch_head, branches, default_branch, is_revision_syntax, next_pr_number, pull_requests, remove_stale_ref_locks, resolve_revision,
+    tags, RefInfo,
 };
 pub use tree_edit::{apply_ops, TreeError, TreeOp};
 

@@ -19,9 +19,15 @@ fn is_hex(s: &str) -> bool {
     s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
+/// Whether `rev` could name a branch, tag, full ref or commit (no revision expressions, nothing
+/// that could step outside `refs/`).
+pub fn is_revision_syntax(rev: &str) -> bool {
+    !(rev.is_empty() || rev.contains("..") || rev.contains(['\0', ' ', '~', '^', ':', '\\', '*', '?', '[']))
+}
+
 /// A branch, tag, `refs/…` name, or full/short commit id → the commit it names.
 pub fn resolve_revision(repo: &Repository, rev: &str) -> Option<Oid> {
-    if rev.is_empty() || rev.contains("..") || rev.contains(['\0', ' ', '~', '^', ':', '\\', '*', '?', '[']) {
+    if !is_revision_syntax(rev) {
         return None;
     }
     let candidates: Vec<String> =

@@ -63,8 +63,13 @@ fn sibling_json(entry: &Entry, blobs: bool) -> Option<Value> {
     Some(v)
 }
 
-/// Parameter counts of the safetensors files in a revision.
-async fn safetensors_summary(state: &AppState, repo_id: &str, files: &[Entry]) -> ApiResult<Option<Value>> {
+/// Parameter counts of the safetensors files in a revision (remembered per commit).
+async fn safetensors_summary(state: &AppState, repo_id: &str, snap: &browse::Snapshot) -> ApiResult<Option<Value>> {
+    let key = (repo_id.to_string(), snap.commit);
+    state.cache.remember(&state.cache.safetensors, key, count_safetensors(state, repo_id, &snap.files)).await
+}
+
+async fn count_safetensors(state: &AppState, repo_id: &str, files: &[Entry]) -> ApiResult<Option<Value>> {
     let mut totals: BTreeMap<String, u64> = BTreeMap::new();
     let mut any = false;
     for entry in files {
@@ -137,7 +142,7 @@ pub async fn info(State(state): State<AppState>, caller: Caller, path: RepoPath,
         m.insert("pipeline_tag".into(), json!(meta.pipeline_tag));
         m.insert("spaces".into(), json!([]));
         if wants("safetensors") {
-            if let Some(st) = safetensors_summary(&state, &row.id, &snap.files).await? {
+            if let Some(st) = safetensors_summary(&state, &row.id, &snap).await? {
                 m.insert("safetensors".into(), st);
             }
         }

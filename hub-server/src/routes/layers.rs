@@ -82,9 +82,17 @@ pub async fn access_log(State(state): State<AppState>, mut req: Request, next: N
     let status = resp.status().as_u16();
     let route = route.0.get().cloned().unwrap_or_else(|| crate::metrics::UNMATCHED.to_string());
     state.metrics.answered(&timer, method.as_str(), &route, status);
+    // A write makes the read caches stale on every replica (read_cache.rs): once when the
+    // handler answers, before the client can see the answer, and again when the body ends (a
+    // git push moves refs and records them while its answer streams). Refusals of credentials
+    // come before any work, so strangers' refused writes do not empty everyone's caches.
+    let wrote = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS) && !matches!(status, 401 | 403);
+    if wrote {
+        state.cache.epoch.bump();
+    }
     let (parts, body) = resp.into_parts();
     let finished = http_body::Body::is_end_stream(&body);
-    let line = AccessLine { method, path, route, id, status, received, bytes_out: 0, finished, timer, state };
+    let line = AccessLine { method, path, route, id, status, received, bytes_out: 0, finished, wrote, timer, state };
     Response::from_parts(parts, Body::new(LoggedBody { inner: body, line }))
 }
 
@@ -111,12 +119,16 @@ struct AccessLine {
     received: Arc<AtomicU64>,
     bytes_out: u64,
     finished: bool,
+    wrote: bool,
     timer: crate::metrics::RequestTimer,
     state: AppState,
 }
 
 impl Drop for AccessLine {
     fn drop(&mut self) {
+        if self.wrote {
+            self.state.cache.epoch.bump();
+        }
         let bytes_in = self.received.load(Ordering::Relaxed);
         self.state.metrics.sent(&self.route, self.bytes_out);
         self.state.metrics.received(&self.route, bytes_in);

@@ -36,7 +36,7 @@ pub async fn resolve(
     let mut resp = match lfs {
         Some((pointer, _)) => {
             // Only content this repo holds is served; anything else answers as not stored.
-            let obj = content::held(&state, &row.id, &pointer.oid)
+            let obj = content::held_for_read(&state, &row.id, &pointer.oid)
                 .await?
                 .filter(|o| o.size == pointer.size)
                 .ok_or_else(|| ApiError::not_found(format!("the content of {file} ({}) is not stored on this hub", pointer.oid)))?;

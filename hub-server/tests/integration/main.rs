@@ -11,5 +11,6 @@ mod content;
 mod git;
 mod inference;
 mod lfs;
+mod read_cache;
 mod repos;
 mod web;

@@ -87,6 +87,7 @@ pub fn settings(dir: &std::path::Path) -> Settings {
         metrics_token: None,
         s3_max_retries: 5,
         blocking_threads: 8,
+        read_cache_max_age_ms: 2000,
         request_timeout_secs: 120,
         upload_memory_mib: 64,
         db_acquire_timeout_secs: 30,
