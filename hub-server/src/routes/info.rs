@@ -168,19 +168,7 @@ pub async fn list(
     q: QueryPairs,
 ) -> ApiResult<Response> {
     let repo_type = crate::names::repo_type_from_plural(&t).ok_or_else(|| ApiError::not_found(format!("no route /api/{t}")))?;
-    let sort = match q.get("sort").unwrap_or("lastModified") {
-        "lastModified" | "last_modified" => RepoSort::LastModified,
-        "createdAt" | "created_at" => RepoSort::CreatedAt,
-        "downloads" | "trendingScore" | "trending_score" | "downloadsAllTime" => RepoSort::Downloads,
-        "likes" => RepoSort::Likes,
-        "id" | "modelId" => RepoSort::Id,
-        other => return Err(ApiError::bad_request(format!("unknown sort {other:?}"))),
-    };
-    let ascending = q.get("direction").is_some_and(|d| d == "1");
-    let limit = q.number("limit")?.unwrap_or(1000).clamp(1, 1000) as i64;
-    let offset =
-        q.get("cursor").map(|c| c.parse::<i64>().map_err(|_| ApiError::bad_request("invalid cursor"))).transpose()?.unwrap_or(0).max(0);
-    let author = q.get("author").filter(|a| !a.is_empty()).map(str::to_string);
+    let ListParams { sort, ascending, limit, offset, author } = ListParams::parse(&q)?;
     if let Some(a) = &author {
         if validate_name("author", a).is_err() {
             return Ok(Json(json!([])).into_response());
@@ -200,27 +188,10 @@ pub async fn list(
     };
     let (rows, more) = state.db.list_repos(&query).await?;
     let expand = expand_list(&q);
-    let wants = |k: &str| expand.iter().any(|e| e == k);
     let full = q.flag("full");
     let mut items = Vec::with_capacity(rows.len());
     for row in &rows {
-        let mut m = base_fields(row);
-        m.insert("tags".into(), json!(row.tags));
-        if row.name.repo_type == RepoType::Model {
-            m.insert("pipeline_tag".into(), json!(row.pipeline_tag));
-            m.insert("library_name".into(), json!(row.library_name));
-        }
-        if q.flag("cardData") || wants("cardData") {
-            m.insert("cardData".into(), row.card_data.clone().unwrap_or_else(|| json!({})));
-        }
-        if full || wants("sha") || wants("siblings") {
-            if let Some(sha) = &row.sha {
-                m.insert("sha".into(), json!(sha));
-                let files = browse::files_at(&state, row, sha).await;
-                m.insert("siblings".into(), json!(files.iter().filter_map(|e| sibling_json(e, false)).collect::<Vec<_>>()));
-            }
-        }
-        items.push(apply_expand(m, &expand));
+        items.push(listed_repo(&state, row, &q, &expand, full).await);
     }
     let mut resp = Json(Value::Array(items)).into_response();
     if more {
@@ -230,6 +201,56 @@ pub async fn list(
         }
     }
     Ok(resp)
+}
+
+/// A listing's sort, direction, page and author, as its query gives them.
+struct ListParams {
+    sort: RepoSort,
+    ascending: bool,
+    limit: i64,
+    offset: i64,
+    author: Option<String>,
+}
+
+impl ListParams {
+    fn parse(q: &QueryPairs) -> ApiResult<ListParams> {
+        let sort = match q.get("sort").unwrap_or("lastModified") {
+            "lastModified" | "last_modified" => RepoSort::LastModified,
+            "createdAt" | "created_at" => RepoSort::CreatedAt,
+            "downloads" | "trendingScore" | "trending_score" | "downloadsAllTime" => RepoSort::Downloads,
+            "likes" => RepoSort::Likes,
+            "id" | "modelId" => RepoSort::Id,
+            other => return Err(ApiError::bad_request(format!("unknown sort {other:?}"))),
+        };
+        let ascending = q.get("direction").is_some_and(|d| d == "1");
+        let limit = q.number("limit")?.unwrap_or(1000).clamp(1, 1000) as i64;
+        let offset =
+            q.get("cursor").map(|c| c.parse::<i64>().map_err(|_| ApiError::bad_request("invalid cursor"))).transpose()?.unwrap_or(0).max(0);
+        let author = q.get("author").filter(|a| !a.is_empty()).map(str::to_string);
+        Ok(ListParams { sort, ascending, limit, offset, author })
+    }
+}
+
+/// One repo of a listing, with the properties the query asks for.
+async fn listed_repo(state: &AppState, row: &RepoRow, q: &QueryPairs, expand: &[String], full: bool) -> Value {
+    let wants = |k: &str| expand.iter().any(|e| e == k);
+    let mut m = base_fields(row);
+    m.insert("tags".into(), json!(row.tags));
+    if row.name.repo_type == RepoType::Model {
+        m.insert("pipeline_tag".into(), json!(row.pipeline_tag));
+        m.insert("library_name".into(), json!(row.library_name));
+    }
+    if q.flag("cardData") || wants("cardData") {
+        m.insert("cardData".into(), row.card_data.clone().unwrap_or_else(|| json!({})));
+    }
+    if full || wants("sha") || wants("siblings") {
+        if let Some(sha) = &row.sha {
+            m.insert("sha".into(), json!(sha));
+            let files = browse::files_at(state, row, sha).await;
+            m.insert("siblings".into(), json!(files.iter().filter_map(|e| sibling_json(e, false)).collect::<Vec<_>>()));
+        }
+    }
+    apply_expand(m, expand)
 }
 
 /// `GET …/tree/{rev}[/{path}]`: one page of a directory listing, optionally recursive and with

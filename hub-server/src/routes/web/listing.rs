@@ -4,7 +4,9 @@
 use super::session::Web;
 use super::{date, page, Nav, PageResult};
 use crate::app::AppState;
-use crate::db::{RepoQuery, RepoSort};
+use crate::db::{RepoQuery, RepoRow, RepoSort};
+use crate::error::ApiError;
+use crate::extract::QueryPairs;
 use crate::names::RepoType;
 use askama::Template;
 use axum::extract::State;
@@ -60,33 +62,9 @@ pub async fn list(State(state): State<AppState>, web: Web, uri: Uri) -> PageResu
         _ => RepoType::Model,
     };
     let (caller, nav) = (&web.caller, &web.nav);
-    let q = crate::extract::QueryPairs::parse(uri.query());
-    let get = |k: &str| q.get(k).filter(|v| !v.is_empty()).map(str::to_string);
-    let (search, pipeline_tag, library, license, tag) = (get("search"), get("pipeline_tag"), get("library"), get("license"), get("tag"));
-    let author = get("author").filter(|a| crate::names::validate_name("author", a).is_ok());
-    let sort = get("sort").unwrap_or_else(|| "downloads".into());
-    let page_no = q.number("p")?.unwrap_or(0) as i64;
-    let mut tags: Vec<String> = Vec::new();
-    tags.extend(library.clone());
-    tags.extend(license.as_ref().map(|l| format!("license:{l}")));
-    tags.extend(tag.clone());
-    let query = RepoQuery {
-        repo_type,
-        search: search.clone(),
-        author: author.clone(),
-        tags,
-        pipeline_tag: pipeline_tag.clone(),
-        sort: match sort.as_str() {
-            "likes" => RepoSort::Likes,
-            "lastModified" => RepoSort::LastModified,
-            _ => RepoSort::Downloads,
-        },
-        ascending: false,
-        visible_namespaces: caller.visible_namespaces(),
-        offset: page_no * PAGE,
-        limit: PAGE,
-    };
-    let (rows, more) = state.db.list_repos(&query).await?;
+    let q = QueryPairs::parse(uri.query());
+    let filters = ListFilters::parse(&q)?;
+    let (rows, more) = state.db.list_repos(&filters.query(repo_type, caller.visible_namespaces())).await?;
     let link = |p: i64| {
         let pairs: Vec<(String, String)> =
             q.0.iter().filter(|(k, _)| k != "p").cloned().chain([("p".to_string(), p.to_string())]).collect();
@@ -97,30 +75,83 @@ pub async fn list(State(state): State<AppState>, web: Web, uri: Uri) -> PageResu
         RepoType::Dataset => "Datasets",
         RepoType::Space => "Spaces",
     };
+    let page_no = filters.page_no;
     page(ListPage {
         nav: nav.clone(),
         heading: heading.into(),
-        search,
-        author,
-        pipeline_tag,
-        library,
-        license,
-        tag,
-        sort,
+        search: filters.search,
+        author: filters.author,
+        pipeline_tag: filters.pipeline_tag,
+        library: filters.library,
+        license: filters.license,
+        tag: filters.tag,
+        sort: filters.sort,
         tasks: TASKS.iter().map(|t| t.to_string()).collect(),
-        repos: rows
-            .iter()
-            .map(|r| RepoCard {
-                id: r.name.id(),
-                url: format!("/{}", r.name.web_path()),
-                private: r.private,
-                pipeline_tag: r.pipeline_tag.clone(),
-                updated: date(r.last_modified),
-                downloads: r.downloads,
-                likes: r.likes,
-            })
-            .collect(),
+        repos: rows.iter().map(RepoCard::from_row).collect(),
         prev_url: (page_no > 0).then(|| link(page_no - 1)),
         next_url: more.then(|| link(page_no + 1)),
     })
+}
+
+/// What a listing's query asks for: search, filters (empty values count as absent; an author
+/// that is not a valid name is dropped), sort and page.
+struct ListFilters {
+    search: Option<String>,
+    author: Option<String>,
+    pipeline_tag: Option<String>,
+    library: Option<String>,
+    license: Option<String>,
+    tag: Option<String>,
+    sort: String,
+    page_no: i64,
+}
+
+impl ListFilters {
+    fn parse(q: &QueryPairs) -> Result<ListFilters, ApiError> {
+        let get = |k: &str| q.get(k).filter(|v| !v.is_empty()).map(str::to_string);
+        let (search, pipeline_tag, library, license, tag) =
+            (get("search"), get("pipeline_tag"), get("library"), get("license"), get("tag"));
+        let author = get("author").filter(|a| crate::names::validate_name("author", a).is_ok());
+        let sort = get("sort").unwrap_or_else(|| "downloads".into());
+        let page_no = q.number("p")?.unwrap_or(0) as i64;
+        Ok(ListFilters { search, author, pipeline_tag, library, license, tag, sort, page_no })
+    }
+
+    /// The query for this page of `repo_type`'s repos, among those `visible_namespaces` allow.
+    fn query(&self, repo_type: RepoType, visible_namespaces: Vec<String>) -> RepoQuery {
+        let mut tags: Vec<String> = Vec::new();
+        tags.extend(self.library.clone());
+        tags.extend(self.license.as_ref().map(|l| format!("license:{l}")));
+        tags.extend(self.tag.clone());
+        RepoQuery {
+            repo_type,
+            search: self.search.clone(),
+            author: self.author.clone(),
+            tags,
+            pipeline_tag: self.pipeline_tag.clone(),
+            sort: match self.sort.as_str() {
+                "likes" => RepoSort::Likes,
+                "lastModified" => RepoSort::LastModified,
+                _ => RepoSort::Downloads,
+            },
+            ascending: false,
+            visible_namespaces,
+            offset: self.page_no * PAGE,
+            limit: PAGE,
+        }
+    }
+}
+
+impl RepoCard {
+    fn from_row(r: &RepoRow) -> RepoCard {
+        RepoCard {
+            id: r.name.id(),
+            url: format!("/{}", r.name.web_path()),
+            private: r.private,
+            pipeline_tag: r.pipeline_tag.clone(),
+            updated: date(r.last_modified),
+            downloads: r.downloads,
+            likes: r.likes,
+        }
+    }
 }
