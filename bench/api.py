@@ -110,22 +110,28 @@ def measure(endpoint, token, nginx, hub_pid, nginx_master, seconds, conns):
     for _, method, path in cases:
         hey(endpoint + path, method, None, 1, conns)
         hey(nginx + path, method, None, 1, conns)
-    print(f"\nhey -c {conns}, {seconds} s per row, on {os.cpu_count()} CPUs; hub: release build, SQLite + local disk")
+    rounds = 3
+    print(f"\nhey -c {conns}, {rounds} rounds of {seconds} s per row, hub and nginx alternating, medians; "
+          f"{os.cpu_count()} CPUs; hub: release build, SQLite + local disk")
     print(f"{'request':<34}{'hub req/s':>11}{'nginx req/s':>13}{'ratio':>8}{'hub p99 ms':>12}"
           f"{'hub CPU ms/req':>16}{'nginx CPU ms/req':>18}")
     ratios = []
     for label, method, path in cases:
         for auth in (None, token):
             name = f"{label}{' (token)' if auth else ''}"
-            c0 = cpu_seconds(hub)
-            rps, codes, p99 = hey(endpoint + path, method, auth, seconds, conns)
-            hub_cpu = (cpu_seconds(hub) - c0) * 1000 / max(1, rps * seconds)
-            c0 = cpu_seconds(ng)
-            nrps, ncodes, _ = hey(nginx + path, method, None, seconds, conns)
-            ng_cpu = (cpu_seconds(ng) - c0) * 1000 / max(1, nrps * seconds)
+            hub_runs, ng_runs = [], []
+            for _ in range(rounds):
+                c0 = cpu_seconds(hub)
+                rps, codes, p99 = hey(endpoint + path, method, auth, seconds, conns)
+                hub_runs.append((rps, p99, (cpu_seconds(hub) - c0) * 1000 / max(1, rps * seconds), codes))
+                c0 = cpu_seconds(ng)
+                nrps, ncodes, _ = hey(nginx + path, method, None, seconds, conns)
+                ng_runs.append((nrps, (cpu_seconds(ng) - c0) * 1000 / max(1, nrps * seconds)))
+                if set(ncodes) - {"200"}:
+                    sys.exit(f"nginx answered {ncodes} for {path}: the comparison would be meaningless")
+            rps, p99, hub_cpu, codes = sorted(hub_runs, key=lambda r: r[0])[rounds // 2]
+            nrps, ng_cpu = sorted(ng_runs)[rounds // 2]
             bad = {k: v for k, v in codes.items() if k != "200"}
-            if set(ncodes) - {"200"}:
-                sys.exit(f"nginx answered {ncodes} for {path}: the comparison would be meaningless")
             ratios.append(rps / nrps)
             print(f"{name:<34}{rps:>11.0f}{nrps:>13.0f}{rps / nrps:>7.2f}x{p99:>12.1f}{hub_cpu:>16.3f}{ng_cpu:>18.3f}"
                   + (f"  non-200: {bad}" if bad else ""))

@@ -15,7 +15,13 @@ pub struct DownloadCounts {
 impl DownloadCounts {
     /// Counts one download of a repo (written on the next flush).
     pub fn count(&self, repo_id: &str) {
-        *self.pending.lock().unwrap_or_else(|e| e.into_inner()).entry(repo_id.to_string()).or_default() += 1;
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        match pending.get_mut(repo_id) {
+            Some(n) => *n += 1,
+            None => {
+                pending.insert(repo_id.to_string(), 1);
+            }
+        }
     }
 
     /// Writes what was counted since the last flush.
