@@ -33,6 +33,12 @@ impl Worker {
         let metrics = Metrics::new(&registry.compute);
         Worker { registry, timeout, metrics }
     }
+
+    /// A text generation completed: its latency and tokens (for streams, once the last is out).
+    fn finished_generation(&self, started: Instant, outcome: &generate::Outcome) {
+        self.metrics.inferred(Task::TextGeneration, started.elapsed());
+        self.metrics.generated(outcome.tokens.len());
+    }
 }
 
 pub fn router(worker: Arc<Worker>) -> Router {
@@ -176,6 +182,7 @@ async fn run(
         return Err(WorkerError::BadInput(format!("{} is a {} model; it can't do {}", model.id, model.task.name(), task.name())));
     }
     let timeout = w.timeout;
+    let started = Instant::now();
     let value = match task {
         Task::FeatureExtraction => pipelines::embed::feature_extraction(&model, &body, timeout).await?,
         Task::SentenceSimilarity => pipelines::embed::sentence_similarity(&model, &body, timeout).await?,
@@ -187,6 +194,7 @@ async fn run(
             pipelines::text2text::run(model.clone(), task, &body, w.registry.compute.clone(), timeout).await?
         }
     };
+    w.metrics.inferred(task, started.elapsed());
     Ok(Json(value).into_response())
 }
 
@@ -198,12 +206,15 @@ fn load_task(task: Task) -> Task {
 async fn text_generation(w: &Arc<Worker>, model: Arc<LoadedModel>, body: &Value) -> Result<Response> {
     let prompt = body["inputs"].as_str().ok_or_else(|| WorkerError::BadInput("inputs must be a string".into()))?.to_string();
     let params = generate::Params::parse(body)?;
-    let deadline = Instant::now() + w.timeout;
+    let started = Instant::now();
+    let deadline = started + w.timeout;
     let timeout_s = w.timeout.as_secs_f64();
     let worker = w.clone();
     if !params.stream {
         let outcome = tokio::task::spawn_blocking(move || {
-            generate::run(&model, &params, &prompt, &worker.registry.compute, deadline, timeout_s, |_| true).map(|o| o.response(&params))
+            let outcome = generate::run(&model, &params, &prompt, &worker.registry.compute, deadline, timeout_s, |_| true)?;
+            worker.finished_generation(started, &outcome);
+            Ok::<_, WorkerError>(outcome.response(&params))
         })
         .await
         .map_err(|e| WorkerError::Internal(e.to_string()))??;
@@ -219,6 +230,7 @@ async fn text_generation(w: &Arc<Worker>, model: Arc<LoadedModel>, body: &Value)
         });
         let last = match result {
             Ok(outcome) => {
+                worker.finished_generation(started, &outcome);
                 let token = outcome.tokens.last().map(generate::TokenOut::json);
                 json!({
                     "index": index + 1,
