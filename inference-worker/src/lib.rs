@@ -5,6 +5,7 @@
 
 pub mod error;
 pub mod limits;
+pub mod metrics;
 pub mod models;
 pub mod pipelines;
 pub mod registry;

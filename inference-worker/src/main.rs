@@ -87,7 +87,7 @@ async fn main() -> anyhow::Result<()> {
     if !(args.timeout.is_finite() && args.timeout > 0.0) {
         anyhow::bail!("--timeout must be a positive number of seconds");
     }
-    let worker = Arc::new(Worker { registry, timeout: Duration::from_secs_f64(args.timeout) });
+    let worker = Arc::new(Worker::new(registry, Duration::from_secs_f64(args.timeout)));
     let listener = tokio::net::TcpListener::bind(args.bind).await.with_context(|| format!("cannot listen on {}", args.bind))?;
     tracing::info!(bind = %args.bind, hub = %args.hub, "inference-worker listening");
     axum::serve(listener, router(worker))

@@ -180,6 +180,11 @@ impl Registry {
         }
     }
 
+    /// Models loaded now (for `/metrics`).
+    pub fn loaded_count(&self) -> usize {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner()).values().filter(|e| e.cell.initialized()).count()
+    }
+
     pub fn loaded(&self) -> Vec<serde_json::Value> {
         let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         entries

@@ -1,10 +1,11 @@
-//! The HTTP face: the Inference API routes the hub forwards to, plus `/info` and `/health`.
+//! The HTTP face: the Inference API routes the hub forwards to, plus `/info`, `/health` and
+//! `/metrics`.
 
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::{Path, State};
+use axum::extract::{MatchedPath, Path, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
@@ -14,6 +15,7 @@ use futures::StreamExt;
 use serde_json::{json, Value};
 
 use crate::error::{Result, WorkerError};
+use crate::metrics::Metrics;
 use crate::pipelines::{self, generate, Kind, LoadedModel, Task};
 use crate::registry::{Registry, Resolved};
 
@@ -23,30 +25,48 @@ pub const REVISION_HEADER: &str = "x-inference-revision";
 pub struct Worker {
     pub registry: Registry,
     pub timeout: Duration,
+    pub metrics: Metrics,
+}
+
+impl Worker {
+    pub fn new(registry: Registry, timeout: Duration) -> Worker {
+        let metrics = Metrics::new(&registry.compute);
+        Worker { registry, timeout, metrics }
+    }
+
+    /// A text generation completed: its latency and tokens (for streams, once the last is out).
+    fn finished_generation(&self, started: Instant, outcome: &generate::Outcome) {
+        self.metrics.inferred(Task::TextGeneration, started.elapsed());
+        self.metrics.generated(outcome.tokens.len());
+    }
 }
 
 pub fn router(worker: Arc<Worker>) -> Router {
     Router::new()
         .route("/health", get(|| async { Json(json!({ "status": "ok" })) }))
         .route("/info", get(worker_info))
+        .route("/metrics", get(prometheus_metrics))
         .route("/models/{owner}/{name}", post(infer))
         .route("/models/{owner}/{name}/pipeline/{task}", post(infer_task))
         .route("/models/{owner}/{name}/info", get(model_info))
         .route("/models/{owner}/{name}/health", get(model_health))
-        .layer(axum::middleware::from_fn(access_log))
+        .layer(axum::middleware::from_fn_with_state(worker.clone(), access_log))
         .with_state(worker)
 }
 
 /// The hub's request id (`X-Request-Id`) on every log line of a request and on its answer, and
-/// one INFO line per request, so a hub request can be followed into the worker.
-async fn access_log(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+/// one INFO line per request, so a hub request can be followed into the worker; and the request
+/// counted in the metrics under its route pattern.
+async fn access_log(State(w): State<Arc<Worker>>, req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
     use tracing::Instrument;
     let id = req.headers().get("x-request-id").cloned();
     let shown = id.as_ref().and_then(|v| v.to_str().ok()).unwrap_or("-").to_string();
     let (method, path) = (req.method().clone(), req.uri().path().to_string());
+    let route = req.extensions().get::<MatchedPath>().map_or(crate::metrics::UNMATCHED, MatchedPath::as_str).to_string();
     let span = tracing::info_span!("request", id = %shown, method = %method, path = %path);
     let started = std::time::Instant::now();
     let mut resp = next.run(req).instrument(span.clone()).await;
+    w.metrics.answered(&route, resp.status().as_u16(), started.elapsed());
     let _entered = span.enter();
     tracing::info!(status = resp.status().as_u16(), ms = started.elapsed().as_millis() as u64, request_id = %shown, "request");
     if let Some(id) = id {
@@ -64,6 +84,12 @@ async fn worker_info(State(w): State<Arc<Worker>>) -> Json<Value> {
         "max_models": w.registry.max_models,
         "loaded": w.registry.loaded(),
     }))
+}
+
+/// `GET /metrics`: Prometheus text format (see `crate::metrics`). Unauthenticated, like the
+/// rest of the worker: it must sit on a private address, and its labels name no model.
+async fn prometheus_metrics(State(w): State<Arc<Worker>>) -> Response {
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], w.metrics.render(&w.registry)).into_response()
 }
 
 fn bearer(headers: &HeaderMap) -> Option<String> {
@@ -156,6 +182,7 @@ async fn run(
         return Err(WorkerError::BadInput(format!("{} is a {} model; it can't do {}", model.id, model.task.name(), task.name())));
     }
     let timeout = w.timeout;
+    let started = Instant::now();
     let value = match task {
         Task::FeatureExtraction => pipelines::embed::feature_extraction(&model, &body, timeout).await?,
         Task::SentenceSimilarity => pipelines::embed::sentence_similarity(&model, &body, timeout).await?,
@@ -167,6 +194,7 @@ async fn run(
             pipelines::text2text::run(model.clone(), task, &body, w.registry.compute.clone(), timeout).await?
         }
     };
+    w.metrics.inferred(task, started.elapsed());
     Ok(Json(value).into_response())
 }
 
@@ -178,12 +206,15 @@ fn load_task(task: Task) -> Task {
 async fn text_generation(w: &Arc<Worker>, model: Arc<LoadedModel>, body: &Value) -> Result<Response> {
     let prompt = body["inputs"].as_str().ok_or_else(|| WorkerError::BadInput("inputs must be a string".into()))?.to_string();
     let params = generate::Params::parse(body)?;
-    let deadline = Instant::now() + w.timeout;
+    let started = Instant::now();
+    let deadline = started + w.timeout;
     let timeout_s = w.timeout.as_secs_f64();
     let worker = w.clone();
     if !params.stream {
         let outcome = tokio::task::spawn_blocking(move || {
-            generate::run(&model, &params, &prompt, &worker.registry.compute, deadline, timeout_s, |_| true).map(|o| o.response(&params))
+            let outcome = generate::run(&model, &params, &prompt, &worker.registry.compute, deadline, timeout_s, |_| true)?;
+            worker.finished_generation(started, &outcome);
+            Ok::<_, WorkerError>(outcome.response(&params))
         })
         .await
         .map_err(|e| WorkerError::Internal(e.to_string()))??;
@@ -199,6 +230,7 @@ async fn text_generation(w: &Arc<Worker>, model: Arc<LoadedModel>, body: &Value)
         });
         let last = match result {
             Ok(outcome) => {
+                worker.finished_generation(started, &outcome);
                 let token = outcome.tokens.last().map(generate::TokenOut::json);
                 json!({
                     "index": index + 1,
