@@ -104,6 +104,8 @@ pub struct ReadCaches {
     pub used_storage: EpochMap<String, u64>,
     /// (repo id, commit) → the parameter counts of its safetensors files.
     pub safetensors: EpochMap<(String, git2::Oid), Option<serde_json::Value>>,
+    /// (repo id, commit, query) → the model_info answer.
+    pub info: EpochMap<(String, git2::Oid, String), bytes::Bytes>,
     /// (repo id, revision) → the commit, valid while the ref's files are unchanged.
     refs: Mutex<HashMap<(String, String), (git2::Oid, RefStamp)>>,
     /// (repo id, commit, path) → the entry there (immutable).
@@ -128,6 +130,7 @@ impl ReadCaches {
             held: EpochMap::new(ENTRIES),
             used_storage: EpochMap::new(ENTRIES),
             safetensors: EpochMap::new(ENTRIES),
+            info: EpochMap::new(1_000),
             refs: Mutex::new(HashMap::new()),
             entries: Mutex::new(HashMap::new()),
             blobs: Mutex::new((HashMap::new(), 0)),

@@ -117,16 +117,25 @@ fn apply_expand(mut m: Map<String, Value>, expand: &[String]) -> Value {
 }
 
 /// `GET /api/{t}s/{ns}/{name}` and `…/revision/{rev}`.
-pub async fn info(State(state): State<AppState>, caller: Caller, path: RepoPath, q: QueryPairs) -> ApiResult<Json<Value>> {
+pub async fn info(State(state): State<AppState>, caller: Caller, path: RepoPath, q: QueryPairs) -> ApiResult<Response> {
     let row = find_readable(&state, &caller, &path.name, &path.uri).await?;
     let rev = path.params.get("rev").cloned().unwrap_or_else(|| "main".to_string());
     caller.check_revision(&rev)?;
-    let snap = browse::snapshot(&state, &row, &rev).await?;
-    let expand = expand_list(&q);
+    let commit = browse::commit_of(&state, &row, &rev).await?;
+    // The same for everyone who may see the repo: remembered per commit and query, under the
+    // epoch (likes, privacy or a new upload change it).
+    let key = (row.id.clone(), commit, path.uri.query().unwrap_or("").to_string());
+    let body = state.cache.remember(&state.cache.info, key, info_body(&state, &row, commit, &q)).await?;
+    Ok(([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response())
+}
+
+async fn info_body(state: &AppState, row: &RepoRow, commit: git2::Oid, q: &QueryPairs) -> ApiResult<Bytes> {
+    let snap = browse::snapshot(state, row, &commit.to_string()).await?;
+    let expand = expand_list(q);
     let wants = |k: &str| expand.is_empty() || expand.iter().any(|e| e == k);
     let blobs = q.flag("blobs");
     let meta = snap.card.clone();
-    let mut m = base_fields(&row);
+    let mut m = base_fields(row);
     m.insert("sha".into(), json!(snap.commit.to_string()));
     m.insert("tags".into(), json!(meta.tags));
     m.insert("cardData".into(), meta.card_data.clone().unwrap_or_else(|| json!({})));
@@ -135,14 +144,14 @@ pub async fn info(State(state): State<AppState>, caller: Caller, path: RepoPath,
         // What the repo's content occupies on the hub, each LFS object and xorb counted once, plus
         // the git objects of its small files at this revision.
         let small: u64 = snap.files.iter().map(|e| if let Entry::File { size, lfs: None, .. } = e { *size } else { 0 }).sum();
-        m.insert("usedStorage".into(), json!(small + crate::content::used_storage(&state, &row.id).await?));
+        m.insert("usedStorage".into(), json!(small + crate::content::used_storage(state, &row.id).await?));
     }
     if row.name.repo_type == RepoType::Model {
         m.insert("library_name".into(), json!(meta.library_name));
         m.insert("pipeline_tag".into(), json!(meta.pipeline_tag));
         m.insert("spaces".into(), json!([]));
         if wants("safetensors") {
-            if let Some(st) = safetensors_summary(&state, &row.id, &snap).await? {
+            if let Some(st) = safetensors_summary(state, &row.id, &snap).await? {
                 m.insert("safetensors".into(), st);
             }
         }
@@ -150,7 +159,7 @@ pub async fn info(State(state): State<AppState>, caller: Caller, path: RepoPath,
     if meta.card_data.is_none() {
         m.remove("cardData");
     }
-    Ok(Json(apply_expand(m, &expand)))
+    Ok(Bytes::from(serde_json::to_vec(&apply_expand(m, &expand)).map_err(|e| ApiError::internal(e.to_string()))?))
 }
 
 pub async fn auth_check(State(state): State<AppState>, caller: Caller, path: RepoPath) -> ApiResult<Json<Value>> {
