@@ -14,6 +14,12 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
+mod headers;
+mod write;
+use headers::{header, is_sha256, normalize_etag, xet_file_data};
+pub(crate) use write::hash_in_order;
+use write::{globs, hash_into, verify, write_stream};
+
 /// What `/resolve` says about a file.
 #[derive(Debug, Clone)]
 pub struct FileMetadata {
@@ -23,33 +29,6 @@ pub struct FileMetadata {
     pub size: u64,
     /// Set when the hub serves this file through Xet.
     pub xet: Option<XetFileData>,
-}
-
-const WRITE_BUFFER: usize = 1024 * 1024;
-
-fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    h.get(name).and_then(|v| v.to_str().ok())
-}
-
-fn normalize_etag(e: &str) -> String {
-    e.trim_start_matches("W/").trim_matches('"').to_string()
-}
-
-fn is_sha256(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
-/// `X-Xet-Hash` plus the token route (`Link: <url>; rel="xet-auth"`, or `X-Xet-Refresh-Route`):
-/// both or nothing, as huggingface_hub reads them.
-fn xet_file_data(h: &HeaderMap) -> Option<XetFileData> {
-    let hash = header(h, "x-xet-hash").filter(|v| is_sha256(v))?.to_ascii_lowercase();
-    let from_link = h.get_all(reqwest::header::LINK).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).find_map(|part| {
-        let (url, params) = part.trim().split_once(';')?;
-        let rel_xet = params.split(';').any(|p| p.replace([' ', '"'], "") == "rel=xet-auth");
-        rel_xet.then(|| url.trim().trim_start_matches('<').trim_end_matches('>').to_string())
-    });
-    let refresh_url = from_link.or_else(|| header(h, "x-xet-refresh-route").map(str::to_string))?;
-    Some(XetFileData { hash, refresh_url })
 }
 
 /// A path given to download: one that stays inside a snapshot, or a clear error.
@@ -422,122 +401,6 @@ impl Repo {
         self.cache().write_ref(&self.revision, &commit)?;
         Ok(self.cache().snapshot_dir(&commit))
     }
-}
-
-fn globs(patterns: &[&str]) -> Result<Option<globset::GlobSet>> {
-    if patterns.is_empty() {
-        return Ok(None);
-    }
-    let mut b = globset::GlobSetBuilder::new();
-    for p in patterns {
-        let glob = globset::GlobBuilder::new(p)
-            .literal_separator(false)
-            .build()
-            .map_err(|e| HubError::InvalidResponse(format!("bad pattern {p:?}: {e}")))?;
-        b.add(glob);
-    }
-    b.build().map(Some).map_err(|e| HubError::InvalidResponse(e.to_string()))
-}
-
-async fn write_stream(
-    file: &mut tokio::fs::File,
-    resp: reqwest::Response,
-    progress: &dyn crate::api::Progress,
-    mut hasher: Option<&mut Sha256>,
-) -> Result<u64> {
-    let mut stream = resp.bytes_stream();
-    let mut buf = Vec::with_capacity(WRITE_BUFFER);
-    let mut total = 0u64;
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk?;
-        total += chunk.len() as u64;
-        progress.advance(chunk.len() as u64);
-        if let Some(h) = hasher.as_deref_mut() {
-            h.update(&chunk);
-        }
-        buf.extend_from_slice(&chunk);
-        if buf.len() >= WRITE_BUFFER {
-            file.write_all(&buf).await?;
-            buf.clear();
-        }
-    }
-    file.write_all(&buf).await?;
-    Ok(total)
-}
-
-/// Hashes a file being filled by parallel ranges: each chunk as soon as it and every chunk
-/// before it are on disk (read back from the page cache), so little is left when the last
-/// range lands.
-pub(crate) async fn hash_in_order(
-    file: PathBuf,
-    size: u64,
-    chunk: u64,
-    finished: std::sync::Arc<(std::sync::Mutex<HashSet<u64>>, tokio::sync::Notify)>,
-) -> Result<String> {
-    let count = size.div_ceil(chunk);
-    let mut hasher = Some(Sha256::new());
-    for i in 0..count {
-        loop {
-            let notified = finished.1.notified();
-            if finished.0.lock().unwrap_or_else(|e| e.into_inner()).contains(&i) {
-                break;
-            }
-            notified.await;
-        }
-        let (path, mut h) = (file.clone(), hasher.take().expect("hasher is put back after each chunk"));
-        hasher = Some(
-            tokio::task::spawn_blocking(move || -> std::io::Result<Sha256> {
-                use std::io::{Read, Seek};
-                let mut f = std::fs::File::open(path)?;
-                f.seek(std::io::SeekFrom::Start(i * chunk))?;
-                let mut left = chunk.min(size - i * chunk);
-                let mut buf = vec![0u8; 1024 * 1024];
-                while left > 0 {
-                    let n = f.read(&mut buf[..left.min(1024 * 1024) as usize])?;
-                    if n == 0 {
-                        break;
-                    }
-                    h.update(&buf[..n]);
-                    left -= n as u64;
-                }
-                Ok(h)
-            })
-            .await
-            .map_err(|e| HubError::InvalidResponse(e.to_string()))??,
-        );
-    }
-    Ok(hex::encode(hasher.expect("hasher").finalize()))
-}
-
-/// Feeds a whole file to a hasher.
-fn hash_into(path: &Path, mut h: Sha256) -> std::io::Result<Sha256> {
-    use std::io::Read;
-    let mut f = std::fs::File::open(path)?;
-    let mut buf = vec![0u8; 4 * 1024 * 1024];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            return Ok(h);
-        }
-        h.update(&buf[..n]);
-    }
-}
-
-/// Checks size, and SHA-256 when the ETag is one (LFS files), before the blob is published.
-/// `actual` is the SHA-256 computed while downloading.
-async fn verify(partial: &Path, path: &str, meta: &FileMetadata, actual: &str) -> Result<()> {
-    let len = tokio::fs::metadata(partial).await?.len();
-    if len != meta.size {
-        return Err(HubError::SizeMismatch { path: path.into(), expected: meta.size, actual: len });
-    }
-    if !is_sha256(&meta.etag) {
-        return Ok(());
-    }
-    if actual != meta.etag.to_ascii_lowercase() {
-        let _ = tokio::fs::remove_file(partial).await;
-        return Err(HubError::HashMismatch { path: path.into(), expected: meta.etag.clone(), actual: actual.to_string() });
-    }
-    Ok(())
 }
 
 #[cfg(test)]
