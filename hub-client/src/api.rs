@@ -1,10 +1,10 @@
 //! The client: endpoint, token, cache and HTTP settings, from the environment or a builder.
 
-use crate::cache::{hf_home, Cache, RepoCache};
+use crate::cache::{Cache, RepoCache};
 use crate::error::{HubError, Result};
 use crate::types::{RepoInfo, RepoType, TreeEntry, WhoAmI};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
-use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, USER_AGENT};
+use reqwest::header::{HeaderMap, AUTHORIZATION};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde::de::DeserializeOwned;
 use std::path::PathBuf;

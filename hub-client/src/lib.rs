@@ -19,6 +19,7 @@ pub mod xet_types;
 
 #[cfg(feature = "client")]
 mod api;
+#[cfg(feature = "client")]
 mod builder;
 #[cfg(feature = "client")]
 pub mod cache;

@@ -30,10 +30,6 @@ fn init_logging(json: bool) -> tracing_appender::non_blocking::WorkerGuard {
     guard
 }
 
-// glibc's malloc and free were ~13% of the read path's CPU under load (perf, bench/api).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     // Hooks run inside `git receive-pack`: no server state, no logging setup, their own runtime.

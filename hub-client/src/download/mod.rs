@@ -7,7 +7,7 @@ use crate::cache::{is_commit_hash, RepoCache};
 use crate::error::{HubError, Result};
 use crate::xet::XetFileData;
 use futures::{StreamExt, TryStreamExt};
-use reqwest::header::{HeaderMap, CONTENT_LENGTH, CONTENT_RANGE, ETAG, RANGE};
+use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, ETAG, RANGE};
 use reqwest::{Method, StatusCode};
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
@@ -406,6 +406,7 @@ impl Repo {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use reqwest::header::HeaderMap;
     use reqwest::header::HeaderValue;
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
