@@ -105,7 +105,7 @@ pub fn validate_repo_path(path: &str) -> ApiResult<&str> {
         match seg {
             "" => return bad("it contains an empty segment"),
             "." | ".." => return bad("'.' and '..' segments are not allowed"),
-            ".git" => return bad("'.git' components are not allowed"),
+            _ if is_git_dir_alias(seg) => return bad("'.git' components (or names git reads as '.git') are not allowed"),
             _ => {}
         }
         if seg.len() > 255 {
@@ -115,9 +115,69 @@ pub fn validate_repo_path(path: &str) -> ApiResult<&str> {
     Ok(path)
 }
 
+/// Names git (libgit2 with `core.protectNTFS`, its default) refuses in a tree because some
+/// filesystem would read them as `.git`: any case, trailing dots or spaces, an NTFS stream
+/// (`.git:x`), the 8.3 short name `git~1`.
+fn is_git_dir_alias(seg: &str) -> bool {
+    let lower = seg.to_ascii_lowercase();
+    let base = lower.split(':').next().unwrap_or("").trim_end_matches(['.', ' ']);
+    base == ".git" || base == "git~1"
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every path segment the hub accepts, git accepts in a tree too (a refusal there was a 500,
+    /// found by the names_paths fuzz target: a commit of `.git:configt.tc`).
+    #[test]
+    fn segments_the_hub_accepts_are_segments_git_accepts() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = git2::Repository::init_bare(dir.path()).unwrap();
+        let blob = repo.blob(b"x").unwrap();
+        let mut names: Vec<String> = [
+            ".git",
+            ".GIT",
+            ".git.",
+            ".git ",
+            ".git. .",
+            ".git:",
+            ".git:x",
+            ".git::$INDEX_ALLOCATION",
+            ".Git:configt.tc",
+            "git~1",
+            "GIT~1",
+            "git~1:x",
+            "git~2",
+            ".gitx",
+            ".git-blame",
+            ".gitattributes",
+            ".gitmodules",
+            "x.git",
+            "git",
+            "a:b",
+            "con",
+            "aux.txt",
+            "trailing.",
+            "trailing ",
+            ".git\u{200c}",
+            "\u{200c}.git",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        names.extend((0u8..128).filter(|b| !b.is_ascii_control() && *b != b'/').map(|b| format!(".git{}", b as char)));
+        for name in names {
+            let mut tree = repo.treebuilder(None).unwrap();
+            let git_ok = tree.insert(&name, blob, 0o100644).is_ok();
+            if validate_repo_path(&name).is_ok() {
+                assert!(git_ok, "the hub accepts {name:?} but git refuses it in a tree");
+            }
+        }
+        assert!(validate_repo_path(".Git:configt.tc").is_err());
+        assert!(validate_repo_path("dir/GIT~1/x").is_err());
+        assert!(validate_repo_path(".gitattributes").is_ok());
+    }
 
     #[test]
     fn names_follow_the_hub_rules() {
