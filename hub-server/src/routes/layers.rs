@@ -88,7 +88,10 @@ pub async fn access_log(State(state): State<AppState>, mut req: Request, next: N
     // come before any work, so strangers' refused writes do not empty everyone's caches.
     let wrote = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS) && !matches!(status, 401 | 403);
     if wrote {
-        state.cache.epoch.bump();
+        // A write to the shared epoch file, off the async threads: under heavy disk writes the
+        // kernel may pause any writer (dirty-page throttling), and /health must not wait on it.
+        let bumping = state.clone();
+        let _ = tokio::task::spawn_blocking(move || bumping.cache.epoch.bump()).await;
     }
     let (parts, body) = resp.into_parts();
     let finished = http_body::Body::is_end_stream(&body);
@@ -127,7 +130,11 @@ struct AccessLine {
 impl Drop for AccessLine {
     fn drop(&mut self) {
         if self.wrote {
-            self.state.cache.epoch.bump();
+            let bumping = self.state.clone();
+            match tokio::runtime::Handle::try_current() {
+                Ok(rt) => drop(rt.spawn_blocking(move || bumping.cache.epoch.bump())),
+                Err(_) => bumping.cache.epoch.bump(),
+            }
         }
         let bytes_in = self.received.load(Ordering::Relaxed);
         self.state.metrics.sent(&self.route, self.bytes_out);
