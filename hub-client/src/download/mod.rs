@@ -17,8 +17,8 @@ use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 mod headers;
 mod write;
 use headers::{header, is_sha256, normalize_etag, xet_file_data};
-pub(crate) use write::hash_in_order;
 use write::{globs, hash_into, verify, write_stream};
+pub(crate) use write::{hash_in_order, open_partial};
 
 /// What `/resolve` says about a file.
 #[derive(Debug, Clone)]
@@ -205,18 +205,10 @@ impl Repo {
     /// Returns the SHA-256 of the whole file, hashed in order while later ranges still download.
     async fn download_ranges(&self, url: &str, partial: &Path, size: u64) -> Result<String> {
         let chunk = self.client.inner.chunk_size;
-        let parts_log = partial.with_extension("incomplete.parts");
-        let done: HashSet<u64> = if partial.metadata().is_ok_and(|m| m.len() == size) {
-            std::fs::read_to_string(&parts_log).unwrap_or_default().lines().filter_map(|l| l.trim().parse().ok()).collect()
-        } else {
-            let f = std::fs::OpenOptions::new().create(true).write(true).truncate(true).open(partial)?;
-            f.set_len(size)?;
-            let _ = std::fs::remove_file(&parts_log);
-            HashSet::new()
-        };
+        let (parts_log, done, done_bytes) = write::open_partial(partial, size, chunk)?;
         let progress = self.client.inner.progress.clone();
         let count = size.div_ceil(chunk);
-        progress.advance(done.len() as u64 * chunk.min(size));
+        progress.advance(done_bytes);
         let log =
             std::sync::Arc::new(tokio::sync::Mutex::new(tokio::fs::OpenOptions::new().create(true).append(true).open(&parts_log).await?));
         let finished = std::sync::Arc::new((std::sync::Mutex::new(done.clone()), tokio::sync::Notify::new()));
@@ -278,17 +270,7 @@ impl Repo {
                 Err(HubError::NotCached { what: format!("{} at {commit}", self.id), hint: "no snapshot".into() })
             };
         }
-        let info = self.info().await?;
-        let commit = info.sha.clone().ok_or_else(|| HubError::InvalidResponse("repo info without sha".into()))?;
-        if !is_commit_hash(&commit) {
-            return Err(HubError::InvalidResponse(format!("repo info names commit {commit:?}, which is not a hash")));
-        }
-        if let Some(bad) = info.siblings.iter().flatten().find(|s| !crate::cache::is_safe_repo_path(&s.rfilename)) {
-            return Err(HubError::InvalidResponse(format!(
-                "the hub lists a file {:?} outside the repo; refusing the snapshot",
-                bad.rfilename
-            )));
-        }
+        let (info, commit) = self.snapshot_info().await?;
         let allow = globs(allow)?;
         let ignore = globs(ignore)?;
         let files: Vec<_> = info
@@ -356,12 +338,9 @@ impl Repo {
         Ok(cache.snapshot_dir(&commit))
     }
 
-    /// What `from_pretrained` needs: config, tokenizer files and the safetensors weights
-    /// (following `model.safetensors.index.json` to its shards). Returns the snapshot directory.
-    pub async fn from_pretrained(&self) -> Result<PathBuf> {
-        if self.client.inner.offline {
-            return self.snapshot(&[], &[]).await;
-        }
+    /// The repo's info for a snapshot and the commit it names, refused when the commit is not a
+    /// hash or a listed file would land outside the snapshot directory (a hostile hub).
+    async fn snapshot_info(&self) -> Result<(crate::types::RepoInfo, String)> {
         let info = self.info().await?;
         let commit = info.sha.clone().ok_or_else(|| HubError::InvalidResponse("repo info without sha".into()))?;
         if !is_commit_hash(&commit) {
@@ -373,6 +352,16 @@ impl Repo {
                 bad.rfilename
             )));
         }
+        Ok((info, commit))
+    }
+
+    /// What `from_pretrained` needs: config, tokenizer files and the safetensors weights
+    /// (following `model.safetensors.index.json` to its shards). Returns the snapshot directory.
+    pub async fn from_pretrained(&self) -> Result<PathBuf> {
+        if self.client.inner.offline {
+            return self.snapshot(&[], &[]).await;
+        }
+        let (info, commit) = self.snapshot_info().await?;
         let names: HashSet<String> = info.siblings.unwrap_or_default().into_iter().map(|s| s.rfilename).collect();
         let at = self.at(&commit);
         let mut wanted: Vec<String> = PRETRAINED_FILES.iter().filter(|f| names.contains(**f)).map(|f| f.to_string()).collect();

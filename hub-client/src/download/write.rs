@@ -127,3 +127,21 @@ pub(super) async fn verify(partial: &Path, path: &str, meta: &FileMetadata, actu
     }
     Ok(())
 }
+
+/// Opens a download's preallocated `partial` file of `size` bytes and the log of the blocks of
+/// `block` bytes already in it (`<partial>.parts`), shared by the ranged HTTP download and the Xet
+/// one, so either may finish what the other began. A partial of another size starts over.
+/// Returns the blocks done and how many bytes they hold.
+pub(crate) fn open_partial(partial: &Path, size: u64, block: u64) -> std::io::Result<(PathBuf, HashSet<u64>, u64)> {
+    let parts_log = partial.with_extension("incomplete.parts");
+    let done: HashSet<u64> = if partial.metadata().is_ok_and(|m| m.len() == size) {
+        std::fs::read_to_string(&parts_log).unwrap_or_default().lines().filter_map(|l| l.trim().parse().ok()).collect()
+    } else {
+        let f = std::fs::OpenOptions::new().create(true).write(true).truncate(true).open(partial)?;
+        f.set_len(size)?;
+        let _ = std::fs::remove_file(&parts_log);
+        HashSet::new()
+    };
+    let bytes = done.iter().map(|i| block.min(size.saturating_sub(i * block))).sum();
+    Ok((parts_log, done, bytes))
+}

@@ -11,7 +11,6 @@ use bytes::BytesMut;
 use futures::{StreamExt, TryStreamExt};
 use reqwest::header::RANGE;
 use reqwest::{Method, StatusCode};
-use std::collections::HashSet;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -148,19 +147,11 @@ impl Repo {
         let Some(tokens) = TokenSource::open(&self.client, xet.refresh_url.clone(), ctx).await? else { return Ok(None) };
         let cas = Cas { client: self.client.clone(), tokens };
         let block = self.client.inner.chunk_size;
-        let parts_log = partial.with_extension("incomplete.parts");
         // Same block size and log as the ranged HTTP download: either may finish what the other began.
-        let done: HashSet<u64> = if partial.metadata().is_ok_and(|m| m.len() == size) {
-            std::fs::read_to_string(&parts_log).unwrap_or_default().lines().filter_map(|l| l.trim().parse().ok()).collect()
-        } else {
-            let f = std::fs::OpenOptions::new().create(true).write(true).truncate(true).open(partial)?;
-            f.set_len(size)?;
-            let _ = std::fs::remove_file(&parts_log);
-            HashSet::new()
-        };
+        let (parts_log, done, done_bytes) = crate::download::open_partial(partial, size, block)?;
         let progress = self.client.inner.progress.clone();
         let count = size.div_ceil(block);
-        progress.advance(done.iter().map(|i| block.min(size - i * block)).sum());
+        progress.advance(done_bytes);
         let log = tokio::sync::Mutex::new(tokio::fs::OpenOptions::new().create(true).append(true).open(&parts_log).await?);
         let finished = Arc::new((std::sync::Mutex::new(done.clone()), tokio::sync::Notify::new()));
         let hasher = tokio::spawn(crate::download::hash_in_order(partial.to_path_buf(), size, block, finished.clone()));
