@@ -194,20 +194,13 @@ pub async fn authenticate(state: &AppState, header: Option<&str>) -> Result<Call
     if let Some(grant) = token.strip_prefix(GRANT_PREFIX) {
         return authenticate_grant(state, grant).await;
     }
-    // Valid tokens only are remembered: random ones cannot crowd the cache.
     let hash = hash_token(&token);
-    let cache = &state.cache;
-    let epoch = cache.epoch.current();
-    if let Some(caller) = cache.callers.get(&hash, epoch, cache.max_age) {
-        return Ok(caller);
-    }
-    let Some((token, account)) = state.db.find_token(&hash).await? else {
-        return Err(invalid_credentials());
+    let load = async {
+        let Some((token, account)) = state.db.find_token(&hash).await? else { return Ok(None) };
+        let orgs = state.db.orgs_of(account.id).await?;
+        Ok::<_, ApiError>(Some(Caller { user: Some(AuthUser { account, token, orgs }), grant: None }))
     };
-    let orgs = state.db.orgs_of(account.id).await?;
-    let caller = Caller { user: Some(AuthUser { account, token, orgs }), grant: None };
-    cache.callers.put(hash, caller.clone(), epoch);
-    Ok(caller)
+    state.cache.remember_found(&state.cache.callers, hash.clone(), load).await?.ok_or_else(invalid_credentials)
 }
 
 impl FromRequestParts<AppState> for Caller {

@@ -168,6 +168,25 @@ impl ReadCaches {
         Ok(v)
     }
 
+    /// `remember` for lookups that may find nothing: only what was found is kept, so strangers
+    /// asking for names nobody has cannot crowd the cache.
+    pub async fn remember_found<K, V, E, F>(&self, map: &EpochMap<K, V>, key: K, load: F) -> Result<Option<V>, E>
+    where
+        K: Eq + Hash,
+        V: Clone,
+        F: std::future::Future<Output = Result<Option<V>, E>>,
+    {
+        let epoch = self.epoch.current();
+        if let Some(v) = map.get(&key, epoch, self.max_age) {
+            return Ok(Some(v));
+        }
+        let found = load.await?;
+        if let Some(v) = &found {
+            map.put(key, v.clone(), epoch);
+        }
+        Ok(found)
+    }
+
     pub fn entry(&self, repo_id: &str, commit: git2::Oid, path: &str) -> Option<crate::git::Entry> {
         let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         entries.get(&(repo_id.to_string(), commit, path.to_string())).cloned()

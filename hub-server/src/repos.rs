@@ -90,19 +90,9 @@ pub async fn find_readable(state: &AppState, caller: &Caller, name: &RepoName, u
     Err(ApiError::repo_not_found(caller.is_authenticated()))
 }
 
-/// A repo by name, from the read cache when it is still valid (found repos only, so names
-/// nobody has cannot crowd it).
+/// A repo by name, from the read cache when it is still valid.
 async fn find_repo(state: &AppState, name: &RepoName) -> ApiResult<Option<RepoRow>> {
-    let cache = &state.cache;
-    let epoch = cache.epoch.current();
-    if let Some(row) = cache.repos.get(name, epoch, cache.max_age) {
-        return Ok(Some(row));
-    }
-    let row = state.db.find_repo(name).await?;
-    if let Some(row) = &row {
-        cache.repos.put(name.clone(), row.clone(), epoch);
-    }
-    Ok(row)
+    Ok(state.cache.remember_found(&state.cache.repos, name.clone(), state.db.find_repo(name)).await?)
 }
 
 /// The repo, if the caller may see it and has `role` in its namespace.
