@@ -3,11 +3,14 @@
 
 use crate::api::{check, encode_revision, HubClient, Repo};
 use crate::error::{HubError, Result};
-use crate::types::{CommitResponse, PreuploadFile, PreuploadRequest, PreuploadResponse, RepoType};
+use crate::types::{
+    CommitResponse, CompletedPart, ErrorBody, LfsAction, LfsBatchRequest, LfsBatchResponse, LfsObjectSpec, LfsRef, LfsVerifyRequest,
+    MultipartCompletion, NdjsonFile, NdjsonHeader, NdjsonLfsFile, NdjsonLine, NdjsonPath, PreuploadFile, PreuploadRequest,
+    PreuploadResponse, RepoRequest, RepoType, RepoUrl, UploadMode,
+};
 use base64::Engine;
 use futures::{StreamExt, TryStreamExt};
 use reqwest::Method;
-use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
@@ -47,25 +50,22 @@ pub struct CommitInfo {
 impl HubClient {
     /// Creates a repo; with `exist_ok` an existing one is fine. Returns its URL.
     pub async fn create_repo(&self, repo_type: RepoType, id: &str, private: bool, exist_ok: bool) -> Result<String> {
-        let (org, name) = match id.split_once('/') {
-            Some((o, n)) => (Some(o), n),
-            None => (None, id),
-        };
-        let body = json!({ "name": name, "organization": org, "type": repo_type.as_str(), "private": private });
+        let body = RepoRequest { private: Some(private), ..RepoRequest::for_id(repo_type, id) };
         let url = format!("{}/api/repos/create", self.inner.endpoint);
         let resp = self.request(Method::POST, &url)?.json(&body).send().await?;
         if resp.status() == reqwest::StatusCode::CONFLICT && exist_ok {
-            let v: Value = resp.json().await.unwrap_or_default();
-            return Ok(v["url"].as_str().map(str::to_string).unwrap_or_default());
+            // The 409 names the existing repo.
+            let body: ErrorBody = resp.json().await.map_err(|e| HubError::InvalidResponse(e.to_string()))?;
+            return Ok(body.url.unwrap_or_default());
         }
-        let v: Value = check(resp, &Default::default()).await?.json().await?;
-        Ok(v["url"].as_str().map(str::to_string).unwrap_or_default())
+        let created: RepoUrl =
+            check(resp, &Default::default()).await?.json().await.map_err(|e| HubError::InvalidResponse(e.to_string()))?;
+        Ok(created.url)
     }
 
     pub async fn delete_repo(&self, repo_type: RepoType, id: &str) -> Result<()> {
-        let (org, name) = id.split_once('/').map(|(o, n)| (Some(o), n)).unwrap_or((None, id));
         let url = format!("{}/api/repos/delete", self.inner.endpoint);
-        let body = json!({ "name": name, "organization": org, "type": repo_type.as_str() });
+        let body = RepoRequest::for_id(repo_type, id);
         let ctx = crate::api::ErrorContext { repo: id.to_string(), ..Default::default() };
         check(self.request(Method::DELETE, &url)?.json(&body).send().await?, &ctx).await?;
         Ok(())
@@ -178,27 +178,39 @@ impl Repo {
         for p in prepared {
             match modes.get(&p.file.path_in_repo) {
                 Some(d) if d.should_ignore => ignored.push(p.file.path_in_repo.clone()),
-                Some(d) if d.upload_mode == "lfs" && p.size > 0 => lfs.push(p),
+                Some(d) if d.upload_mode == UploadMode::Lfs && p.size > 0 => lfs.push(p),
                 _ => regular.push(p),
             }
         }
         let (large, xet) = self.upload_large(lfs).await?;
         // The commit: inline regular files, pointers to the LFS objects, deletions.
-        let mut body = serde_json::to_vec(&json!({"key": "header", "value": {"summary": message, "description": ""}}))?;
-        body.push(b'\n');
+        let mut lines = vec![NdjsonLine::Header(NdjsonHeader {
+            summary: Some(message.to_string()),
+            description: Some(String::new()),
+            parent_commit: None,
+        })];
         for p in &regular {
             let data = tokio::fs::read(&p.file.local).await?;
-            let line = json!({"key": "file", "value": {"path": p.file.path_in_repo, "content": base64::engine::general_purpose::STANDARD.encode(&data), "encoding": "base64"}});
-            serde_json::to_writer(&mut body, &line)?;
-            body.push(b'\n');
+            lines.push(NdjsonLine::File(NdjsonFile {
+                path: p.file.path_in_repo.clone(),
+                content: base64::engine::general_purpose::STANDARD.encode(&data),
+                encoding: Some("base64".into()),
+            }));
         }
         for (path, sha256, size) in &large {
-            let line = json!({"key": "lfsFile", "value": {"path": path, "algo": "sha256", "oid": sha256, "size": size}});
-            serde_json::to_writer(&mut body, &line)?;
-            body.push(b'\n');
+            lines.push(NdjsonLine::LfsFile(NdjsonLfsFile {
+                path: path.clone(),
+                oid: sha256.clone(),
+                algo: Some("sha256".into()),
+                size: Some(*size),
+            }));
         }
         for d in delete {
-            serde_json::to_writer(&mut body, &json!({"key": "deletedFile", "value": {"path": d}}))?;
+            lines.push(NdjsonLine::DeletedFile(NdjsonPath { path: d.clone() }));
+        }
+        let mut body = Vec::new();
+        for line in &lines {
+            serde_json::to_writer(&mut body, line)?;
             body.push(b'\n');
         }
         let url = format!("{}/commit/{}", self.api_url(), encode_revision(&self.revision));
@@ -239,18 +251,18 @@ impl Repo {
             // One streamed PUT per object is the fastest path (the hub hashes while it writes);
             // multipart only where a single PUT may not go.
             let transfers = if batch.iter().any(|p| p.size > self.client.inner.single_put_limit) {
-                json!(["basic", "multipart"])
+                vec!["basic".to_string(), "multipart".to_string()]
             } else {
-                json!(["basic"])
+                vec!["basic".to_string()]
             };
-            let req = json!({
-                "operation": "upload",
-                "transfers": transfers,
-                "objects": batch.iter().map(|p| json!({"oid": p.sha256, "size": p.size})).collect::<Vec<_>>(),
-                "hash_algo": "sha256",
-                "ref": {"name": self.revision},
-            });
-            let resp: Value = check(
+            let req = LfsBatchRequest {
+                operation: "upload".into(),
+                transfers,
+                objects: batch.iter().map(|p| LfsObjectSpec { oid: p.sha256.clone(), size: p.size as i64 }).collect(),
+                hash_algo: Some("sha256".into()),
+                git_ref: Some(LfsRef { name: self.revision.clone() }),
+            };
+            let resp: LfsBatchResponse = check(
                 self.client
                     .request(Method::POST, &self.lfs_batch_url())?
                     .header("accept", "application/vnd.git-lfs+json")
@@ -262,31 +274,27 @@ impl Repo {
             )
             .await?
             .json()
-            .await?;
-            let objects = resp["objects"].as_array().cloned().unwrap_or_default();
+            .await
+            .map_err(|e| HubError::InvalidResponse(e.to_string()))?;
             // Several files at once; each large one also sends its parts in parallel.
-            futures::stream::iter(objects)
+            futures::stream::iter(resp.objects)
                 .map(|obj| async move {
-                    let oid = obj["oid"].as_str().unwrap_or_default().to_string();
-                    if let Some(err) = obj.get("error") {
-                        return Err(HubError::InvalidResponse(format!("LFS upload of {oid} refused: {err}")));
+                    let oid = obj.oid;
+                    if let Some(err) = obj.error {
+                        return Err(HubError::InvalidResponse(format!("LFS upload of {oid} refused: {} {}", err.code, err.message)));
                     }
-                    let Some(actions) = obj.get("actions") else { return Ok(()) }; // already stored
+                    let Some(actions) = obj.actions else { return Ok(()) }; // already stored
                     let file =
                         batch.iter().find(|p| p.sha256 == oid).ok_or_else(|| HubError::InvalidResponse(format!("unknown oid {oid}")))?;
+                    let upload = actions.upload.ok_or_else(|| HubError::InvalidResponse(format!("no upload action for {oid}")))?;
                     self.client.inner.progress.start(&file.file.path_in_repo, file.size);
-                    let upload = &actions["upload"];
-                    match upload["header"].get("chunk_size").and_then(|c| c.as_str()).and_then(|c| c.parse::<u64>().ok()) {
-                        Some(chunk) => self.upload_multipart(file, upload, chunk).await?,
-                        None => self.upload_basic(file, upload).await?,
+                    match upload.chunk_size() {
+                        Some(chunk) => self.upload_multipart(file, &upload, chunk).await?,
+                        None => self.upload_basic(file, &upload).await?,
                     }
-                    if let Some(verify) = actions.get("verify") {
-                        let href = verify["href"].as_str().unwrap_or_default();
-                        check(
-                            self.client.request(Method::POST, href)?.json(&json!({"oid": oid, "size": file.size})).send().await?,
-                            &self.ctx(""),
-                        )
-                        .await?;
+                    if let Some(verify) = actions.verify {
+                        let body = LfsVerifyRequest { oid: oid.clone(), size: file.size };
+                        check(self.client.request(Method::POST, &verify.href)?.json(&body).send().await?, &self.ctx("")).await?;
                     }
                     self.client.inner.progress.finish(&file.file.path_in_repo);
                     Ok(())
@@ -298,8 +306,8 @@ impl Repo {
         Ok(())
     }
 
-    async fn upload_basic(&self, file: &LfsObject, upload: &Value) -> Result<()> {
-        let href = upload["href"].as_str().ok_or_else(|| HubError::InvalidResponse("upload action without href".into()))?;
+    async fn upload_basic(&self, file: &LfsObject, upload: &LfsAction) -> Result<()> {
+        let href = &upload.href;
         let f = tokio::fs::File::open(&file.file.local).await?;
         let progress = self.client.inner.progress.clone();
         let stream = tokio_util::io::ReaderStream::with_capacity(f, 1024 * 1024).inspect_ok(move |b| progress.advance(b.len() as u64));
@@ -310,10 +318,9 @@ impl Repo {
         Ok(())
     }
 
-    async fn upload_multipart(&self, file: &LfsObject, upload: &Value, chunk: u64) -> Result<()> {
-        let header = upload["header"].as_object().ok_or_else(|| HubError::InvalidResponse("multipart action without header".into()))?;
-        let mut parts: Vec<(u64, String)> =
-            header.iter().filter_map(|(k, v)| Some((k.parse::<u64>().ok()?, v.as_str()?.to_string()))).collect();
+    async fn upload_multipart(&self, file: &LfsObject, upload: &LfsAction, chunk: u64) -> Result<()> {
+        let header = upload.header.as_ref().ok_or_else(|| HubError::InvalidResponse("multipart action without header".into()))?;
+        let mut parts: Vec<(u64, String)> = header.iter().filter_map(|(k, v)| Some((k.parse::<u64>().ok()?, v.clone()))).collect();
         parts.sort();
         if parts.len() as u64 != file.size.div_ceil(chunk) {
             return Err(HubError::InvalidResponse("multipart part count does not match the file size".into()));
@@ -338,9 +345,11 @@ impl Repo {
             .await?;
         let mut etags = etags;
         etags.sort();
-        let completion =
-            json!({"oid": file.sha256, "parts": etags.iter().map(|(n, e)| json!({"partNumber": n, "etag": e})).collect::<Vec<_>>()});
-        let href = upload["href"].as_str().ok_or_else(|| HubError::InvalidResponse("multipart action without href".into()))?;
+        let completion = MultipartCompletion {
+            oid: file.sha256.clone(),
+            parts: etags.into_iter().map(|(part_number, etag)| CompletedPart { part_number, etag }).collect(),
+        };
+        let href = &upload.href;
         check(
             self.client
                 .inner

@@ -110,7 +110,7 @@ impl Registry {
         let info = self.client(token)?.repo(RepoType::Model, id, revision).info().await?;
         let resolved = Resolved {
             sha: info.sha.ok_or_else(|| WorkerError::Hub("the hub's model info has no sha".into()))?,
-            pipeline_tag: info.pipeline_tag,
+            pipeline_tag: info.pipeline_tag.flatten(),
         };
         let mut cache = self.resolved.lock().unwrap_or_else(|e| e.into_inner());
         cache.retain(|_, (_, at)| at.elapsed() < RESOLVE_TTL);

@@ -222,7 +222,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Whoami => {
             let me = hub.whoami().await?;
             println!("{}", me.name);
-            let orgs: Vec<String> = me.orgs.iter().filter_map(|o| o["name"].as_str().map(str::to_string)).collect();
+            let orgs: Vec<String> = me.orgs.iter().map(|o| o.name.clone()).collect();
             if !orgs.is_empty() {
                 println!("orgs: {}", orgs.join(", "));
             }
