@@ -2,7 +2,7 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use hub_client::types::{ErrorBody, Message};
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
@@ -24,6 +24,15 @@ impl ErrorCode {
     }
 }
 
+/// What an error's body says beyond `error`.
+#[derive(Debug)]
+pub enum Detail {
+    /// The existing repo's URL, on create's 409 (create_repo(exist_ok) reads it).
+    Url(String),
+    /// What validate-yaml rejects, listed as well as in `error`.
+    YamlErrors(Vec<Message>),
+}
+
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
@@ -31,15 +40,15 @@ pub struct ApiError {
     pub message: String,
     /// `X-Repo-Commit` on EntryNotFound, so clients can negative-cache the path.
     pub repo_commit: Option<String>,
-    /// Extra JSON fields merged into the body (e.g. `url` on a 409 for create_repo(exist_ok)).
-    pub extra: Option<serde_json::Value>,
+    /// More for the body than the message (boxed: errors travel in every `Result`).
+    pub detail: Option<Box<Detail>>,
     /// Extra response headers (e.g. `WWW-Authenticate`).
     pub headers: Vec<(header::HeaderName, String)>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        ApiError { status, code: None, message: message.into(), repo_commit: None, extra: None, headers: Vec::new() }
+        ApiError { status, code: None, message: message.into(), repo_commit: None, detail: None, headers: Vec::new() }
     }
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, message)
@@ -82,8 +91,12 @@ impl ApiError {
         tracing::error!(error = %err, "internal error");
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
     }
-    pub fn with_extra(mut self, extra: serde_json::Value) -> Self {
-        self.extra = Some(extra);
+    pub fn with_url(mut self, url: String) -> Self {
+        self.detail = Some(Box::new(Detail::Url(url)));
+        self
+    }
+    pub fn with_yaml_errors(mut self, errors: Vec<Message>) -> Self {
+        self.detail = Some(Box::new(Detail::YamlErrors(errors)));
         self
     }
     pub fn with_header(mut self, name: header::HeaderName, value: impl Into<String>) -> Self {
@@ -102,13 +115,14 @@ impl std::error::Error for ApiError {}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut body = json!({ "error": self.message });
-        if let (Some(extra), Some(map)) = (self.extra, body.as_object_mut()) {
-            if let Some(extra) = extra.as_object() {
-                for (k, v) in extra {
-                    map.insert(k.clone(), v.clone());
-                }
+        let mut body = ErrorBody::new(self.message.clone());
+        match self.detail.map(|d| *d) {
+            Some(Detail::Url(url)) => body.url = Some(url),
+            Some(Detail::YamlErrors(errors)) => {
+                body.errors = Some(errors);
+                body.warnings = Some(Vec::new());
             }
+            None => {}
         }
         let mut resp = (self.status, axum::Json(body)).into_response();
         let h = resp.headers_mut();

@@ -7,9 +7,9 @@ use crate::content;
 use crate::error::ApiResult;
 use crate::storage::is_sha256;
 use hmac::{Hmac, Mac};
-use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use hub_client::types::{LfsAction, LfsActions, LfsBatchRequest, LfsBatchResponse, LfsObject, LfsObjectSpec};
 use sha2::Sha256;
+use std::collections::BTreeMap;
 
 /// Most parts of one multipart upload (S3's limit).
 pub const MAX_PARTS: u64 = 10_000;
@@ -76,37 +76,31 @@ pub fn download_url(state: &AppState, base: &str, repo_id: &str, oid: &str) -> S
     signed_for(state, base, &download_path(repo_id, oid), DOWNLOAD_URL_TTL_SECS)
 }
 
-#[derive(Debug, Deserialize)]
-pub struct BatchRequest {
-    pub operation: String,
-    #[serde(default)]
-    pub transfers: Vec<String>,
-    pub objects: Vec<BatchObject>,
-    #[serde(default)]
-    pub hash_algo: Option<String>,
-}
-
-#[derive(Debug, Deserialize, Serialize, Clone)]
-pub struct BatchObject {
-    pub oid: String,
-    pub size: i64,
-}
-
 /// Where the verify action points and which headers it should carry.
 pub struct VerifyTarget {
     pub href: String,
     pub authorization: Option<String>,
 }
 
-fn object_error(obj: &BatchObject, code: u16, message: &str) -> Value {
-    json!({ "oid": obj.oid, "size": obj.size, "error": { "code": code, "message": message } })
+fn object_error(obj: &LfsObjectSpec, code: u16, message: &str) -> LfsObject {
+    LfsObject::failed(obj.oid.clone(), obj.size, code, message)
+}
+
+fn action(href: String, header: Option<BTreeMap<String, String>>, expires_in: i64) -> LfsAction {
+    LfsAction { href, header, expires_in: Some(expires_in) }
 }
 
 /// Answers an upload batch: nothing to do for objects this repo holds; signed basic or
 /// multipart actions for the rest, even when another repo's copy is stored (possession is
 /// proved by uploading; the stored copy is then shared, not written twice).
 #[tracing::instrument(skip_all, fields(repo = %repo_id, objects = req.objects.len()))]
-pub async fn upload_batch(state: &AppState, repo_id: &str, base: &str, req: &BatchRequest, verify: &VerifyTarget) -> ApiResult<Value> {
+pub async fn upload_batch(
+    state: &AppState,
+    repo_id: &str,
+    base: &str,
+    req: &LfsBatchRequest,
+    verify: &VerifyTarget,
+) -> ApiResult<LfsBatchResponse> {
     let multipart_ok = req.transfers.iter().any(|t| t == "multipart");
     let threshold = state.settings.lfs_multipart_threshold;
     let part_size = state.settings.lfs_part_size;
@@ -134,7 +128,7 @@ pub async fn upload_batch(state: &AppState, repo_id: &str, base: &str, req: &Bat
         match content::held(state, repo_id, &oid).await? {
             Some(held) if held.size == size => {
                 content::record(state, repo_id, &held).await?;
-                objects.push(json!({ "oid": oid, "size": size }));
+                objects.push(LfsObject::done(oid, obj.size));
                 continue;
             }
             Some(held) => {
@@ -143,10 +137,8 @@ pub async fn upload_batch(state: &AppState, repo_id: &str, base: &str, req: &Bat
             }
             None => {}
         }
-        let mut verify_action = json!({ "href": verify.href, "expires_in": URL_TTL_SECS });
-        if let Some(auth) = &verify.authorization {
-            verify_action["header"] = json!({ "Authorization": auth });
-        }
+        let auth = verify.authorization.as_ref().map(|a| BTreeMap::from([("Authorization".to_string(), a.clone())]));
+        let verify_action = action(verify.href.clone(), auth, URL_TTL_SECS);
         // S3 takes at most 10000 parts (one URL each is built here): huge objects get larger parts.
         let chunk = part_size.max(size.div_ceil(MAX_PARTS).next_multiple_of(1024 * 1024));
         let parts = size.div_ceil(chunk);
@@ -154,34 +146,28 @@ pub async fn upload_batch(state: &AppState, repo_id: &str, base: &str, req: &Bat
             any_multipart = true;
             parts_left -= parts;
             let upload_id = state.storage.begin_multipart().await?;
-            let mut header = serde_json::Map::new();
-            header.insert("chunk_size".into(), json!(chunk.to_string()));
+            let mut header = BTreeMap::from([("chunk_size".to_string(), chunk.to_string())]);
             for n in 1..=parts {
-                header.insert(n.to_string(), json!(signed(state, base, &part_path(repo_id, &upload_id, &oid, size, chunk, n))));
+                header.insert(n.to_string(), signed(state, base, &part_path(repo_id, &upload_id, &oid, size, chunk, n)));
             }
-            json!({
-                "href": signed(state, base, &complete_path(repo_id, &upload_id, &oid, size, chunk)),
-                "header": header,
-                "expires_in": URL_TTL_SECS,
-            })
+            action(signed(state, base, &complete_path(repo_id, &upload_id, &oid, size, chunk)), Some(header), URL_TTL_SECS)
         } else {
-            json!({ "href": signed(state, base, &upload_path(repo_id, &oid, size)), "expires_in": URL_TTL_SECS })
+            action(signed(state, base, &upload_path(repo_id, &oid, size)), None, URL_TTL_SECS)
         };
-        objects.push(json!({
-            "oid": oid,
-            "size": size,
-            "authenticated": true,
-            "actions": { "upload": upload, "verify": verify_action },
-        }));
+        objects.push(LfsObject {
+            authenticated: Some(true),
+            actions: Some(LfsActions { upload: Some(upload), verify: Some(verify_action), download: None }),
+            ..LfsObject::done(oid, obj.size)
+        });
     }
     let transfer = if any_multipart { "multipart" } else { "basic" };
-    Ok(json!({ "transfer": transfer, "hash_algo": "sha256", "objects": objects }))
+    Ok(LfsBatchResponse { transfer: transfer.into(), hash_algo: Some("sha256".into()), objects })
 }
 
 /// Answers a download batch with signed URLs of the objects this repo holds; anything else is
 /// "does not exist", whether or not another repo has it.
 #[tracing::instrument(skip_all, fields(repo = %repo_id, objects = req.objects.len()))]
-pub async fn download_batch(state: &AppState, repo_id: &str, base: &str, req: &BatchRequest) -> ApiResult<Value> {
+pub async fn download_batch(state: &AppState, repo_id: &str, base: &str, req: &LfsBatchRequest) -> ApiResult<LfsBatchResponse> {
     let oids: Vec<String> = req.objects.iter().map(|o| o.oid.to_ascii_lowercase()).filter(|o| is_sha256(o)).collect();
     let held: std::collections::HashMap<String, content::HeldObject> =
         state.db.held_objects(repo_id, &oids).await?.into_iter().map(|o| (o.oid.clone(), o)).collect();
@@ -189,16 +175,18 @@ pub async fn download_batch(state: &AppState, repo_id: &str, base: &str, req: &B
     for obj in &req.objects {
         let oid = obj.oid.to_ascii_lowercase();
         match held.get(&oid) {
-            Some(h) => objects.push(json!({
-                "oid": oid,
-                "size": h.size,
-                "authenticated": true,
-                "actions": { "download": { "href": download_url(state, base, repo_id, &oid), "expires_in": DOWNLOAD_URL_TTL_SECS } },
-            })),
+            Some(h) => objects.push(LfsObject {
+                authenticated: Some(true),
+                actions: Some(LfsActions {
+                    download: Some(action(download_url(state, base, repo_id, &oid), None, DOWNLOAD_URL_TTL_SECS)),
+                    ..Default::default()
+                }),
+                ..LfsObject::done(oid.clone(), h.size as i64)
+            }),
             None => objects.push(object_error(obj, 404, "Object does not exist")),
         }
     }
-    Ok(json!({ "transfer": "basic", "hash_algo": "sha256", "objects": objects }))
+    Ok(LfsBatchResponse { transfer: "basic".into(), hash_algo: Some("sha256".into()), objects })
 }
 
 #[cfg(test)]

@@ -103,7 +103,7 @@ pub struct ReadCaches {
     /// Repo id → bytes its content occupies.
     pub used_storage: EpochMap<String, u64>,
     /// (repo id, commit) → the parameter counts of its safetensors files.
-    pub safetensors: EpochMap<(String, git2::Oid), Option<serde_json::Value>>,
+    pub safetensors: EpochMap<(String, git2::Oid), Option<hub_client::types::SafetensorsInfo>>,
     /// (repo id, commit, query) → the model_info answer.
     pub info: EpochMap<(String, git2::Oid, String), bytes::Bytes>,
     /// (repo id, revision) → the commit, valid while the ref's files are unchanged.

@@ -130,10 +130,7 @@ pub fn repo_url(base: &str, name: &RepoName) -> String {
 pub async fn create(state: &AppState, caller: &Caller, name: &RepoName, private: bool, base_url: &str) -> ApiResult<RepoRow> {
     caller.require_write(&name.namespace)?;
     let url = repo_url(base_url, name);
-    let exists = || {
-        ApiError::conflict(format!("You already created this {} repo", name.repo_type.as_str()))
-            .with_extra(serde_json::json!({ "url": url }))
-    };
+    let exists = || ApiError::conflict(format!("You already created this {} repo", name.repo_type.as_str())).with_url(url.clone());
     if state.db.find_repo(name).await?.is_some() {
         return Err(exists());
     }

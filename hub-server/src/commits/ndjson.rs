@@ -12,6 +12,7 @@ use axum::body::{Body, BodyDataStream};
 use base64::Engine;
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
+use hub_client::types::{NdjsonFile, NdjsonHeader, NdjsonLfsFile, NdjsonPath};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -19,42 +20,6 @@ use serde::Deserialize;
 struct Line {
     key: String,
     value: serde_json::Value,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct HeaderValue {
-    summary: Option<String>,
-    #[serde(default)]
-    description: Option<String>,
-    #[serde(default)]
-    parent_commit: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileValue {
-    path: String,
-    content: String,
-    #[serde(default)]
-    encoding: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct LfsFileValue {
-    path: String,
-    oid: String,
-    #[serde(default)]
-    algo: Option<String>,
-    #[serde(default)]
-    size: Option<u64>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PathValue {
-    path: String,
 }
 
 fn parse_value<T: serde::de::DeserializeOwned>(value: serde_json::Value, key: &str, line: usize) -> ApiResult<T> {
@@ -164,7 +129,7 @@ async fn parse_line(line: Bytes, line_no: usize) -> ApiResult<Option<Line>> {
 }
 
 fn parse_header(value: serde_json::Value, line_no: usize) -> ApiResult<CommitHeader> {
-    let h: HeaderValue = parse_value(value, "header", line_no)?;
+    let h: NdjsonHeader = parse_value(value, "header", line_no)?;
     Ok(CommitHeader {
         summary: h.summary.unwrap_or_default(),
         description: h.description.unwrap_or_default(),
@@ -184,7 +149,7 @@ async fn parse_op(
 ) -> ApiResult<CommitOp> {
     match key {
         "file" => {
-            let f: FileValue = parse_value(value, "file", line_no)?;
+            let f: NdjsonFile = parse_value(value, "file", line_no)?;
             validate_repo_path(&f.path)?;
             let data = match f.encoding.as_deref().unwrap_or("base64") {
                 "base64" => BASE64
@@ -197,7 +162,7 @@ async fn parse_op(
             Ok(CommitOp::Add { path: f.path, content })
         }
         "lfsFile" => {
-            let f: LfsFileValue = parse_value(value, "lfsFile", line_no)?;
+            let f: NdjsonLfsFile = parse_value(value, "lfsFile", line_no)?;
             validate_repo_path(&f.path)?;
             if f.algo.as_deref().is_some_and(|a| a != "sha256") {
                 return Err(ApiError::bad_request(format!("line {line_no}: only sha256 LFS objects are supported")));
@@ -210,12 +175,12 @@ async fn parse_op(
             Ok(CommitOp::Add { path: f.path, content: Content::Lfs(obj) })
         }
         "deletedFile" => {
-            let f: PathValue = parse_value(value, "deletedFile", line_no)?;
+            let f: NdjsonPath = parse_value(value, "deletedFile", line_no)?;
             validate_repo_path(&f.path)?;
             Ok(CommitOp::DeleteFile { path: f.path })
         }
         "deletedFolder" => {
-            let f: PathValue = parse_value(value, "deletedFolder", line_no)?;
+            let f: NdjsonPath = parse_value(value, "deletedFolder", line_no)?;
             let path = f.path.trim_end_matches('/').to_string();
             validate_repo_path(&path)?;
             Ok(CommitOp::DeleteFolder { path })

@@ -15,31 +15,15 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::Json;
 use base64::Engine;
-use serde::Deserialize;
-use serde_json::{json, Value};
-
-#[derive(Deserialize)]
-pub struct PreuploadFile {
-    path: String,
-    #[serde(default)]
-    sample: String,
-    size: u64,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PreuploadBody {
-    files: Vec<PreuploadFile>,
-    git_ignore: Option<String>,
-}
+use hub_client::types::{CommitResponse, PreuploadDecision, PreuploadRequest, PreuploadResponse, UploadMode};
 
 /// Decides, per file, LFS or inline, whether `.gitignore` excludes it, and the remote oid.
 pub async fn preupload(
     State(state): State<AppState>,
     caller: Caller,
     path: RepoPath,
-    ApiJson(body): ApiJson<PreuploadBody>,
-) -> ApiResult<Json<Value>> {
+    ApiJson(body): ApiJson<PreuploadRequest>,
+) -> ApiResult<Json<PreuploadResponse>> {
     let row = find_with_role(&state, &caller, &path.name, &path.uri, Role::Write).await?;
     if body.files.len() > 1000 {
         return Err(ApiError::bad_request("at most 1000 files per preupload request"));
@@ -59,14 +43,14 @@ pub async fn preupload(
     for (f, oid) in body.files.iter().zip(remote) {
         let sample = base64::engine::general_purpose::STANDARD.decode(f.sample.as_bytes()).unwrap_or_default();
         let lfs = f.size > 0 && (rules.is_lfs(&f.path) || f.size >= LFS_SIZE_THRESHOLD || sample.contains(&0));
-        files.push(json!({
-            "path": f.path,
-            "uploadMode": if lfs { "lfs" } else { "regular" },
-            "shouldIgnore": ignore.is_ignored(&f.path),
-            "oid": oid,
-        }));
+        files.push(PreuploadDecision {
+            path: f.path.clone(),
+            upload_mode: if lfs { UploadMode::Lfs } else { UploadMode::Regular },
+            should_ignore: ignore.is_ignored(&f.path),
+            oid,
+        });
     }
-    Ok(Json(json!({ "files": files, "commitOid": commit.to_string() })))
+    Ok(Json(PreuploadResponse { files, commit_oid: Some(commit.to_string()) }))
 }
 
 pub async fn commit(
@@ -76,21 +60,18 @@ pub async fn commit(
     headers: HeaderMap,
     q: QueryPairs,
     body: Body,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<CommitResponse>> {
     let row = find_with_role(&state, &caller, &path.name, &path.uri, Role::Write).await?;
     let sig = signature(&caller)?;
     let (header, ops) = commits::parse_body(&state, &caller, &row, body).await?;
     let create_pr = q.flag("create_pr");
     let outcome = commits::commit(&state, &row, path.param("rev"), create_pr, header, ops, sig).await?;
     let repo_url = crate::repos::repo_url(&state.base_url(&headers), &row.name);
-    let mut v = json!({
-        "success": true,
-        "commitOid": outcome.commit.to_string(),
-        "commitUrl": format!("{repo_url}/commit/{}", outcome.commit),
-    });
-    if let Some(n) = outcome.pr_number {
-        v["pullRequestUrl"] = json!(format!("{repo_url}/discussions/{n}"));
-        v["prNum"] = json!(n);
-    }
-    Ok(Json(v))
+    Ok(Json(CommitResponse {
+        success: Some(true),
+        commit_oid: outcome.commit.to_string(),
+        commit_url: format!("{repo_url}/commit/{}", outcome.commit),
+        pull_request_url: outcome.pr_number.map(|n| format!("{repo_url}/discussions/{n}")),
+        pr_num: outcome.pr_number,
+    }))
 }

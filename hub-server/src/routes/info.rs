@@ -16,7 +16,9 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Map, Value};
+use hub_client::types::{Empty, PathsInfoRequest};
+use hub_client::types::{EntryKind, LastCommit, RepoInfo, SafetensorsInfo, Sibling, SiblingLfs, TreeEntry, TreeLfs};
+use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 
 /// The Xet file hashes of the Xet-backed LFS files among `entries` (by LFS oid).
@@ -30,46 +32,52 @@ async fn xet_hashes(state: &AppState, repo_id: &str, entries: &[Entry]) -> ApiRe
 }
 
 /// A tree entry as the tree and paths-info routes return it.
-fn entry_json(entry: &Entry, last_commit: Option<&CommitInfo>, xet: &HashMap<String, String>) -> Value {
-    let mut v = match entry {
-        Entry::Dir { path, tree } => json!({ "type": "directory", "oid": tree.to_string(), "size": 0, "path": path }),
-        Entry::File { path, blob, size, lfs } => {
-            let mut v = json!({ "type": "file", "oid": blob.to_string(), "size": size, "path": path });
-            if let Some((pointer, pointer_size)) = lfs {
-                v["lfs"] = json!({ "oid": pointer.oid, "size": pointer.size, "pointerSize": pointer_size });
-                // huggingface_hub skips the HEAD of a file whose cached tree entry has this.
-                if let Some(hash) = xet.get(&pointer.oid) {
-                    v["xetHash"] = json!(hash);
-                }
-            }
-            v
-        }
-    };
-    if let Some(c) = last_commit {
-        v["lastCommit"] = json!({ "id": c.id, "title": c.title, "date": format_time(c.time_ms) });
+fn tree_entry(entry: &Entry, last_commit: Option<&CommitInfo>, xet: &HashMap<String, String>) -> TreeEntry {
+    let last_commit = last_commit.map(|c| LastCommit { id: c.id.clone(), title: c.title.clone(), date: format_time(c.time_ms) });
+    match entry {
+        Entry::Dir { path, tree } => TreeEntry {
+            kind: EntryKind::Directory,
+            oid: tree.to_string(),
+            size: 0,
+            path: path.clone(),
+            lfs: None,
+            xet_hash: None,
+            last_commit,
+        },
+        Entry::File { path, blob, size, lfs } => TreeEntry {
+            kind: EntryKind::File,
+            oid: blob.to_string(),
+            size: *size,
+            path: path.clone(),
+            lfs: lfs.as_ref().map(|(p, pointer_size)| TreeLfs { oid: p.oid.clone(), size: p.size, pointer_size: Some(*pointer_size) }),
+            // huggingface_hub skips the HEAD of a file whose cached tree entry has this.
+            xet_hash: lfs.as_ref().and_then(|(p, _)| xet.get(&p.oid).cloned()),
+            last_commit,
+        },
     }
-    v
 }
 
-fn sibling_json(entry: &Entry, blobs: bool) -> Option<Value> {
+fn sibling(entry: &Entry, blobs: bool) -> Option<Sibling> {
     let Entry::File { path, blob, size, lfs } = entry else { return None };
     if !blobs {
-        return Some(json!({ "rfilename": path }));
+        return Some(Sibling { rfilename: path.clone(), ..Default::default() });
     }
-    let mut v = json!({ "rfilename": path, "size": size, "blobId": blob.to_string() });
-    if let Some((pointer, pointer_size)) = lfs {
-        v["lfs"] = json!({ "sha256": pointer.oid, "size": pointer.size, "pointerSize": pointer_size });
-    }
-    Some(v)
+    Some(Sibling {
+        rfilename: path.clone(),
+        size: Some(*size),
+        blob_id: Some(blob.to_string()),
+        lfs: lfs.as_ref().map(|(p, pointer_size)| SiblingLfs { sha256: p.oid.clone(), size: p.size, pointer_size: Some(*pointer_size) }),
+        xet_hash: None,
+    })
 }
 
 /// Parameter counts of the safetensors files in a revision (remembered per commit).
-async fn safetensors_summary(state: &AppState, repo_id: &str, snap: &browse::Snapshot) -> ApiResult<Option<Value>> {
+async fn safetensors_summary(state: &AppState, repo_id: &str, snap: &browse::Snapshot) -> ApiResult<Option<SafetensorsInfo>> {
     let key = (repo_id.to_string(), snap.commit);
     state.cache.remember(&state.cache.safetensors, key, count_safetensors(state, repo_id, &snap.files)).await
 }
 
-async fn count_safetensors(state: &AppState, repo_id: &str, files: &[Entry]) -> ApiResult<Option<Value>> {
+async fn count_safetensors(state: &AppState, repo_id: &str, files: &[Entry]) -> ApiResult<Option<SafetensorsInfo>> {
     let mut totals: BTreeMap<String, u64> = BTreeMap::new();
     let mut any = false;
     for entry in files {
@@ -85,7 +93,7 @@ async fn count_safetensors(state: &AppState, repo_id: &str, files: &[Entry]) -> 
             }
         }
     }
-    Ok(any.then(|| json!({ "parameters": totals, "total": totals.values().sum::<u64>() })))
+    Ok(any.then(|| SafetensorsInfo { total: totals.values().sum(), parameters: totals }))
 }
 
 /// The `expand` values of a query (`expand=a&expand=b`, also `expand[]=`).
@@ -93,27 +101,30 @@ fn expand_list(q: &QueryPairs) -> Vec<String> {
     q.all("expand").into_iter().chain(q.all("expand[]")).flat_map(|v| v.split(',')).map(str::to_string).collect()
 }
 
-fn base_fields(row: &RepoRow) -> Map<String, Value> {
-    let mut m = Map::new();
-    m.insert("_id".into(), json!(row.id));
-    m.insert("id".into(), json!(row.name.id()));
-    m.insert("author".into(), json!(row.name.namespace));
-    m.insert("private".into(), json!(row.private));
-    m.insert("gated".into(), json!(false));
-    m.insert("disabled".into(), json!(false));
-    m.insert("downloads".into(), json!(row.downloads));
-    m.insert("likes".into(), json!(row.likes));
-    m.insert("createdAt".into(), json!(format_time(row.created_at)));
-    m.insert("lastModified".into(), json!(format_time(row.last_modified)));
-    m
+/// What info and listings say of every repo.
+fn base_info(row: &RepoRow) -> RepoInfo {
+    RepoInfo {
+        internal_id: Some(row.id.clone()),
+        id: row.name.id(),
+        author: Some(row.name.namespace.clone()),
+        private: Some(row.private),
+        gated: Some(Value::Bool(false)),
+        disabled: Some(false),
+        downloads: Some(row.downloads.max(0) as u64),
+        likes: Some(row.likes.max(0) as u64),
+        created_at: Some(format_time(row.created_at)),
+        last_modified: Some(format_time(row.last_modified)),
+        ..Default::default()
+    }
 }
 
 /// Keeps only the requested properties (plus the ids) when `expand` was given.
-fn apply_expand(mut m: Map<String, Value>, expand: &[String]) -> Value {
-    if !expand.is_empty() {
+fn apply_expand(info: &RepoInfo, expand: &[String]) -> Value {
+    let mut v = serde_json::to_value(info).unwrap_or(Value::Null);
+    if let (false, Some(m)) = (expand.is_empty(), v.as_object_mut()) {
         m.retain(|k, _| k == "id" || k == "_id" || expand.iter().any(|e| e == k));
     }
-    Value::Object(m)
+    v
 }
 
 /// `GET /api/{t}s/{ns}/{name}` and `…/revision/{rev}`.
@@ -134,37 +145,34 @@ async fn info_body(state: &AppState, row: &RepoRow, commit: git2::Oid, q: &Query
     let expand = expand_list(q);
     let wants = |k: &str| expand.is_empty() || expand.iter().any(|e| e == k);
     let blobs = q.flag("blobs");
-    let meta = snap.card.clone();
-    let mut m = base_fields(row);
-    m.insert("sha".into(), json!(snap.commit.to_string()));
-    m.insert("tags".into(), json!(meta.tags));
-    m.insert("cardData".into(), meta.card_data.clone().unwrap_or_else(|| json!({})));
-    m.insert("siblings".into(), json!(snap.files.iter().filter_map(|e| sibling_json(e, blobs)).collect::<Vec<_>>()));
+    let meta = &snap.card;
+    let mut info = RepoInfo {
+        sha: Some(snap.commit.to_string()),
+        tags: Some(meta.tags.clone()),
+        card_data: meta.card_data.clone(),
+        siblings: Some(snap.files.iter().filter_map(|e| sibling(e, blobs)).collect()),
+        ..base_info(row)
+    };
     if wants("usedStorage") {
         // What the repo's content occupies on the hub, each LFS object and xorb counted once, plus
         // the git objects of its small files at this revision.
         let small: u64 = snap.files.iter().map(|e| if let Entry::File { size, lfs: None, .. } = e { *size } else { 0 }).sum();
-        m.insert("usedStorage".into(), json!(small + crate::content::used_storage(state, &row.id).await?));
+        info.used_storage = Some(small + crate::content::used_storage(state, &row.id).await?);
     }
     if row.name.repo_type == RepoType::Model {
-        m.insert("library_name".into(), json!(meta.library_name));
-        m.insert("pipeline_tag".into(), json!(meta.pipeline_tag));
-        m.insert("spaces".into(), json!([]));
+        info.library_name = Some(meta.library_name.clone());
+        info.pipeline_tag = Some(meta.pipeline_tag.clone());
+        info.spaces = Some(Vec::new());
         if wants("safetensors") {
-            if let Some(st) = safetensors_summary(state, &row.id, &snap).await? {
-                m.insert("safetensors".into(), st);
-            }
+            info.safetensors = safetensors_summary(state, &row.id, &snap).await?;
         }
     }
-    if meta.card_data.is_none() {
-        m.remove("cardData");
-    }
-    Ok(Bytes::from(serde_json::to_vec(&apply_expand(m, &expand)).map_err(|e| ApiError::internal(e.to_string()))?))
+    Ok(Bytes::from(serde_json::to_vec(&apply_expand(&info, &expand)).map_err(|e| ApiError::internal(e.to_string()))?))
 }
 
-pub async fn auth_check(State(state): State<AppState>, caller: Caller, path: RepoPath) -> ApiResult<Json<Value>> {
+pub async fn auth_check(State(state): State<AppState>, caller: Caller, path: RepoPath) -> ApiResult<Json<Empty>> {
     find_readable(&state, &caller, &path.name, &path.uri).await?;
-    Ok(Json(json!({})))
+    Ok(Json(Empty {}))
 }
 
 /// `GET /api/models` (datasets, spaces): search, author, filter, pipeline_tag, sort, limit.
@@ -180,7 +188,7 @@ pub async fn list(
     let ListParams { sort, ascending, limit, offset, author } = ListParams::parse(&q)?;
     if let Some(a) = &author {
         if validate_name("author", a).is_err() {
-            return Ok(Json(json!([])).into_response());
+            return Ok(Json(Vec::<RepoInfo>::new()).into_response());
         }
     }
     let query = RepoQuery {
@@ -243,23 +251,22 @@ impl ListParams {
 /// One repo of a listing, with the properties the query asks for.
 async fn listed_repo(state: &AppState, row: &RepoRow, q: &QueryPairs, expand: &[String], full: bool) -> Value {
     let wants = |k: &str| expand.iter().any(|e| e == k);
-    let mut m = base_fields(row);
-    m.insert("tags".into(), json!(row.tags));
+    let mut info = RepoInfo { tags: Some(row.tags.clone()), ..base_info(row) };
     if row.name.repo_type == RepoType::Model {
-        m.insert("pipeline_tag".into(), json!(row.pipeline_tag));
-        m.insert("library_name".into(), json!(row.library_name));
+        info.pipeline_tag = Some(row.pipeline_tag.clone());
+        info.library_name = Some(row.library_name.clone());
     }
     if q.flag("cardData") || wants("cardData") {
-        m.insert("cardData".into(), row.card_data.clone().unwrap_or_else(|| json!({})));
+        info.card_data = Some(row.card_data.clone().unwrap_or_else(|| Value::Object(Default::default())));
     }
     if full || wants("sha") || wants("siblings") {
         if let Some(sha) = &row.sha {
-            m.insert("sha".into(), json!(sha));
+            info.sha = Some(sha.clone());
             let files = browse::files_at(state, row, sha).await;
-            m.insert("siblings".into(), json!(files.iter().filter_map(|e| sibling_json(e, false)).collect::<Vec<_>>()));
+            info.siblings = Some(files.iter().filter_map(|e| sibling(e, false)).collect());
         }
     }
-    apply_expand(m, expand)
+    apply_expand(&info, expand)
 }
 
 /// `GET …/tree/{rev}[/{path}]`: one page of a directory listing, optionally recursive and with
@@ -279,8 +286,8 @@ pub async fn tree(State(state): State<AppState>, caller: Caller, path: RepoPath,
     let query = DirQuery { recursive, offset, limit: page_size, with_commits: expand, dirs_first: false };
     let DirPage { entries, last_commits: commits, more, .. } = browse::dir_page(&state, &row, &rev, &dir, query).await?;
     let xet = xet_hashes(&state, &row.id, &entries).await?;
-    let items: Vec<Value> = entries.iter().zip(&commits).map(|(e, c)| entry_json(e, c.as_ref(), &xet)).collect();
-    let mut resp = Json(Value::Array(items)).into_response();
+    let items: Vec<TreeEntry> = entries.iter().zip(&commits).map(|(e, c)| tree_entry(e, c.as_ref(), &xet)).collect();
+    let mut resp = Json(items).into_response();
     if more {
         let link = next_link(&state.base_url(&headers), &path.uri, "cursor", &(offset + page_size).to_string());
         if let Ok(v) = HeaderValue::from_str(&link) {
@@ -297,19 +304,13 @@ pub async fn paths_info(
     path: RepoPath,
     headers: HeaderMap,
     body: Bytes,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Vec<TreeEntry>>> {
     let row = find_readable(&state, &caller, &path.name, &path.uri).await?;
     let is_json = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("json"));
     let (paths, expand) = if is_json {
-        let v: Value = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
-        let paths = v
-            .get("paths")
-            .and_then(Value::as_array)
-            .ok_or_else(|| ApiError::bad_request("\"paths\" must be a list of strings"))?
-            .iter()
-            .map(|p| p.as_str().map(str::to_string).ok_or_else(|| ApiError::bad_request("\"paths\" must be a list of strings")))
-            .collect::<ApiResult<Vec<_>>>()?;
-        (paths, v.get("expand").and_then(Value::as_bool).unwrap_or(false))
+        let req: PathsInfoRequest = serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(format!("invalid JSON body (expected {{\"paths\": [strings]}}): {e}")))?;
+        (req.paths, req.expand.unwrap_or(false))
     } else {
         let q = QueryPairs::parse(Some(std::str::from_utf8(&body).map_err(|_| ApiError::bad_request("body is not UTF-8"))?));
         (q.all("paths").into_iter().map(str::to_string).collect(), q.flag("expand"))
@@ -321,5 +322,5 @@ pub async fn paths_info(
     caller.check_revision(&rev)?;
     let (entries, commits) = browse::paths_info(&state, &row, &rev, paths, expand).await?;
     let xet = xet_hashes(&state, &row.id, &entries).await?;
-    Ok(Json(Value::Array(entries.iter().zip(&commits).map(|(e, c)| entry_json(e, c.as_ref(), &xet)).collect())))
+    Ok(Json(entries.iter().zip(&commits).map(|(e, c)| tree_entry(e, c.as_ref(), &xet)).collect()))
 }

@@ -7,13 +7,13 @@ use crate::content;
 use crate::db::Role;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::RepoRef;
-use crate::lfs::{self, BatchRequest, VerifyTarget};
+use crate::lfs::{self, VerifyTarget};
 use crate::repos::{find_readable, find_with_role};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use hub_client::types::{LfsBatchRequest, LfsVerified, LfsVerifyRequest};
 
 fn lfs_challenge(e: ApiError) -> ApiError {
     if e.status == StatusCode::UNAUTHORIZED {
@@ -29,7 +29,7 @@ async fn read_json<T: serde::de::DeserializeOwned>(body: Body) -> ApiResult<T> {
     serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
 }
 
-fn lfs_json(v: serde_json::Value) -> Response {
+fn lfs_json(v: impl serde::Serialize) -> Response {
     let mut r = axum::Json(v).into_response();
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/vnd.git-lfs+json"));
     r
@@ -42,7 +42,7 @@ pub async fn batch(State(state): State<AppState>, repo: RepoRef, headers: Header
 
 async fn batch_inner(state: &AppState, repo: &RepoRef, headers: &HeaderMap, body: Body) -> ApiResult<Response> {
     let caller = authenticate(state, headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())).await?;
-    let req: BatchRequest = read_json(body).await?;
+    let req: LfsBatchRequest = read_json(body).await?;
     if req.hash_algo.as_deref().is_some_and(|a| a != "sha256") {
         return Err(ApiError::new(StatusCode::CONFLICT, "only the sha256 hash algorithm is supported"));
     }
@@ -70,12 +70,6 @@ async fn batch_inner(state: &AppState, repo: &RepoRef, headers: &HeaderMap, body
     }
 }
 
-#[derive(serde::Deserialize)]
-struct VerifyBody {
-    oid: String,
-    size: u64,
-}
-
 /// `POST /{repo}.git/info/lfs/objects/verify`: 200 once this repo holds the object at that size.
 pub async fn verify(State(state): State<AppState>, repo: RepoRef, headers: HeaderMap, body: Body) -> ApiResult<Response> {
     verify_inner(&state, &repo, &headers, body).await.map_err(lfs_challenge)
@@ -84,10 +78,10 @@ pub async fn verify(State(state): State<AppState>, repo: RepoRef, headers: Heade
 async fn verify_inner(state: &AppState, repo: &RepoRef, headers: &HeaderMap, body: Body) -> ApiResult<Response> {
     let caller = authenticate(state, headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())).await?;
     let row = find_with_role(state, &caller, &repo.name, &repo.uri, Role::Write).await?;
-    let req: VerifyBody = read_json(body).await?;
+    let req: LfsVerifyRequest = read_json(body).await?;
     let oid = req.oid.to_ascii_lowercase();
     match content::held(state, &row.id, &oid).await? {
-        Some(obj) if obj.size == req.size => Ok(lfs_json(json!({ "message": "ok" }))),
+        Some(obj) if obj.size == req.size => Ok(lfs_json(LfsVerified { message: "ok".into() })),
         Some(obj) => Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             format!("object {} is stored with {} bytes, not {}", req.oid, obj.size, req.size),

@@ -12,8 +12,7 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Deserialize;
-use serde_json::json;
+use hub_client::types::{Empty, MultipartCompletion};
 
 /// Checks the `exp`/`sig` query of a signed URL for `path`.
 fn check_signature(state: &AppState, q: &QueryPairs, path: &str) -> ApiResult<()> {
@@ -53,13 +52,13 @@ pub async fn put_object(
     Path((repo_id, oid, size)): Path<(String, String, u64)>,
     q: QueryPairs,
     body: Body,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<Empty>> {
     check_signature(&state, &q, &lfs::upload_path(&repo_id, &oid, size))?;
     let storage = state.storage.clone();
     let key = oid.clone();
     detached(async move { storage.put_verified(&key, size, body.into_data_stream()).await }).await?;
     uploaded(&state, &repo_id, &oid, size).await?;
-    Ok(Json(json!({})))
+    Ok(Json(Empty {}))
 }
 
 pub async fn put_part(
@@ -79,25 +78,12 @@ pub async fn put_part(
     let offset = (part - 1) * chunk;
     let etag =
         detached(async move { storage.put_part(&upload, part as u32, offset, expected, size, body.into_data_stream()).await }).await?;
-    let mut resp = Json(json!({})).into_response();
+    let mut resp = Json(Empty {}).into_response();
     let etag = if etag.starts_with('"') { etag } else { format!("\"{etag}\"") };
     if let Ok(v) = HeaderValue::from_str(&etag) {
         resp.headers_mut().insert(header::ETAG, v);
     }
     Ok(resp)
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct CompletionPart {
-    part_number: u64,
-    etag: String,
-}
-
-#[derive(Deserialize)]
-struct Completion {
-    oid: String,
-    parts: Vec<CompletionPart>,
 }
 
 /// Joins the parts, checks size and SHA-256, then publishes the object.
@@ -106,12 +92,13 @@ pub async fn complete(
     Path((repo_id, upload, oid, size, chunk, part)): Path<(String, String, String, u64, u64, String)>,
     q: QueryPairs,
     body: axum::body::Bytes,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<Empty>> {
     if part != "complete" {
         return Err(ApiError::not_found("POST goes to the completion URL"));
     }
     check_signature(&state, &q, &lfs::complete_path(&repo_id, &upload, &oid, size, chunk))?;
-    let req: Completion = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("invalid completion body: {e}")))?;
+    let req: MultipartCompletion =
+        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("invalid completion body: {e}")))?;
     if req.oid != oid {
         return Err(ApiError::bad_request(format!("completion is for {oid}, not {}", req.oid)));
     }
@@ -130,7 +117,7 @@ pub async fn complete(
     let key = oid.clone();
     detached(async move { storage.complete_multipart(&upload, etags, &key, size).await }).await?;
     uploaded(&state, &repo_id, &oid, size).await?;
-    Ok(Json(json!({})))
+    Ok(Json(Empty {}))
 }
 
 /// `GET /lfs/objects/{repo}/{oid}`: signed, ignores `Authorization` (hf-hub 0.4 sends it to

@@ -7,48 +7,57 @@ use crate::error::{ApiError, ApiResult};
 use axum::body::Bytes;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use hub_client::types::{AccessTokenInfo, AgentHarnesses, Message, OrgMembership, ValidateYamlRequest, WhoAmI, WhoAmIAuth, YamlValidation};
 use serde_json::{json, Value};
 
-pub async fn whoami(caller: Caller) -> ApiResult<Json<Value>> {
+pub async fn whoami(caller: Caller) -> ApiResult<Json<WhoAmI>> {
     let Some(user) = caller.user else {
         return Err(ApiError::unauthorized("You must pass an access token (Authorization: Bearer <token>)"));
     };
     let a = &user.account;
-    let orgs: Vec<Value> =
-        user.orgs.iter().map(|(name, role)| json!({ "type": "org", "name": name, "fullname": name, "roleInOrg": role.as_str() })).collect();
-    Ok(Json(json!({
-        "type": "user",
-        "id": a.id.to_string(),
-        "name": a.name,
-        "fullname": a.fullname.clone().unwrap_or_else(|| a.name.clone()),
-        "email": a.email,
-        "emailVerified": a.email.is_some(),
-        "isPro": false,
-        "canPay": false,
-        "avatarUrl": format!("/avatars/{}.svg", a.name),
-        "orgs": orgs,
-        "auth": { "type": "access_token", "accessToken": { "displayName": user.token.name, "role": user.token.role.as_str() } },
-    })))
+    let orgs = user
+        .orgs
+        .iter()
+        .map(|(name, role)| OrgMembership {
+            kind: Some("org".into()),
+            name: name.clone(),
+            fullname: Some(name.clone()),
+            role_in_org: Some(role.as_str().into()),
+        })
+        .collect();
+    Ok(Json(WhoAmI {
+        kind: Some("user".into()),
+        id: Some(a.id.to_string()),
+        name: a.name.clone(),
+        fullname: Some(a.fullname.clone().unwrap_or_else(|| a.name.clone())),
+        email: a.email.clone(),
+        email_verified: Some(a.email.is_some()),
+        is_pro: Some(false),
+        can_pay: Some(false),
+        avatar_url: Some(format!("/avatars/{}.svg", a.name)),
+        orgs,
+        auth: Some(WhoAmIAuth {
+            kind: "access_token".into(),
+            access_token: Some(AccessTokenInfo { display_name: user.token.name.clone(), role: user.token.role.as_str().into() }),
+        }),
+    }))
 }
 
 /// Checks a README's front matter. Always answers JSON: the client reads the body before the status.
 pub async fn validate_yaml(body: Bytes) -> Response {
     // The Hub's error protocol (`X-Error-Code` included), plus the validator's own fields.
-    let reject = |msg: String| {
-        ApiError::bad_request(msg.clone()).with_extra(json!({ "errors": [{ "message": msg }], "warnings": [] })).into_response()
-    };
-    let Ok(req) = serde_json::from_slice::<Value>(&body) else {
-        return reject("invalid JSON body: expected {\"content\": \"...\", \"repoType\": \"model\"}".into());
-    };
-    let Some(content) = req.get("content").and_then(Value::as_str) else {
-        return reject("missing \"content\" (the README.md text)".into());
+    let reject = |msg: String| ApiError::bad_request(msg.clone()).with_yaml_errors(vec![Message { message: msg }]).into_response();
+    let req = match serde_json::from_slice::<ValidateYamlRequest>(&body) {
+        Ok(req) => req,
+        Err(e) if e.is_data() => return reject("missing \"content\" (the README.md text)".into()),
+        Err(_) => return reject("invalid JSON body: expected {\"content\": \"...\", \"repoType\": \"model\"}".into()),
     };
     // YAML parsing is CPU work: off the async threads.
-    let content = content.to_string();
+    let content = req.content;
     let parsed =
         tokio::task::spawn_blocking(move || parse_card_data(&content).map(|_| ())).await.unwrap_or(Err("could not check the card".into()));
     match parsed {
-        Ok(_) => Json(json!({ "errors": [], "warnings": [] })).into_response(),
+        Ok(_) => Json(YamlValidation::default()).into_response(),
         Err(msg) => reject(msg),
     }
 }
@@ -68,8 +77,8 @@ pub async fn metrics(axum::extract::State(state): axum::extract::State<AppState>
     Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response())
 }
 
-pub async fn agent_harnesses(_state: axum::extract::State<AppState>) -> Json<Value> {
-    Json(json!({ "standardEnvVars": [], "harnesses": {} }))
+pub async fn agent_harnesses(_state: axum::extract::State<AppState>) -> Json<AgentHarnesses> {
+    Json(AgentHarnesses::default())
 }
 
 /// Liveness for load balancers and container healthchecks, answered from memory: the database

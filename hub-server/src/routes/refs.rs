@@ -14,22 +14,24 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use hub_client::types::{
+    BranchRequest, CommitAuthor, CommitOid, Empty, FormattedCommit, GitCommitInfo, GitRef, GitRefs, SquashRequest, TagRequest,
+};
 
-fn refs_json(refs: &[RefInfo]) -> Vec<Value> {
-    refs.iter().map(|r| json!({ "name": r.name, "ref": r.refname, "targetCommit": r.target })).collect()
+fn git_refs(refs: &[RefInfo]) -> Vec<GitRef> {
+    refs.iter().map(|r| GitRef { name: r.name.clone(), full_ref: r.refname.clone(), target_commit: r.target.clone() }).collect()
 }
 
-pub async fn list(State(state): State<AppState>, caller: Caller, path: RepoPath, q: QueryPairs) -> ApiResult<Json<Value>> {
+pub async fn list(State(state): State<AppState>, caller: Caller, path: RepoPath, q: QueryPairs) -> ApiResult<Json<GitRefs>> {
     let row = find_readable(&state, &caller, &path.name, &path.uri).await?;
     let include_prs = q.flag("include_prs");
     let browse::Refs { branches, tags, pull_requests: prs } = browse::refs(&state, &row).await?;
-    let mut v = json!({ "branches": refs_json(&branches), "tags": refs_json(&tags), "converts": [] });
-    if include_prs {
-        v["pullRequests"] = json!(refs_json(&prs));
-    }
-    Ok(Json(v))
+    Ok(Json(GitRefs {
+        branches: git_refs(&branches),
+        tags: git_refs(&tags),
+        converts: Vec::new(),
+        pull_requests: include_prs.then(|| git_refs(&prs)),
+    }))
 }
 
 fn html_escape(s: &str) -> String {
@@ -52,24 +54,19 @@ pub async fn commits(
     let formatted = q.all("expand[]").contains(&"formatted") || q.all("expand").contains(&"formatted");
     let rev = path.param("rev").to_string();
     let (commits, total) = browse::history(&state, &row, &rev, page * limit, limit).await?;
-    let items: Vec<Value> = commits
+    let items: Vec<GitCommitInfo> = commits
         .iter()
-        .map(|c| {
-            let mut v = json!({
-                "id": c.id,
-                "title": c.title,
-                "message": c.message,
-                "authors": [{ "user": c.author }],
-                "date": format_time(c.time_ms),
-                "parents": c.parents,
-            });
-            if formatted {
-                v["formatted"] = json!({ "title": html_escape(&c.title), "message": html_escape(&c.message) });
-            }
-            v
+        .map(|c| GitCommitInfo {
+            id: c.id.clone(),
+            title: c.title.clone(),
+            message: c.message.clone(),
+            authors: vec![CommitAuthor { user: Some(c.author.clone()) }],
+            date: format_time(c.time_ms),
+            parents: c.parents.clone(),
+            formatted: formatted.then(|| FormattedCommit { title: html_escape(&c.title), message: html_escape(&c.message) }),
         })
         .collect();
-    let mut resp = Json(Value::Array(items)).into_response();
+    let mut resp = Json(items).into_response();
     let h = resp.headers_mut();
     h.insert("x-total-count", HeaderValue::from(total));
     if (page + 1) * limit < total {
@@ -80,34 +77,22 @@ pub async fn commits(
     Ok(resp)
 }
 
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-pub struct BranchBody {
-    starting_point: Option<String>,
-}
-
 pub async fn create_branch(
     State(state): State<AppState>,
     caller: Caller,
     path: RepoPath,
-    ApiJson(body): ApiJson<BranchBody>,
-) -> ApiResult<Json<Value>> {
+    ApiJson(body): ApiJson<BranchRequest>,
+) -> ApiResult<Json<Empty>> {
     let row = find_with_role(&state, &caller, &path.name, &path.uri, Role::Write).await?;
     let start = body.starting_point.unwrap_or_else(|| "main".to_string());
     refs::create(&state, &row, RefKind::Branch, path.param("branch"), &start, None).await?;
-    Ok(Json(json!({})))
+    Ok(Json(Empty {}))
 }
 
-pub async fn delete_branch(State(state): State<AppState>, caller: Caller, path: RepoPath) -> ApiResult<Json<Value>> {
+pub async fn delete_branch(State(state): State<AppState>, caller: Caller, path: RepoPath) -> ApiResult<Json<Empty>> {
     let row = find_with_role(&state, &caller, &path.name, &path.uri, Role::Write).await?;
     refs::delete(&state, &row, RefKind::Branch, path.param("branch")).await?;
-    Ok(Json(json!({})))
-}
-
-#[derive(Deserialize)]
-pub struct TagBody {
-    tag: String,
-    message: Option<String>,
+    Ok(Json(Empty {}))
 }
 
 /// `POST …/tag/{revision}`: the revision to tag is in the URL, the tag name in the body.
@@ -115,33 +100,28 @@ pub async fn create_tag(
     State(state): State<AppState>,
     caller: Caller,
     path: RepoPath,
-    ApiJson(body): ApiJson<TagBody>,
-) -> ApiResult<Json<Value>> {
+    ApiJson(body): ApiJson<TagRequest>,
+) -> ApiResult<Json<Empty>> {
     let row = find_with_role(&state, &caller, &path.name, &path.uri, Role::Write).await?;
     let annotation = body.message.map(|m| signature(&caller).map(|a| (m, a))).transpose()?;
     refs::create(&state, &row, RefKind::Tag, &body.tag, path.param("rev"), annotation).await?;
-    Ok(Json(json!({})))
+    Ok(Json(Empty {}))
 }
 
-pub async fn delete_tag(State(state): State<AppState>, caller: Caller, path: RepoPath) -> ApiResult<Json<Value>> {
+pub async fn delete_tag(State(state): State<AppState>, caller: Caller, path: RepoPath) -> ApiResult<Json<Empty>> {
     let row = find_with_role(&state, &caller, &path.name, &path.uri, Role::Write).await?;
     refs::delete(&state, &row, RefKind::Tag, path.param("rev")).await?;
-    Ok(Json(json!({})))
-}
-
-#[derive(Deserialize, Default)]
-pub struct SquashBody {
-    message: Option<String>,
+    Ok(Json(Empty {}))
 }
 
 pub async fn super_squash(
     State(state): State<AppState>,
     caller: Caller,
     path: RepoPath,
-    ApiJson(body): ApiJson<SquashBody>,
+    ApiJson(body): ApiJson<SquashRequest>,
 ) -> ApiResult<Response> {
     let row = find_with_role(&state, &caller, &path.name, &path.uri, Role::Write).await?;
     let message = body.message.filter(|m| !m.trim().is_empty()).unwrap_or_else(|| "Super-squash branch".to_string());
     let commit = commits::super_squash(&state, &row, path.param("rev"), &message, signature(&caller)?).await?;
-    Ok((StatusCode::OK, Json(json!({ "commitOid": commit.to_string() }))).into_response())
+    Ok((StatusCode::OK, Json(CommitOid { commit_oid: commit.to_string() })).into_response())
 }

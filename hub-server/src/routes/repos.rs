@@ -10,49 +10,31 @@ use crate::repos;
 use axum::extract::State;
 use axum::http::{HeaderMap, Uri};
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use hub_client::types::{Empty, MoveRequest, RepoRequest, RepoSettings, RepoUrl, SettingsRequest};
+use serde_json::Value;
 
-#[derive(Deserialize)]
-pub struct RepoRef {
-    name: Option<String>,
-    organization: Option<String>,
-    #[serde(rename = "type")]
-    repo_type: Option<String>,
-}
-
-#[derive(Deserialize)]
-pub struct CreateBody {
-    #[serde(flatten)]
-    repo: RepoRef,
-    visibility: Option<String>,
-    private: Option<bool>,
-}
-
-impl RepoRef {
-    /// The repo named by a body: `organization` null means the caller's own namespace.
-    fn resolve(&self, caller: &Caller) -> ApiResult<RepoName> {
-        let repo_type = crate::names::parse_repo_type(self.repo_type.as_deref().unwrap_or("model"))?;
-        let name = self.name.as_deref().unwrap_or("");
-        let namespace = match (&self.organization, caller.name()) {
-            (Some(org), _) => org.clone(),
-            (None, Some(me)) => me.to_string(),
-            (None, None) => return Err(ApiError::unauthorized("You must be authenticated to manage repositories")),
-        };
-        RepoName::new(repo_type, &namespace, name)
-    }
+/// The repo named by a create or delete body: `organization` null means the caller's own namespace.
+fn resolve(body: &RepoRequest, caller: &Caller) -> ApiResult<RepoName> {
+    let repo_type = crate::names::parse_repo_type(body.repo_type.as_deref().unwrap_or("model"))?;
+    let name = body.name.as_deref().unwrap_or("");
+    let namespace = match (&body.organization, caller.name()) {
+        (Some(org), _) => org.clone(),
+        (None, Some(me)) => me.to_string(),
+        (None, None) => return Err(ApiError::unauthorized("You must be authenticated to manage repositories")),
+    };
+    RepoName::new(repo_type, &namespace, name)
 }
 
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
-    ApiJson(body): ApiJson<CreateBody>,
-) -> ApiResult<Json<Value>> {
+    ApiJson(body): ApiJson<RepoRequest>,
+) -> ApiResult<Json<RepoUrl>> {
     if caller.user.is_none() {
         return Err(ApiError::unauthorized("You must be authenticated (pass a write access token) to create a repository"));
     }
-    let name = body.repo.resolve(&caller)?;
+    let name = resolve(&body, &caller)?;
     let private = match (body.visibility.as_deref(), body.private) {
         (Some("private"), _) => true,
         (Some("public"), _) | (None, None) => false,
@@ -63,25 +45,21 @@ pub async fn create(
     let base = state.base_url(&headers);
     repos::create(&state, &caller, &name, private, &base).await?;
     let id = name.id();
-    Ok(Json(json!({ "url": repos::repo_url(&base, &name), "name": id, "id": id })))
+    Ok(Json(RepoUrl { url: repos::repo_url(&base, &name), name: Some(id.clone()), id: Some(id) }))
 }
 
-pub async fn delete(State(state): State<AppState>, caller: Caller, uri: Uri, ApiJson(body): ApiJson<RepoRef>) -> ApiResult<Json<Value>> {
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    uri: Uri,
+    ApiJson(body): ApiJson<RepoRequest>,
+) -> ApiResult<Json<Empty>> {
     let name =
-        body.resolve(&caller)
+        resolve(&body, &caller)
             .map_err(|e| if e.status.as_u16() == 400 { ApiError::repo_not_found(caller.is_authenticated()) } else { e })?;
     let row = repos::find_with_role(&state, &caller, &name, &uri, Role::Admin).await?;
     repos::delete(&state, &row).await?;
-    Ok(Json(json!({})))
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct MoveBody {
-    from_repo: String,
-    to_repo: String,
-    #[serde(rename = "type")]
-    repo_type: Option<String>,
+    Ok(Json(Empty {}))
 }
 
 fn split_id(repo_type: RepoType, id: &str) -> ApiResult<RepoName> {
@@ -94,29 +72,22 @@ pub async fn rename(
     caller: Caller,
     headers: HeaderMap,
     uri: Uri,
-    ApiJson(body): ApiJson<MoveBody>,
-) -> ApiResult<Json<Value>> {
+    ApiJson(body): ApiJson<MoveRequest>,
+) -> ApiResult<Json<RepoUrl>> {
     let repo_type = crate::names::parse_repo_type(body.repo_type.as_deref().unwrap_or("model"))?;
     let from = split_id(repo_type, &body.from_repo)?;
     let to = split_id(repo_type, &body.to_repo)?;
     let row = repos::find_with_role(&state, &caller, &from, &uri, Role::Admin).await?;
     repos::rename(&state, &caller, &row, &to).await?;
-    Ok(Json(json!({ "url": repos::repo_url(&state.base_url(&headers), &to) })))
-}
-
-#[derive(Deserialize)]
-pub struct SettingsBody {
-    private: Option<bool>,
-    visibility: Option<String>,
-    gated: Option<Value>,
+    Ok(Json(RepoUrl { url: repos::repo_url(&state.base_url(&headers), &to), name: None, id: None }))
 }
 
 pub async fn settings(
     State(state): State<AppState>,
     caller: Caller,
     path: RepoPath,
-    ApiJson(body): ApiJson<SettingsBody>,
-) -> ApiResult<Json<Value>> {
+    ApiJson(body): ApiJson<SettingsRequest>,
+) -> ApiResult<Json<RepoSettings>> {
     let row = repos::find_with_role(&state, &caller, &path.name, &path.uri, Role::Admin).await?;
     let private = match (body.visibility.as_deref(), body.private) {
         (Some("private"), _) => Some(true),
@@ -132,5 +103,5 @@ pub async fn settings(
     if private != row.private {
         state.db.set_private(&row.id, private).await?;
     }
-    Ok(Json(json!({ "private": private, "gated": false })))
+    Ok(Json(RepoSettings { private, gated: Value::Bool(false) }))
 }

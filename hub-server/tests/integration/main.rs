@@ -8,6 +8,7 @@ mod common;
 mod bad_input;
 mod compose;
 mod content;
+mod contract;
 mod git;
 mod inference;
 mod lfs;
