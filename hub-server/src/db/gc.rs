@@ -1,9 +1,9 @@
 //! Queries of garbage collection. Every delete re-checks its condition in SQL, so whatever a
 //! concurrent upload or commit touched since the collector looked survives.
 
-use super::{get, Db};
+use super::Db;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ObjectRow {
     pub repo_id: String,
     pub oid: String,
@@ -11,10 +11,11 @@ pub struct ObjectRow {
     pub touched_at: i64,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AgedRow {
     /// An oid, hash or id.
     pub key: String,
+    #[sqlx(try_from = "i64")]
     pub size: u64,
     pub created_at: i64,
     /// When it was last used (xorbs: referenced by a shard or handed out by dedup).
@@ -23,17 +24,7 @@ pub struct AgedRow {
 
 impl Db {
     pub async fn object_rows(&self) -> Result<Vec<ObjectRow>, sqlx::Error> {
-        let rows = sqlx::query("SELECT repo_id, oid, xet_hash, touched_at FROM repo_objects").fetch_all(self.pool()).await?;
-        rows.iter()
-            .map(|r| {
-                Ok(ObjectRow {
-                    repo_id: get(r, "repo_id")?,
-                    oid: get(r, "oid")?,
-                    xet_hash: get(r, "xet_hash")?,
-                    touched_at: get(r, "touched_at")?,
-                })
-            })
-            .collect()
+        sqlx::query_as("SELECT repo_id, oid, xet_hash, touched_at FROM repo_objects").fetch_all(self.pool()).await
     }
 
     /// Drops a repo's hold on content nothing references, unless it was used since `cutoff`.
@@ -48,13 +39,7 @@ impl Db {
     }
 
     pub async fn lfs_object_rows(&self) -> Result<Vec<AgedRow>, sqlx::Error> {
-        let rows = sqlx::query("SELECT oid, size, created_at FROM lfs_objects").fetch_all(self.pool()).await?;
-        rows.iter()
-            .map(|r| {
-                let created_at = get(r, "created_at")?;
-                Ok(AgedRow { key: get(r, "oid")?, size: get::<i64>(r, "size")? as u64, created_at, used_at: created_at })
-            })
-            .collect()
+        sqlx::query_as("SELECT oid AS key, size, created_at, created_at AS used_at FROM lfs_objects").fetch_all(self.pool()).await
     }
 
     /// Forgets a stored LFS object that no repo holds and that is older than `cutoff`.
@@ -84,15 +69,14 @@ impl Db {
 
     /// Xet files nothing registers or holds any more, older than `cutoff`.
     pub async fn unused_xet_files(&self, cutoff: i64) -> Result<Vec<String>, sqlx::Error> {
-        let rows = sqlx::query(
+        sqlx::query_scalar(
             "SELECT file_hash FROM xet_files f WHERE created_at < $1 \
              AND NOT EXISTS (SELECT 1 FROM xet_file_repos r WHERE r.file_hash = f.file_hash) \
              AND NOT EXISTS (SELECT 1 FROM repo_objects o WHERE o.xet_hash = f.file_hash)",
         )
         .bind(cutoff)
         .fetch_all(self.pool())
-        .await?;
-        rows.iter().map(|r| get(r, "file_hash")).collect()
+        .await
     }
 
     pub async fn drop_unused_xet_file(&self, file_hash: &str, cutoff: i64) -> Result<bool, sqlx::Error> {
@@ -110,31 +94,22 @@ impl Db {
 
     /// Every Xet file's term list (to find the xorbs still in use).
     pub async fn xet_file_terms(&self) -> Result<Vec<(String, Vec<u8>)>, sqlx::Error> {
-        let rows = sqlx::query("SELECT file_hash, terms FROM xet_files").fetch_all(self.pool()).await?;
-        rows.iter().map(|r| Ok((get(r, "file_hash")?, get(r, "terms")?))).collect()
+        sqlx::query_as("SELECT file_hash, terms FROM xet_files").fetch_all(self.pool()).await
     }
 
     pub async fn xorb_rows(&self) -> Result<Vec<AgedRow>, sqlx::Error> {
-        let rows = sqlx::query("SELECT hash, stored_len, created_at, referenced_at FROM xet_xorbs").fetch_all(self.pool()).await?;
-        rows.iter()
-            .map(|r| {
-                Ok(AgedRow {
-                    key: get(r, "hash")?,
-                    size: get::<i64>(r, "stored_len")? as u64,
-                    created_at: get(r, "created_at")?,
-                    used_at: get(r, "referenced_at")?,
-                })
-            })
-            .collect()
+        sqlx::query_as("SELECT hash AS key, stored_len AS size, created_at, referenced_at AS used_at FROM xet_xorbs")
+            .fetch_all(self.pool())
+            .await
     }
 
     /// The shards that describe any of these xorbs.
     pub async fn shards_of_xorbs(&self, xorbs: &[String]) -> Result<Vec<String>, sqlx::Error> {
         let mut out = std::collections::BTreeSet::new();
         for x in xorbs {
-            for r in sqlx::query("SELECT shard_id FROM xet_shard_xorbs WHERE xorb_hash = $1").bind(x).fetch_all(self.pool()).await? {
-                out.insert(get::<String>(&r, "shard_id")?);
-            }
+            let shards: Vec<String> =
+                sqlx::query_scalar("SELECT shard_id FROM xet_shard_xorbs WHERE xorb_hash = $1").bind(x).fetch_all(self.pool()).await?;
+            out.extend(shards);
         }
         Ok(out.into_iter().collect())
     }

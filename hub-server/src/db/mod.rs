@@ -16,8 +16,8 @@ pub use repos::*;
 pub use web::*;
 pub use xet::*;
 
-use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{AnyPool, Executor};
+use sqlx::any::{AnyArguments, AnyPoolOptions, AnyRow};
+use sqlx::{Any, AnyPool, Executor};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -183,12 +183,63 @@ pub fn is_unique_violation(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(e) if e.is_unique_violation())
 }
 
-fn get<T>(row: &AnyRow, col: &str) -> Result<T, sqlx::Error>
-where
-    T: for<'r> sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,
-{
-    use sqlx::Row;
-    row.try_get(col)
+/// A query put together piece by piece, for the few whose shape depends on the request (filters,
+/// `IN (…)` lists). Placeholders are numbered `$N`, which both backends accept; sqlx's own
+/// `QueryBuilder` writes `?` for the `Any` driver, which Postgres refuses.
+pub(crate) struct SqlBuilder<'a> {
+    sql: String,
+    args: AnyArguments<'a>,
+    n: usize,
+}
+
+impl<'a> SqlBuilder<'a> {
+    pub(crate) fn new(sql: impl Into<String>) -> Self {
+        SqlBuilder { sql: sql.into(), args: AnyArguments::default(), n: 0 }
+    }
+
+    pub(crate) fn push(&mut self, sql: &str) -> &mut Self {
+        self.sql.push_str(sql);
+        self
+    }
+
+    /// Appends the next placeholder and binds `value` to it.
+    pub(crate) fn push_bind<T>(&mut self, value: T) -> &mut Self
+    where
+        T: 'a + sqlx::Encode<'a, Any> + sqlx::Type<Any>,
+    {
+        use sqlx::Arguments;
+        self.n += 1;
+        self.sql.push('$');
+        self.sql.push_str(&self.n.to_string());
+        // Encoding into the Any buffer only copies the value; it fails for no type used here.
+        if let Err(e) = self.args.add(value) {
+            tracing::error!(error = %e, "a query argument could not be encoded");
+        }
+        self
+    }
+
+    /// Appends `$i, $j, …` for `values`, bound in order.
+    pub(crate) fn push_list<T, I>(&mut self, values: I) -> &mut Self
+    where
+        I: IntoIterator<Item = T>,
+        T: 'a + sqlx::Encode<'a, Any> + sqlx::Type<Any>,
+    {
+        for (i, v) in values.into_iter().enumerate() {
+            if i > 0 {
+                self.sql.push_str(", ");
+            }
+            self.push_bind(v);
+        }
+        self
+    }
+
+    pub(crate) async fn fetch_all<T>(self, pool: &AnyPool) -> Result<Vec<T>, sqlx::Error>
+    where
+        T: for<'r> sqlx::FromRow<'r, AnyRow> + Send + Unpin,
+    {
+        let SqlBuilder { sql, args, .. } = self;
+        sqlx::query_as_with::<Any, T, _>(&sql, args).fetch_all(pool).await
+    }
 }
 
 /// A write lock on one repository shared by every hub process on the same database (a

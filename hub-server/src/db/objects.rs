@@ -1,60 +1,51 @@
 //! Which repo may see which content (`repo_objects`), the stored LFS objects, and one-time jobs.
 
-use super::{get, now_ms, Db};
-use sqlx::any::AnyRow;
+use super::{now_ms, Db, SqlBuilder};
 
 /// Content a repo holds: its SHA-256, size, and where the bytes are.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct HeldObject {
     pub oid: String,
+    #[sqlx(try_from = "i64")]
     pub size: u64,
     /// The Xet file holding the bytes; None = the LFS object of that oid.
     pub xet_hash: Option<String>,
 }
 
-fn held(row: &AnyRow) -> Result<HeldObject, sqlx::Error> {
-    Ok(HeldObject { oid: get(row, "oid")?, size: get::<i64>(row, "size")? as u64, xet_hash: get(row, "xet_hash")? })
+/// A holder of an object, and the SHA-256 the hub computed over its Xet file's bytes, if any.
+#[derive(sqlx::FromRow)]
+struct HolderRecord {
+    #[sqlx(flatten)]
+    object: HeldObject,
+    sha256: Option<String>,
 }
 
 /// At most this many values in one `IN (…)` list.
 const IN_BATCH: usize = 500;
 
-fn placeholders(from: usize, n: usize) -> String {
-    (from..from + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
-}
-
 impl Db {
     pub async fn held_object(&self, repo_id: &str, oid: &str) -> Result<Option<HeldObject>, sqlx::Error> {
-        let row = sqlx::query("SELECT oid, size, xet_hash FROM repo_objects WHERE repo_id = $1 AND oid = $2")
+        sqlx::query_as("SELECT oid, size, xet_hash FROM repo_objects WHERE repo_id = $1 AND oid = $2")
             .bind(repo_id)
             .bind(oid)
             .fetch_optional(self.pool())
-            .await?;
-        row.as_ref().map(held).transpose()
+            .await
     }
 
     /// The objects among `oids` that a repo holds.
     pub async fn held_objects(&self, repo_id: &str, oids: &[String]) -> Result<Vec<HeldObject>, sqlx::Error> {
         let mut out = Vec::new();
         for batch in oids.chunks(IN_BATCH) {
-            let sql =
-                format!("SELECT oid, size, xet_hash FROM repo_objects WHERE repo_id = $1 AND oid IN ({})", placeholders(2, batch.len()));
-            let mut q = sqlx::query(&sql).bind(repo_id);
-            for oid in batch {
-                q = q.bind(oid);
-            }
-            for row in q.fetch_all(self.pool()).await? {
-                out.push(held(&row)?);
-            }
+            let mut b = SqlBuilder::new("SELECT oid, size, xet_hash FROM repo_objects WHERE repo_id = ");
+            b.push_bind(repo_id).push(" AND oid IN (").push_list(batch.iter().map(String::as_str)).push(")");
+            out.extend(b.fetch_all::<HeldObject>(self.pool()).await?);
         }
         Ok(out)
     }
 
     /// Every object a repo holds.
     pub async fn all_held_objects(&self, repo_id: &str) -> Result<Vec<HeldObject>, sqlx::Error> {
-        let rows =
-            sqlx::query("SELECT oid, size, xet_hash FROM repo_objects WHERE repo_id = $1").bind(repo_id).fetch_all(self.pool()).await?;
-        rows.iter().map(held).collect()
+        sqlx::query_as("SELECT oid, size, xet_hash FROM repo_objects WHERE repo_id = $1").bind(repo_id).fetch_all(self.pool()).await
     }
 
     /// Records that a repo holds an object (or refreshes when it was last used). An object held
@@ -78,26 +69,24 @@ impl Db {
     /// Repos that hold `oid`, public ones or in one of `namespaces`, with how they hold it, and
     /// whether a Xet-backed copy's bytes were hashed by the hub to `oid`.
     pub async fn readable_holders(&self, oid: &str, namespaces: &[String]) -> Result<Vec<(HeldObject, bool)>, sqlx::Error> {
-        let mut sql = String::from(
+        let mut b = SqlBuilder::new(
             "SELECT o.oid, o.size, o.xet_hash, f.sha256 FROM repo_objects o JOIN repos r ON r.id = o.repo_id \
-             LEFT JOIN xet_files f ON f.file_hash = o.xet_hash WHERE o.oid = $1 AND (r.private = 0",
+             LEFT JOIN xet_files f ON f.file_hash = o.xet_hash WHERE o.oid = ",
         );
+        b.push_bind(oid).push(" AND (r.private = 0");
         if !namespaces.is_empty() {
-            sql.push_str(&format!(" OR r.namespace IN ({})", placeholders(2, namespaces.len())));
+            b.push(" OR r.namespace IN (").push_list(namespaces.iter().map(String::as_str)).push(")");
         }
-        sql.push_str(") ORDER BY CASE WHEN o.xet_hash IS NULL THEN 0 ELSE 1 END LIMIT 20");
-        let mut q = sqlx::query(&sql).bind(oid);
-        for ns in namespaces {
-            q = q.bind(ns);
-        }
-        let rows = q.fetch_all(self.pool()).await?;
-        rows.iter()
+        b.push(") ORDER BY CASE WHEN o.xet_hash IS NULL THEN 0 ELSE 1 END LIMIT 20");
+        let rows: Vec<HolderRecord> = b.fetch_all(self.pool()).await?;
+        Ok(rows
+            .into_iter()
             .map(|r| {
-                let object = held(r)?;
-                let verified = object.xet_hash.is_none() || get::<Option<String>>(r, "sha256")?.as_deref() == Some(oid);
-                Ok((object, verified))
+                // Bytes the hub hashed itself: an LFS object, or a Xet file it reassembled to `oid`.
+                let verified = r.object.xet_hash.is_none() || r.sha256.as_deref() == Some(oid);
+                (r.object, verified)
             })
-            .collect()
+            .collect())
     }
 
     /// Records a stored LFS object (for garbage collection's age check).
@@ -116,8 +105,7 @@ impl Db {
     }
 
     pub async fn meta(&self, key: &str) -> Result<Option<String>, sqlx::Error> {
-        let row = sqlx::query("SELECT value FROM hub_meta WHERE key = $1").bind(key).fetch_optional(self.pool()).await?;
-        row.as_ref().map(|r| get(r, "value")).transpose()
+        sqlx::query_scalar("SELECT value FROM hub_meta WHERE key = $1").bind(key).fetch_optional(self.pool()).await
     }
 
     pub async fn set_meta(&self, key: &str, value: &str) -> Result<(), sqlx::Error> {
@@ -141,17 +129,10 @@ pub struct StoredTotals {
 
 impl Db {
     pub async fn stored_totals(&self) -> Result<StoredTotals, sqlx::Error> {
-        let lfs = sqlx::query("SELECT COUNT(*) AS n, CAST(COALESCE(SUM(size), 0) AS BIGINT) AS bytes FROM lfs_objects")
-            .fetch_one(self.pool())
-            .await?;
-        let xet = sqlx::query("SELECT COUNT(*) AS n, CAST(COALESCE(SUM(stored_len), 0) AS BIGINT) AS bytes FROM xet_xorbs")
-            .fetch_one(self.pool())
-            .await?;
-        Ok(StoredTotals {
-            lfs_objects: get(&lfs, "n")?,
-            lfs_bytes: get(&lfs, "bytes")?,
-            xet_xorbs: get(&xet, "n")?,
-            xet_bytes: get(&xet, "bytes")?,
-        })
+        let (lfs_objects, lfs_bytes): (i64, i64) =
+            sqlx::query_as("SELECT COUNT(*), CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM lfs_objects").fetch_one(self.pool()).await?;
+        let (xet_xorbs, xet_bytes): (i64, i64) =
+            sqlx::query_as("SELECT COUNT(*), CAST(COALESCE(SUM(stored_len), 0) AS BIGINT) FROM xet_xorbs").fetch_one(self.pool()).await?;
+        Ok(StoredTotals { lfs_objects, lfs_bytes, xet_xorbs, xet_bytes })
     }
 }

@@ -1,8 +1,7 @@
 //! Repository metadata: names, visibility, card metadata, counters, redirects.
 
-use super::{get, now_ms, Db};
+use super::{now_ms, Db, SqlBuilder};
 use crate::names::{RepoName, RepoType};
-use sqlx::any::AnyRow;
 
 #[derive(Debug, Clone)]
 pub struct RepoRow {
@@ -57,31 +56,43 @@ pub struct RepoQuery {
 const REPO_COLS: &str = "id, repo_type, namespace, name, private, created_at, last_modified, sha, card_data, tags, \
                          pipeline_tag, library_name, downloads, likes";
 
-fn repo(row: &AnyRow) -> Result<RepoRow, sqlx::Error> {
-    let repo_type: String = get(row, "repo_type")?;
-    let repo_type = crate::names::parse_repo_type(&repo_type).map_err(|e| sqlx::Error::Decode(e.message.into()))?;
-    let card: Option<String> = get(row, "card_data")?;
-    let tags: String = get(row, "tags")?;
-    Ok(RepoRow {
-        id: get(row, "id")?,
-        name: RepoName { repo_type, namespace: get(row, "namespace")?, name: get(row, "name")? },
-        private: get::<i64>(row, "private")? != 0,
-        created_at: get(row, "created_at")?,
-        last_modified: get(row, "last_modified")?,
-        sha: get(row, "sha")?,
-        card_data: card.and_then(|c| serde_json::from_str(&c).ok()),
-        tags: serde_json::from_str(&tags).unwrap_or_default(),
-        pipeline_tag: get(row, "pipeline_tag")?,
-        library_name: get(row, "library_name")?,
-        downloads: get(row, "downloads")?,
-        likes: get(row, "likes")?,
-    })
+/// A `repos` row as stored: JSON columns as text, booleans as integers.
+#[derive(sqlx::FromRow)]
+struct RepoRecord {
+    id: String,
+    #[sqlx(try_from = "String")]
+    repo_type: RepoType,
+    namespace: String,
+    name: String,
+    private: i64,
+    created_at: i64,
+    last_modified: i64,
+    sha: Option<String>,
+    card_data: Option<String>,
+    tags: String,
+    pipeline_tag: Option<String>,
+    library_name: Option<String>,
+    downloads: i64,
+    likes: i64,
 }
 
-/// A value bound to a dynamically built query.
-enum Arg {
-    Text(String),
-    Int(i64),
+impl From<RepoRecord> for RepoRow {
+    fn from(r: RepoRecord) -> RepoRow {
+        RepoRow {
+            id: r.id,
+            name: RepoName { repo_type: r.repo_type, namespace: r.namespace, name: r.name },
+            private: r.private != 0,
+            created_at: r.created_at,
+            last_modified: r.last_modified,
+            sha: r.sha,
+            card_data: r.card_data.and_then(|c| serde_json::from_str(&c).ok()),
+            tags: serde_json::from_str(&r.tags).unwrap_or_default(),
+            pipeline_tag: r.pipeline_tag,
+            library_name: r.library_name,
+            downloads: r.downloads,
+            likes: r.likes,
+        }
+    }
 }
 
 /// Forgets that a name used to belong to a moved repo.
@@ -101,7 +112,7 @@ impl Db {
         let mut tx = self.pool().begin().await?;
         // A new repo takes the name over from any moved repo that used to answer to it.
         drop_redirect(&mut tx, name).await?;
-        let row = sqlx::query(&format!(
+        let row: RepoRecord = sqlx::query_as(&format!(
             "INSERT INTO repos (id, repo_type, namespace, name, private, created_at, last_modified, sha) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {REPO_COLS}"
         ))
@@ -116,27 +127,29 @@ impl Db {
         .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;
-        repo(&row)
+        Ok(row.into())
     }
 
     pub async fn find_repo(&self, name: &RepoName) -> Result<Option<RepoRow>, sqlx::Error> {
-        let row = sqlx::query(&format!("SELECT {REPO_COLS} FROM repos WHERE repo_type = $1 AND namespace = $2 AND name = $3"))
-            .bind(name.repo_type.as_str())
-            .bind(&name.namespace)
-            .bind(&name.name)
-            .fetch_optional(self.pool())
-            .await?;
-        row.as_ref().map(repo).transpose()
+        let row: Option<RepoRecord> =
+            sqlx::query_as(&format!("SELECT {REPO_COLS} FROM repos WHERE repo_type = $1 AND namespace = $2 AND name = $3"))
+                .bind(name.repo_type.as_str())
+                .bind(&name.namespace)
+                .bind(&name.name)
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(row.map(RepoRow::from))
     }
 
     pub async fn find_repo_by_id(&self, id: &str) -> Result<Option<RepoRow>, sqlx::Error> {
-        let row = sqlx::query(&format!("SELECT {REPO_COLS} FROM repos WHERE id = $1")).bind(id).fetch_optional(self.pool()).await?;
-        row.as_ref().map(repo).transpose()
+        let row: Option<RepoRecord> =
+            sqlx::query_as(&format!("SELECT {REPO_COLS} FROM repos WHERE id = $1")).bind(id).fetch_optional(self.pool()).await?;
+        Ok(row.map(RepoRow::from))
     }
 
     /// The repo an old (moved-away) name now points to.
     pub async fn find_redirect(&self, name: &RepoName) -> Result<Option<RepoRow>, sqlx::Error> {
-        let row = sqlx::query(&format!(
+        let row: Option<RepoRecord> = sqlx::query_as(&format!(
             "SELECT {} FROM repo_redirects d JOIN repos r ON r.id = d.repo_id \
              WHERE d.repo_type = $1 AND d.namespace = $2 AND d.name = $3",
             REPO_COLS.split(", ").map(|c| format!("r.{c}")).collect::<Vec<_>>().join(", ")
@@ -146,7 +159,7 @@ impl Db {
         .bind(&name.name)
         .fetch_optional(self.pool())
         .await?;
-        row.as_ref().map(repo).transpose()
+        Ok(row.map(RepoRow::from))
     }
 
     pub async fn delete_repo(&self, id: &str) -> Result<(), sqlx::Error> {
@@ -252,8 +265,7 @@ impl Db {
 
     /// Every repo's id and recorded head of its default branch.
     pub async fn repo_heads(&self) -> Result<Vec<(String, Option<String>)>, sqlx::Error> {
-        let rows = sqlx::query("SELECT id, sha FROM repos").fetch_all(self.pool()).await?;
-        rows.iter().map(|r| Ok((get(r, "id")?, get(r, "sha")?))).collect()
+        sqlx::query_as("SELECT id, sha FROM repos").fetch_all(self.pool()).await
     }
 
     pub async fn count_downloads(&self, id: &str, n: i64) -> Result<(), sqlx::Error> {
@@ -263,34 +275,26 @@ impl Db {
 
     /// One page of repos matching the query, and whether more follow.
     pub async fn list_repos(&self, q: &RepoQuery) -> Result<(Vec<RepoRow>, bool), sqlx::Error> {
-        let mut args: Vec<Arg> = vec![Arg::Text(q.repo_type.as_str().to_string())];
-        let mut sql = format!("SELECT {REPO_COLS} FROM repos WHERE repo_type = $1");
-        let mut push = |sql: &mut String, clause: &str, arg: Arg| {
-            args.push(arg);
-            sql.push_str(&clause.replace("$?", &format!("${}", args.len())));
-        };
+        let mut b = SqlBuilder::new(format!("SELECT {REPO_COLS} FROM repos WHERE repo_type = "));
+        b.push_bind(q.repo_type.as_str());
         // Visibility: public repos, plus private ones in the caller's namespaces.
-        if q.visible_namespaces.is_empty() {
-            sql.push_str(" AND private = 0");
-        } else {
-            sql.push_str(" AND (private = 0");
-            for ns in &q.visible_namespaces {
-                push(&mut sql, " OR namespace = $?", Arg::Text(ns.clone()));
-            }
-            sql.push(')');
+        b.push(" AND (private = 0");
+        if !q.visible_namespaces.is_empty() {
+            b.push(" OR namespace IN (").push_list(q.visible_namespaces.iter().map(String::as_str)).push(")");
         }
+        b.push(")");
         if let Some(author) = &q.author {
-            push(&mut sql, " AND namespace = $?", Arg::Text(author.clone()));
+            b.push(" AND namespace = ").push_bind(author.as_str());
         }
         if let Some(search) = &q.search {
             let pattern = format!("%{}%", search.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
-            push(&mut sql, " AND LOWER(namespace || '/' || name) LIKE $? ESCAPE '\\'", Arg::Text(pattern));
+            b.push(" AND LOWER(namespace || '/' || name) LIKE ").push_bind(pattern).push(" ESCAPE '\\'");
         }
         if let Some(pipeline) = &q.pipeline_tag {
-            push(&mut sql, " AND pipeline_tag = $?", Arg::Text(pipeline.clone()));
+            b.push(" AND pipeline_tag = ").push_bind(pipeline.as_str());
         }
         for tag in &q.tags {
-            push(&mut sql, " AND id IN (SELECT repo_id FROM repo_tags WHERE tag = $?)", Arg::Text(tag.clone()));
+            b.push(" AND id IN (SELECT repo_id FROM repo_tags WHERE tag = ").push_bind(tag.as_str()).push(")");
         }
         let column = match q.sort {
             RepoSort::LastModified => "last_modified",
@@ -300,25 +304,15 @@ impl Db {
             RepoSort::Id => "namespace",
         };
         let dir = if q.ascending { "ASC" } else { "DESC" };
-        sql.push_str(&format!(" ORDER BY {column} {dir}, namespace {dir}, name {dir}"));
-        push(&mut sql, " LIMIT $?", Arg::Int(q.limit + 1));
-        push(&mut sql, " OFFSET $?", Arg::Int(q.offset));
-        let mut query = sqlx::query(&sql);
-        for arg in args {
-            query = match arg {
-                Arg::Text(s) => query.bind(s),
-                Arg::Int(i) => query.bind(i),
-            };
-        }
-        let rows = query.fetch_all(self.pool()).await?;
+        b.push(&format!(" ORDER BY {column} {dir}, namespace {dir}, name {dir}"));
+        b.push(" LIMIT ").push_bind(q.limit + 1).push(" OFFSET ").push_bind(q.offset);
+        let rows: Vec<RepoRecord> = b.fetch_all(self.pool()).await?;
         let more = rows.len() as i64 > q.limit;
-        let repos = rows.iter().take(q.limit as usize).map(repo).collect::<Result<Vec<_>, _>>()?;
-        Ok((repos, more))
+        Ok((rows.into_iter().take(q.limit as usize).map(RepoRow::from).collect(), more))
     }
 
     pub async fn safetensors_summary(&self, oid: &str) -> Result<Option<String>, sqlx::Error> {
-        let row = sqlx::query("SELECT summary FROM safetensors_summaries WHERE oid = $1").bind(oid).fetch_optional(self.pool()).await?;
-        row.as_ref().map(|r| get(r, "summary")).transpose()
+        sqlx::query_scalar("SELECT summary FROM safetensors_summaries WHERE oid = $1").bind(oid).fetch_optional(self.pool()).await
     }
 
     pub async fn store_safetensors_summary(&self, oid: &str, summary: &str) -> Result<(), sqlx::Error> {

@@ -1,8 +1,8 @@
 //! What the web UI keeps: browser sessions, and the token list of an account.
 
-use super::{get, now_ms, Db};
+use super::{now_ms, Db};
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct TokenSummary {
     pub id: i64,
     pub name: String,
@@ -26,12 +26,11 @@ impl Db {
     }
 
     pub async fn session_load(&self, id: &str) -> Result<Option<String>, sqlx::Error> {
-        let row = sqlx::query("SELECT data FROM web_sessions WHERE id = $1 AND expires_at > $2")
+        sqlx::query_scalar("SELECT data FROM web_sessions WHERE id = $1 AND expires_at > $2")
             .bind(id)
             .bind(now_ms())
             .fetch_optional(self.pool())
-            .await?;
-        row.as_ref().map(|r| get(r, "data")).transpose()
+            .await
     }
 
     pub async fn session_delete(&self, id: &str) -> Result<(), sqlx::Error> {
@@ -40,21 +39,20 @@ impl Db {
     }
 
     pub async fn find_account_by_id(&self, id: i64) -> Result<Option<super::Account>, sqlx::Error> {
-        let row = sqlx::query("SELECT name FROM accounts WHERE id = $1").bind(id).fetch_optional(self.pool()).await?;
-        match row {
-            Some(r) => self.find_account(&get::<String>(&r, "name")?).await,
+        let name: Option<String> =
+            sqlx::query_scalar("SELECT name FROM accounts WHERE id = $1").bind(id).fetch_optional(self.pool()).await?;
+        match name {
+            Some(name) => self.find_account(&name).await,
             None => Ok(None),
         }
     }
 
     /// The members of an organisation and their roles, by name.
     pub async fn members_of(&self, org_id: i64) -> Result<Vec<(String, String)>, sqlx::Error> {
-        let rows =
-            sqlx::query("SELECT a.name, m.role FROM org_members m JOIN accounts a ON a.id = m.user_id WHERE m.org_id = $1 ORDER BY a.name")
-                .bind(org_id)
-                .fetch_all(self.pool())
-                .await?;
-        rows.iter().map(|r| Ok((get(r, "name")?, get(r, "role")?))).collect()
+        sqlx::query_as("SELECT a.name, m.role FROM org_members m JOIN accounts a ON a.id = m.user_id WHERE m.org_id = $1 ORDER BY a.name")
+            .bind(org_id)
+            .fetch_all(self.pool())
+            .await
     }
 
     pub async fn set_email(&self, account_id: i64, email: Option<&str>) -> Result<(), sqlx::Error> {
@@ -68,22 +66,10 @@ impl Db {
     }
 
     pub async fn tokens_of(&self, user_id: i64) -> Result<Vec<TokenSummary>, sqlx::Error> {
-        let rows =
-            sqlx::query("SELECT id, name, role, created_at, last_used_at FROM tokens WHERE user_id = $1 ORDER BY created_at DESC, id DESC")
-                .bind(user_id)
-                .fetch_all(self.pool())
-                .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(TokenSummary {
-                    id: get(r, "id")?,
-                    name: get(r, "name")?,
-                    role: get(r, "role")?,
-                    created_at: get(r, "created_at")?,
-                    last_used_at: get(r, "last_used_at")?,
-                })
-            })
-            .collect()
+        sqlx::query_as("SELECT id, name, role, created_at, last_used_at FROM tokens WHERE user_id = $1 ORDER BY created_at DESC, id DESC")
+            .bind(user_id)
+            .fetch_all(self.pool())
+            .await
     }
 
     /// Revokes one of a user's tokens; false when it was not theirs.

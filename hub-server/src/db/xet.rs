@@ -2,44 +2,28 @@
 //! shards and the global dedup index. Chunk and term lists are opaque blobs here; `xet::layout`
 //! encodes and decodes them.
 
-use super::{get, now_ms, Db};
-use sqlx::any::AnyRow;
+use super::{now_ms, Db};
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct XorbRow {
     pub hash: String,
+    #[sqlx(try_from = "i64")]
     pub stored_len: u64,
+    #[sqlx(try_from = "i64")]
     pub unpacked_len: u64,
+    #[sqlx(try_from = "i64")]
     pub num_chunks: u64,
     pub chunks: Vec<u8>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct XetFileRow {
     pub file_hash: String,
+    #[sqlx(try_from = "i64")]
     pub size: u64,
     pub terms: Vec<u8>,
     /// The SHA-256 the hub computed over the reassembled bytes, once it has.
     pub sha256: Option<String>,
-}
-
-fn xorb(row: &AnyRow) -> Result<XorbRow, sqlx::Error> {
-    Ok(XorbRow {
-        hash: get(row, "hash")?,
-        stored_len: get::<i64>(row, "stored_len")? as u64,
-        unpacked_len: get::<i64>(row, "unpacked_len")? as u64,
-        num_chunks: get::<i64>(row, "num_chunks")? as u64,
-        chunks: get(row, "chunks")?,
-    })
-}
-
-fn file(row: &AnyRow) -> Result<XetFileRow, sqlx::Error> {
-    Ok(XetFileRow {
-        file_hash: get(row, "file_hash")?,
-        size: get::<i64>(row, "size")? as u64,
-        terms: get(row, "terms")?,
-        sha256: get(row, "sha256")?,
-    })
 }
 
 impl Db {
@@ -62,11 +46,10 @@ impl Db {
     }
 
     pub async fn xorb(&self, hash: &str) -> Result<Option<XorbRow>, sqlx::Error> {
-        let row = sqlx::query("SELECT hash, stored_len, unpacked_len, num_chunks, chunks FROM xet_xorbs WHERE hash = $1")
+        sqlx::query_as("SELECT hash, stored_len, unpacked_len, num_chunks, chunks FROM xet_xorbs WHERE hash = $1")
             .bind(hash)
             .fetch_optional(self.pool())
-            .await?;
-        row.as_ref().map(xorb).transpose()
+            .await
     }
 
     /// Marks xorbs as used now: a client's shard cache may reference them for three weeks.
@@ -93,11 +76,10 @@ impl Db {
     }
 
     pub async fn xet_file(&self, file_hash: &str) -> Result<Option<XetFileRow>, sqlx::Error> {
-        let row = sqlx::query("SELECT file_hash, size, terms, sha256 FROM xet_files WHERE file_hash = $1")
+        sqlx::query_as("SELECT file_hash, size, terms, sha256 FROM xet_files WHERE file_hash = $1")
             .bind(file_hash)
             .fetch_optional(self.pool())
-            .await?;
-        row.as_ref().map(file).transpose()
+            .await
     }
 
     pub async fn set_xet_file_sha256(&self, file_hash: &str, sha256: &str) -> Result<(), sqlx::Error> {
@@ -123,7 +105,7 @@ impl Db {
 
     /// The file most recently registered for a repo under a declared SHA-256, and its size.
     pub async fn registered_xet_file(&self, repo_id: &str, sha256: &str) -> Result<Option<(String, u64)>, sqlx::Error> {
-        let row = sqlx::query(
+        let row: Option<(String, i64)> = sqlx::query_as(
             "SELECT r.file_hash, f.size FROM xet_file_repos r JOIN xet_files f ON f.file_hash = r.file_hash \
              WHERE r.repo_id = $1 AND r.sha256 = $2 ORDER BY r.registered_at DESC LIMIT 1",
         )
@@ -131,7 +113,7 @@ impl Db {
         .bind(sha256)
         .fetch_optional(self.pool())
         .await?;
-        row.as_ref().map(|r| Ok((get(r, "file_hash")?, get::<i64>(r, "size")? as u64))).transpose()
+        Ok(row.map(|(hash, size)| (hash, size.max(0) as u64)))
     }
 
     /// Whether a repo may read a Xet file: it registered it, or holds content backed by it.
@@ -174,8 +156,7 @@ impl Db {
 
     /// The shard to answer a global dedup query for a chunk with.
     pub async fn dedup_shard(&self, chunk_hash: &str) -> Result<Option<String>, sqlx::Error> {
-        let row = sqlx::query("SELECT shard_id FROM xet_dedup WHERE chunk_hash = $1").bind(chunk_hash).fetch_optional(self.pool()).await?;
-        row.as_ref().map(|r| get(r, "shard_id")).transpose()
+        sqlx::query_scalar("SELECT shard_id FROM xet_dedup WHERE chunk_hash = $1").bind(chunk_hash).fetch_optional(self.pool()).await
     }
 }
 
