@@ -22,7 +22,8 @@ pub struct AuthUser {
 /// The caller of a request: anonymous or a token's user.
 #[derive(Debug, Clone, Default)]
 pub struct Caller {
-    pub user: Option<AuthUser>,
+    /// Shared, not copied: the read cache hands the same user to every request of a token.
+    pub user: Option<std::sync::Arc<AuthUser>>,
     /// An inference grant reads one repo at one revision, nothing else.
     pub grant: Option<GrantScope>,
 }
@@ -186,7 +187,7 @@ pub async fn caller_for_user(state: &AppState, user_id: i64, credential: &str, r
     let Some(account) = state.db.find_account_by_id(user_id).await? else { return Ok(None) };
     let orgs = state.db.orgs_of(account.id).await?;
     let token = Token { id: 0, user_id, name: credential.into(), role };
-    Ok(Some(Caller { user: Some(AuthUser { account, token, orgs }), grant: None }))
+    Ok(Some(Caller { user: Some(std::sync::Arc::new(AuthUser { account, token, orgs })), grant: None }))
 }
 
 pub async fn authenticate(state: &AppState, header: Option<&str>) -> Result<Caller, ApiError> {
@@ -198,7 +199,7 @@ pub async fn authenticate(state: &AppState, header: Option<&str>) -> Result<Call
     let load = async {
         let Some((token, account)) = state.db.find_token(&hash).await? else { return Ok(None) };
         let orgs = state.db.orgs_of(account.id).await?;
-        Ok::<_, ApiError>(Some(Caller { user: Some(AuthUser { account, token, orgs }), grant: None }))
+        Ok::<_, ApiError>(Some(Caller { user: Some(std::sync::Arc::new(AuthUser { account, token, orgs })), grant: None }))
     };
     state.cache.remember_found(&state.cache.callers, hash.clone(), load).await?.ok_or_else(invalid_credentials)
 }

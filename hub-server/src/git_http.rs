@@ -28,7 +28,7 @@ pub struct GitRequest<'a> {
 }
 
 /// The repo a git request may use, or why not (pushing needs credentials and write access).
-async fn repo_for(state: &AppState, caller: &Caller, name: &RepoName, req: &GitRequest<'_>) -> ApiResult<RepoRow> {
+async fn repo_for(state: &AppState, caller: &Caller, name: &RepoName, req: &GitRequest<'_>) -> ApiResult<std::sync::Arc<RepoRow>> {
     match req.service {
         GitService::UploadPack => find_readable(state, caller, name, req.uri).await,
         GitService::ReceivePack => {

@@ -95,7 +95,7 @@ pub struct ReadCaches {
     pub epoch: Epoch,
     pub max_age: Duration,
     /// Repo rows by name (found ones only: a miss asks the database every time).
-    pub repos: EpochMap<crate::names::RepoName, crate::db::RepoRow>,
+    pub repos: EpochMap<crate::names::RepoName, std::sync::Arc<crate::db::RepoRow>>,
     /// Token hash → the caller it stands for (valid tokens only).
     pub callers: EpochMap<String, crate::auth::Caller>,
     /// (repo id, LFS oid) → what the repo holds under it.

@@ -10,6 +10,7 @@ use crate::names::{RepoName, RepoType};
 use crate::read_cache::RefStamp;
 use axum::http::{header, StatusCode, Uri};
 use git2::{Oid, Repository, Signature};
+use std::sync::Arc;
 
 impl AppState {
     /// Runs blocking git work on a repository off the async runtime.
@@ -72,7 +73,7 @@ fn moved_location(uri: &Uri, old: &RepoName, new: &RepoName) -> String {
 
 /// The repo a caller asks for, if they may see it. A private repo answers exactly as a missing
 /// one; an old name of a moved repo answers with a relative 307 to the new name.
-pub async fn find_readable(state: &AppState, caller: &Caller, name: &RepoName, uri: &Uri) -> ApiResult<RepoRow> {
+pub async fn find_readable(state: &AppState, caller: &Caller, name: &RepoName, uri: &Uri) -> ApiResult<Arc<RepoRow>> {
     let visible = |row: &RepoRow| caller.may_see_repo(&row.id) && (!row.private || caller.can_read_private(&row.name.namespace));
     if let Some(row) = find_repo(state, name).await? {
         if visible(&row) {
@@ -91,12 +92,14 @@ pub async fn find_readable(state: &AppState, caller: &Caller, name: &RepoName, u
 }
 
 /// A repo by name, from the read cache when it is still valid.
-async fn find_repo(state: &AppState, name: &RepoName) -> ApiResult<Option<RepoRow>> {
-    Ok(state.cache.remember_found(&state.cache.repos, name.clone(), state.db.find_repo(name)).await?)
+/// Shared, not copied: a row (card metadata included) is read on every request.
+async fn find_repo(state: &AppState, name: &RepoName) -> ApiResult<Option<Arc<RepoRow>>> {
+    let load = async { Ok::<_, sqlx::Error>(state.db.find_repo(name).await?.map(Arc::new)) };
+    Ok(state.cache.remember_found(&state.cache.repos, name.clone(), load).await?)
 }
 
 /// The repo, if the caller may see it and has `role` in its namespace.
-pub async fn find_with_role(state: &AppState, caller: &Caller, name: &RepoName, uri: &Uri, role: Role) -> ApiResult<RepoRow> {
+pub async fn find_with_role(state: &AppState, caller: &Caller, name: &RepoName, uri: &Uri, role: Role) -> ApiResult<Arc<RepoRow>> {
     let row = find_readable(state, caller, name, uri).await?;
     caller.require(&row.name.namespace, role)?;
     Ok(row)

@@ -29,16 +29,20 @@ use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
 pub fn router(state: AppState) -> Router {
+    // Browser sessions exist only where a browser is served (pages, forms, the widget's
+    // inference calls): the API, resolve, git and transfers authenticate by token and skip the
+    // cookie parsing and session bookkeeping on every request.
+    let sessions = web::session::session_layer(&state);
     Router::new()
         .route("/health", get(misc::health))
-        .merge(web_routes())
+        .merge(web_routes().layer(sessions.clone()))
         .merge(api_routes())
         .merge(transfer_routes())
-        .merge(inference_routes())
+        .merge(inference_routes().layer(sessions.clone()))
         // Each repo answers at its URL; datasets and spaces under their prefix.
-        .merge(repo_routes())
-        .nest("/datasets", repo_routes())
-        .nest("/spaces", repo_routes())
+        .merge(repo_routes(&sessions))
+        .nest("/datasets", repo_routes(&sessions))
+        .nest("/spaces", repo_routes(&sessions))
         .nest("/xet", cas_router())
         .route("/metrics", get(misc::metrics))
         // Every route above records its pattern for the access log and the metrics.
@@ -59,8 +63,7 @@ pub fn router(state: AppState) -> Router {
                     tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path())
                 }))
                 .layer(PropagateRequestIdLayer::x_request_id())
-                .layer(axum::middleware::map_response(layers::security_headers))
-                .layer(web::session::session_layer(&state)),
+                .layer(axum::middleware::map_response(layers::security_headers)),
         )
         .with_state(state)
 }
@@ -139,17 +142,11 @@ fn inference_routes() -> Router<AppState> {
 
 /// Everything at a repo's URL: its pages, `resolve`, git smart HTTP and the Git LFS API (git
 /// adds `.git` to the name, which the extractor drops).
-fn repo_routes() -> Router<AppState> {
+fn repo_routes(sessions: &web::session::SessionLayer) -> Router<AppState> {
     use web::{files, history, repo_admin, repo_page, upload};
     let at = |tail: &str| format!("/{{ns}}/{{name}}{tail}");
-    Router::new()
+    let pages = Router::new()
         .route("/{ns}/{name}", get(repo_page::repo_page))
-        .route(&at("/resolve/{rev}/{*path}"), get(resolve::resolve))
-        .route(&at("/info/refs"), get(git_http::info_refs))
-        .route(&at("/git-upload-pack"), post(git_http::upload_pack))
-        .route(&at("/git-receive-pack"), post(git_http::receive_pack))
-        .route(&at("/info/lfs/objects/batch"), post(lfs_batch::batch))
-        .route(&at("/info/lfs/objects/verify"), post(lfs_batch::verify))
         .route(&at("/tree/{rev}"), get(files::tree))
         .route(&at("/tree/{rev}/{*path}"), get(files::tree))
         .route(&at("/tree-select"), get(files::tree_select))
@@ -161,6 +158,15 @@ fn repo_routes() -> Router<AppState> {
         .route(&at("/like"), post(repo_admin::like))
         // The upload form carries files (each checked as it streams in).
         .route(&at("/upload"), get(upload::upload_page).post(upload::upload).layer(DefaultBodyLimit::max(upload::MAX_UPLOAD_FORM)))
+        .layer(sessions.clone());
+    Router::new()
+        .route(&at("/resolve/{rev}/{*path}"), get(resolve::resolve))
+        .route(&at("/info/refs"), get(git_http::info_refs))
+        .route(&at("/git-upload-pack"), post(git_http::upload_pack))
+        .route(&at("/git-receive-pack"), post(git_http::receive_pack))
+        .route(&at("/info/lfs/objects/batch"), post(lfs_batch::batch))
+        .route(&at("/info/lfs/objects/verify"), post(lfs_batch::verify))
+        .merge(pages)
 }
 
 /// No route: the API's JSON 404 (a repo-shaped API path is RepoNotFound), a page elsewhere.

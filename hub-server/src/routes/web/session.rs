@@ -20,7 +20,10 @@ const CSRF_KEY: &str = "csrf";
 /// Forms without files are small; the upload form reads its own body.
 const MAX_FORM: usize = 2 * 1024 * 1024;
 
-pub fn session_layer(state: &AppState) -> SessionManagerLayer<crate::sessions::DbSessionStore> {
+/// The browser session layer of the page routes.
+pub type SessionLayer = SessionManagerLayer<crate::sessions::DbSessionStore>;
+
+pub fn session_layer(state: &AppState) -> SessionLayer {
     let secure = state.settings.public_url.as_deref().is_some_and(|u| u.starts_with("https://"));
     SessionManagerLayer::new(crate::sessions::DbSessionStore(state.db.clone()))
         .with_name("hub_session")
@@ -64,7 +67,7 @@ async fn session_user(state: &AppState, session: &Session) -> Result<Option<Acco
 pub async fn caller_for(state: &AppState, account: Account) -> Result<Caller, ApiError> {
     let orgs = state.db.orgs_of(account.id).await?;
     let token = Token { id: 0, user_id: account.id, name: "web session".into(), role: Role::Write };
-    Ok(Caller { user: Some(AuthUser { account, token, orgs }), grant: None })
+    Ok(Caller { user: Some(std::sync::Arc::new(AuthUser { account, token, orgs })), grant: None })
 }
 
 /// Who a web request is: a Bearer token if sent, else the session's user; and the header state.
@@ -97,9 +100,13 @@ impl FromRequestParts<AppState> for Web {
     type Rejection = HtmlError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, HtmlError> {
-        let session = parts.extensions.get::<Session>().cloned();
-        let (caller, nav) = context(state, &parts.headers, session.as_ref()).await?;
-        Ok(Web { caller, nav, session })
+        // Every page route is under the session layer (routes::router); a page without it would
+        // show signed-in users as strangers, so it fails loudly instead.
+        let Some(session) = parts.extensions.get::<Session>().cloned() else {
+            return Err(HtmlError(ApiError::internal("no session layer")));
+        };
+        let (caller, nav) = context(state, &parts.headers, Some(&session)).await?;
+        Ok(Web { caller, nav, session: Some(session) })
     }
 }
 
