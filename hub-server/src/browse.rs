@@ -8,6 +8,8 @@ use crate::error::{ApiError, ApiResult};
 use crate::git;
 /// What a revision's contents are made of, as routes see them.
 pub use crate::git::{CommitInfo, Entry, LfsPointer, RefInfo};
+/// A commit's id, as routes see it (they name no git2 type themselves).
+pub type CommitId = git2::Oid;
 use bytes::Bytes;
 use git2::Oid;
 use std::collections::HashMap;

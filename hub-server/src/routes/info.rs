@@ -140,7 +140,7 @@ pub async fn info(State(state): State<AppState>, caller: Caller, path: RepoPath,
     Ok(([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response())
 }
 
-async fn info_body(state: &AppState, row: &RepoRow, commit: git2::Oid, q: &QueryPairs) -> ApiResult<Bytes> {
+async fn info_body(state: &AppState, row: &RepoRow, commit: browse::CommitId, q: &QueryPairs) -> ApiResult<Bytes> {
     let snap = browse::snapshot(state, row, &commit.to_string()).await?;
     let expand = expand_list(q);
     let wants = |k: &str| expand.is_empty() || expand.iter().any(|e| e == k);
