@@ -39,11 +39,11 @@ fn main() -> anyhow::Result<()> {
     // Blocking work (file reads and writes, git, hashing) runs on at most HUB_BLOCKING_THREADS
     // threads: with tokio's default of 512, 200 transfers made ~200 runnable threads, and the
     // scheduler's round over them left the async workers (and /health) waiting 100+ ms.
-    tokio::runtime::Builder::new_multi_thread()
-        .max_blocking_threads(cli.settings.blocking_threads.max(2))
-        .enable_all()
-        .build()?
-        .block_on(run(cli))
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if cli.settings.worker_threads > 0 {
+        runtime.worker_threads(cli.settings.worker_threads);
+    }
+    runtime.max_blocking_threads(cli.settings.blocking_threads.max(2)).enable_all().build()?.block_on(run(cli))
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {

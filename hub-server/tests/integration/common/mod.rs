@@ -86,6 +86,7 @@ pub fn settings(dir: &std::path::Path) -> Settings {
         login_max_failures: 5,
         metrics_token: None,
         s3_max_retries: 5,
+        worker_threads: 0,
         blocking_threads: 8,
         read_cache_max_age_ms: 2000,
         request_timeout_secs: 120,
