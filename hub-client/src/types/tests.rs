@@ -7,14 +7,10 @@ use super::*;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{json, Value};
-use std::fmt::Debug;
 
-/// Reads `wire` as a `T`, checks that it writes back the same JSON and reads back equal.
-fn round_trip<T: Serialize + DeserializeOwned + PartialEq + Debug>(wire: Value) -> T {
-    let typed: T = check_round_trip(&wire).unwrap_or_else(|e| panic!("{e}"));
-    let again: T = serde_json::from_value(wire).unwrap();
-    assert_eq!(again, typed);
-    typed
+/// Reads `wire` as a `T` and checks that it writes back the same JSON.
+fn round_trip<T: Serialize + DeserializeOwned>(wire: Value) -> T {
+    check_round_trip(&wire).unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[test]

@@ -190,11 +190,13 @@ pub(crate) struct SqlBuilder<'a> {
     sql: String,
     args: AnyArguments<'a>,
     n: usize,
+    /// The first argument that could not be encoded: the query then fails with it.
+    error: Option<sqlx::error::BoxDynError>,
 }
 
 impl<'a> SqlBuilder<'a> {
     pub(crate) fn new(sql: impl Into<String>) -> Self {
-        SqlBuilder { sql: sql.into(), args: AnyArguments::default(), n: 0 }
+        SqlBuilder { sql: sql.into(), args: AnyArguments::default(), n: 0, error: None }
     }
 
     pub(crate) fn push(&mut self, sql: &str) -> &mut Self {
@@ -211,9 +213,8 @@ impl<'a> SqlBuilder<'a> {
         self.n += 1;
         self.sql.push('$');
         self.sql.push_str(&self.n.to_string());
-        // Encoding into the Any buffer only copies the value; it fails for no type used here.
         if let Err(e) = self.args.add(value) {
-            tracing::error!(error = %e, "a query argument could not be encoded");
+            self.error.get_or_insert(e);
         }
         self
     }
@@ -237,7 +238,10 @@ impl<'a> SqlBuilder<'a> {
     where
         T: for<'r> sqlx::FromRow<'r, AnyRow> + Send + Unpin,
     {
-        let SqlBuilder { sql, args, .. } = self;
+        let SqlBuilder { sql, args, error, .. } = self;
+        if let Some(e) = error {
+            return Err(sqlx::Error::Encode(e));
+        }
         sqlx::query_as_with::<Any, T, _>(&sql, args).fetch_all(pool).await
     }
 }

@@ -43,10 +43,9 @@ pub async fn csrf_token(session: &Session) -> Result<String, ApiError> {
     Ok(token)
 }
 
-/// Refuses a form whose CSRF token is not the session's (none: no session, no form).
-pub async fn check_csrf(session: Option<&Session>, sent: &str) -> Result<(), ApiError> {
+/// Refuses a form whose CSRF token is not the session's.
+pub async fn check_csrf(session: &Session, sent: &str) -> Result<(), ApiError> {
     let refused = || ApiError::forbidden("This form expired or did not come from this site; reload the page and try again.");
-    let Some(session) = session else { return Err(refused()) };
     let expected = session.get::<String>(CSRF_KEY).await.map_err(ApiError::internal)?;
     match expected {
         Some(t) if !sent.is_empty() && constant_eq(t.as_bytes(), sent.as_bytes()) => Ok(()),
@@ -61,6 +60,12 @@ fn constant_eq(a: &[u8], b: &[u8]) -> bool {
 async fn session_user(state: &AppState, session: &Session) -> Result<Option<Account>, ApiError> {
     let Some(id) = session.get::<i64>(USER_KEY).await.map_err(ApiError::internal)? else { return Ok(None) };
     Ok(state.db.find_account_by_id(id).await?.filter(|a| !a.is_org))
+}
+
+/// The request's session. Every page route is under the session layer (`routes::router`); one
+/// outside it would show signed-in users as strangers and refuse their forms, so it fails loudly.
+fn session_of(extensions: &axum::http::Extensions) -> Result<Session, ApiError> {
+    extensions.get::<Session>().cloned().ok_or_else(|| ApiError::internal("a page route outside the session layer"))
 }
 
 /// A browser session acts like a write token of its user (forms are CSRF-protected).
@@ -93,20 +98,16 @@ pub async fn context(state: &AppState, headers: &HeaderMap, session: Option<&Ses
 pub struct Web {
     pub caller: Caller,
     pub nav: Nav,
-    pub session: Option<Session>,
+    pub session: Session,
 }
 
 impl FromRequestParts<AppState> for Web {
     type Rejection = HtmlError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, HtmlError> {
-        // Every page route is under the session layer (routes::router); a page without it would
-        // show signed-in users as strangers, so it fails loudly instead.
-        let Some(session) = parts.extensions.get::<Session>().cloned() else {
-            return Err(HtmlError(ApiError::internal("no session layer")));
-        };
+        let session = session_of(&parts.extensions)?;
         let (caller, nav) = context(state, &parts.headers, Some(&session)).await?;
-        Ok(Web { caller, nav, session: Some(session) })
+        Ok(Web { caller, nav, session })
     }
 }
 
@@ -121,9 +122,7 @@ impl FromRequestParts<AppState> for SignedIn {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
-        let Some(session) = parts.extensions.get::<Session>().cloned() else {
-            return Err(HtmlError(ApiError::internal("no session layer")).into_response());
-        };
+        let session = session_of(&parts.extensions).map_err(|e| HtmlError(e).into_response())?;
         match session_user(state, &session).await {
             Ok(Some(account)) => {
                 let csrf = csrf_token(&session).await.map_err(|e| HtmlError(e).into_response())?;
@@ -152,12 +151,12 @@ impl<T: DeserializeOwned> FromRequest<AppState> for CsrfForm<T> {
     type Rejection = HtmlError;
 
     async fn from_request(req: Request, _state: &AppState) -> Result<Self, HtmlError> {
-        let session = req.extensions().get::<Session>().cloned();
+        let session = session_of(req.extensions())?;
         let body = axum::body::to_bytes(req.into_body(), MAX_FORM)
             .await
             .map_err(|_| ApiError::payload_too_large(format!("a form may not exceed {MAX_FORM} bytes")))?;
         let field: CsrfField = serde_urlencoded::from_bytes(&body).map_err(|e| ApiError::bad_request(format!("invalid form: {e}")))?;
-        check_csrf(session.as_ref(), &field.csrf).await?;
+        check_csrf(&session, &field.csrf).await?;
         let form = serde_urlencoded::from_bytes(&body).map_err(|e| ApiError::bad_request(format!("invalid form: {e}")))?;
         Ok(CsrfForm(form))
     }

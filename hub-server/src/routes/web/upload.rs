@@ -59,7 +59,7 @@ pub async fn upload(State(state): State<AppState>, web: Web, WebRepo(repo): WebR
         return Err(ApiError::unauthorized("Log in first.").into());
     }
     let row = find_with_role(&state, &web.caller, &repo.name, &repo.uri, Role::Write).await?;
-    let form = read_form(&state, web.session.as_ref(), multipart).await?;
+    let form = read_form(&state, &web.session, multipart).await?;
     if form.files.is_empty() {
         return Err(ApiError::bad_request("choose at least one file").into());
     }
@@ -80,7 +80,7 @@ pub async fn upload(State(state): State<AppState>, web: Web, WebRepo(repo): WebR
 
 /// Reads the form in order: its token first (a file before it is refused unread), then fields
 /// and files, each file spooled to disk.
-async fn read_form(state: &AppState, session: Option<&Session>, mut multipart: Multipart) -> Result<UploadForm, ApiError> {
+async fn read_form(state: &AppState, session: &Session, mut multipart: Multipart) -> Result<UploadForm, ApiError> {
     let invalid = |e: axum::extract::multipart::MultipartError| ApiError::bad_request(format!("invalid upload form: {e}"));
     let mut form = UploadForm::default();
     let mut csrf_checked = false;
