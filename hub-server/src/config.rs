@@ -121,11 +121,11 @@ pub struct Settings {
     #[arg(long, env = "HUB_S3_MAX_RETRIES", default_value_t = 5, global = true)]
     pub s3_max_retries: usize,
 
-    /// Threads that run the async side: every request, /health included (0: one per CPU). More
-    /// than the CPUs trades memory for latency under heavy transfers. Measured with the load
-    /// suite on 2 cores (200 x 64 MiB transfers): worst /health on SQLite 45-150 ms with 2, 19-180
-    /// with 3, 34-59 with 4; peak RSS on Postgres + S3 270-274 MiB with 2, 277-296 with 3,
-    /// 301-318 with 4 (more transfers in flight at once, each with its buffers).
+    /// Threads that run the async side: every request, /health included (0: one per CPU). In the
+    /// load suite on 2 cores (200 x 64 MiB transfers), one per CPU with the blocking threads
+    /// niced (HUB_BLOCKING_NICE) kept the worst /health at 16-34 ms; more workers hold more
+    /// transfers in flight at once, each with its buffers (Postgres + S3 peak RSS 301-318 MiB
+    /// with 4, against 270 with 2).
     #[arg(long, env = "HUB_WORKER_THREADS", default_value_t = 0, global = true)]
     pub worker_threads: usize,
 
@@ -133,6 +133,12 @@ pub struct Settings {
     /// which answer every request, are not starved by a crowd of runnable blocking ones.
     #[arg(long, env = "HUB_BLOCKING_THREADS", default_value_t = 8, global = true)]
     pub blocking_threads: usize,
+
+    /// How much lower the blocking threads' priority is than the async threads' (added to their
+    /// nice value, 0-19; 0 turns it off). Bulk work then takes only the CPU that answering
+    /// requests leaves, so /health and metadata stay fast during heavy transfers (runtime.rs).
+    #[arg(long, env = "HUB_BLOCKING_NICE", default_value_t = 10, global = true, value_parser = clap::value_parser!(i32).range(0..=19))]
+    pub blocking_nice: i32,
 
     /// The longest a replica answers from cached metadata (repo rows, tokens, held objects)
     /// without re-reading it. Writes make caches stale at once on every replica sharing the data

@@ -28,6 +28,7 @@ pub mod read_cache;
 pub mod refs;
 pub mod repos;
 pub mod routes;
+pub mod runtime;
 pub mod safetensors;
 pub mod sessions;
 pub mod storage;

@@ -36,14 +36,12 @@ fn main() -> anyhow::Result<()> {
     if let Command::GitHook { name } = &cli.command {
         std::process::exit(hub_server::hooks::run(name));
     }
-    // Blocking work (file reads and writes, git, hashing) runs on at most HUB_BLOCKING_THREADS
-    // threads: with tokio's default of 512, 200 transfers made ~200 runnable threads, and the
-    // scheduler's round over them left the async workers (and /health) waiting 100+ ms.
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    if cli.settings.worker_threads > 0 {
-        runtime.worker_threads(cli.settings.worker_threads);
-    }
-    runtime.max_blocking_threads(cli.settings.blocking_threads.max(2)).enable_all().build()?.block_on(run(cli))
+    let shape = hub_server::runtime::RuntimeShape {
+        workers: cli.settings.worker_threads,
+        blocking: cli.settings.blocking_threads,
+        blocking_nice: cli.settings.blocking_nice,
+    };
+    hub_server::runtime::build(shape)?.block_on(run(cli))
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
