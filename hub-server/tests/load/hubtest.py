@@ -12,7 +12,6 @@
   every 100 ms and reads the hub's VmRSS from /proc.
 """
 
-import concurrent.futures
 import contextlib
 import hashlib
 import http.client
@@ -506,15 +505,16 @@ def base_env(data_dir, **extra):
 
 class Sampler:
     """/health latency and the hub's VmRSS every `interval` s, in a separate Python process.
-    With `control_url` (an idle hub on the same machine) it asks that one's /health too, so a
-    slow answer can be told apart from a machine too busy to run anything promptly."""
+    With `control_url` (an idle hub on the same machine) a second process asks that one's /health
+    at the same pace, so a slow answer can be told apart from a machine too busy to run anything
+    promptly."""
 
     def __init__(self, url, pid, interval=0.1, control_url="-"):
         fd, self.out = tempfile.mkstemp(suffix=".json")
         os.close(fd)
         self.proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "sample", url, str(pid), str(interval),
                                       self.out, control_url], start_new_session=True)
-        time.sleep(0.2)
+        time.sleep(0.5)  # probing from 0.3 s on (see _sample), before the load begins
 
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)
@@ -525,11 +525,26 @@ class Sampler:
         return result
 
 
+def _runqueue_wait_ns():
+    """Nanoseconds this thread has spent runnable but waiting for a CPU (schedstat's second
+    field); None where the kernel does not say."""
+    try:
+        with open("/proc/thread-self/schedstat") as f:
+            return int(f.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 class _Probe:
     """GET /health over one kept-alive connection, as a load balancer's health check does: the time
     is the hub's answer, not a new TCP handshake (on a 2-core machine saturated by the load's own
     clients and Garage, loopback SYNs are dropped and retried after 1 s; an idle hub shows that too).
-    A broken connection is opened again and that request counts with its handshake."""
+    A broken connection is opened again and that request counts with its handshake.
+
+    Each answer's time comes with the part of it that this thread itself spent waiting for a CPU
+    after the answer had arrived (or before the request went out): on a 2-core machine under load
+    the prober waited up to 88 ms in the run queue (perf sched), which is the measuring side's delay,
+    not the hub's. The process probes from one thread, so no lock (the GIL) hides such a wait."""
 
     def __init__(self, url):
         parts = urlsplit(url)
@@ -550,63 +565,105 @@ class _Probe:
                 if attempt:
                     raise
 
+    def timed(self):
+        """(status or exception, ms, ms of it this thread waited for a CPU)."""
+        wait0, t = _runqueue_wait_ns(), time.monotonic()
+        try:
+            status = self.get()
+        except (OSError, http.client.HTTPException) as e:
+            status = e
+        ms, wait1 = (time.monotonic() - t) * 1000, _runqueue_wait_ns()
+        waited = (wait1 - wait0) / 1e6 if wait0 is not None and wait1 is not None else 0.0
+        return status, ms, min(waited, ms)
 
-def _sample(url, pid, interval, out, control_url):
-    """Every `interval`: GET /health of the hub and, at the same instant from a second thread, of
-    the idle control hub. On a small machine shared with the load's own clients and S3 server, a
-    scheduling stall delays any process's answer; the control's answer in the same round shows
-    how much of the hub's time was the machine's, and the excess is what the hub itself added."""
+
+def _on_schedule(url, start, interval, stop, each):
+    """Asks `url`'s /health at start + k * interval (monotonic clock, shared by every process on
+    the machine) until `stop`, calling each(k, status or exception, ms, own wait ms). A probe that
+    overruns skips the slots it missed, so slot k is the same instant in every prober."""
+    probe = _Probe(url)
+    while not stop.is_set():
+        k = max(0, -int((start - time.monotonic()) // interval))
+        if stop.wait(max(0.0, start + k * interval - time.monotonic())):
+            break
+        each(k, *probe.timed())
+
+
+def _control(url, start, interval, out):
+    """The idle control hub's /health on the same slots as the hub's, from a process of its own
+    (see _sample): {slot: ms of the answer less this prober's own wait}."""
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    lat, failures, rss_max, rss, control = [], [], 0, [], []
-    hub, idle = _Probe(url), (_Probe(control_url) if control_url != "-" else None)
-    t0 = time.monotonic()
+    lat = {}
 
-    def timed(probe):
-        t = time.monotonic()
-        try:
-            return probe.get(), (time.monotonic() - t) * 1000
-        except (OSError, http.client.HTTPException) as e:
-            return e, (time.monotonic() - t) * 1000
+    def each(k, status, ms, waited):
+        if status == 200:
+            lat[k] = ms - waited
 
-    with concurrent.futures.ThreadPoolExecutor(1) as side:
-        while not stop.is_set():
-            t = time.monotonic()
-            other = side.submit(timed, idle) if idle else None
-            status, ms = timed(hub)
-            control_ms = None
-            if other:
-                control_status, control_ms = other.result()
-                if control_status == 200:
-                    control.append(control_ms)
-                else:
-                    control_ms = None
-            if isinstance(status, Exception):
-                failures.append((round(t - t0, 2), repr(status)))
-            else:
-                excess = ms - control_ms if control_ms is not None else ms
-                lat.append((round(t - t0, 2), round(ms, 1), round(excess, 1)))
-                if status != 200:
-                    failures.append((round(t - t0, 2), status))
-            try:
-                kib = rss_kib(pid)
-                rss_max = max(rss_max, kib)
-                rss.append(kib)
-            except OSError:
-                pass
-            stop.wait(max(0.0, interval - (time.monotonic() - t)))
-    ms = [m for _, m, _ in lat]
-    worst = sorted(lat, key=lambda x: -x[1])[:5]
+    _on_schedule(url, start, interval, stop, each)
     with open(out, "w") as f:
-        json.dump({"samples": len(lat), "health_max_ms": max(ms, default=0.0),
+        json.dump(lat, f)
+
+
+def _sample(url, pid, interval, out, control_url):
+    """Every `interval`: GET /health of the hub, and its VmRSS.
+
+    The hub's figure for a probe is its answer's time less (a) what this prober itself waited for
+    a CPU meanwhile (see _Probe) and (b) what an idle hub on the same machine took at the same
+    instant (asked by a second process on the same slots, its own wait also taken out): a stall of
+    the whole machine (another tenant of the VM's host, memory reclaim) delays both, and is not
+    the hub's. What is left holds the hub's own delays, its threads' waits for a CPU included."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    start = time.monotonic() + 0.3
+    control_proc = control_out = None
+    if control_url != "-":
+        control_out = out + ".control"
+        control_proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "control", control_url,
+                                         repr(start), str(interval), control_out], start_new_session=True)
+    lat, failures, rss_max = [], [], 0
+
+    def each(k, status, ms, waited):
+        nonlocal rss_max
+        at = round(k * interval, 2)
+        if isinstance(status, Exception):
+            failures.append((at, repr(status)))
+        else:
+            lat.append((k, at, round(ms, 1), round(ms - waited, 1), round(waited, 1)))
+            if status != 200:
+                failures.append((at, status))
+        try:
+            rss_max = max(rss_max, rss_kib(pid))
+        except OSError:
+            pass
+
+    _on_schedule(url, start, interval, stop, each)
+    control = {}
+    if control_proc:
+        control_proc.send_signal(signal.SIGTERM)
+        control_proc.wait(timeout=30)
+        with open(control_out) as f:
+            control = {int(k): ms for k, ms in json.load(f).items()}
+        os.unlink(control_out)
+    # (s into the run, ms, hub's ms, prober's wait ms, idle hub's ms at the same instant)
+    rows = [(at, ms, round(max(0.0, own - max(0.0, control.get(k, 0.0))), 1), waited, round(control.get(k, 0.0), 1))
+            for k, at, ms, own, waited in lat]
+    ms = [r[1] for r in rows]
+    with open(out, "w") as f:
+        json.dump({"samples": len(rows), "health_max_ms": max(ms, default=0.0),
                    "health_p50_ms": sorted(ms)[len(ms) // 2] if ms else 0.0,
-                   "health_excess_max_ms": max((e for _, _, e in lat), default=0.0),
-                   "health_excess_ms": [e for _, _, e in lat],
-                   "health_worst": worst, "health_failures": failures[:20], "health_failure_count": len(failures),
+                   "health_excess_max_ms": max((r[2] for r in rows), default=0.0),
+                   "health_excess_ms": [r[2] for r in rows],
+                   "prober_wait_max_ms": max((r[3] for r in rows), default=0.0),
+                   "health_worst": sorted(rows, key=lambda r: -r[2])[:5],
+                   "health_failures": failures[:20], "health_failure_count": len(failures),
                    "rss_max_mib": round(rss_max / 1024, 1),
-                   "control_max_ms": round(max(control, default=0.0), 1),
-                   "control_p50_ms": round(sorted(control)[len(control) // 2], 1) if control else 0.0}, f)
+                   "control_samples": len(control),
+                   "control_max_ms": round(max(control.values(), default=0.0), 1),
+                   "control_p50_ms": round(sorted(control.values())[len(control) // 2], 1) if control else 0.0}, f)
 
 
 if __name__ == "__main__" and len(sys.argv) == 7 and sys.argv[1] == "sample":
     _sample(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), sys.argv[5], sys.argv[6])
+elif __name__ == "__main__" and len(sys.argv) == 6 and sys.argv[1] == "control":
+    _control(sys.argv[2], float(sys.argv[3]), float(sys.argv[4]), sys.argv[5])

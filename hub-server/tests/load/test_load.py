@@ -8,11 +8,11 @@
 - on Postgres: 50 commits at once (NDJSON /commit/main) to 50 repos, all land (each repo's head
   is the commit its request answered);
 - throughout, /health (asked every 100 ms from a separate process, over a kept-alive
-  connection as a load balancer does) answers within 100 ms of an idle hub asked at the same
-  instant, but for at most 1% of isolated samples, which must stay under 250 ms (see check_health). On the 2-core machines the suite runs on, the load's own clients and Garage share the
-  hub's cores: a scheduling stall there delays any process (the idle hub too, by up to ~110 ms
-  seen), which is the machine's, not the hub's. The client side runs at lower priority (as if
-  on other machines), and both the raw maximum and the excess over the idle hub are printed.
+  connection as a load balancer does) answers within 100 ms, every time. The time counted is the
+  hub's: the prober's own wait for a CPU and an idle hub's time at the same instant are taken
+  out (see check_health), the hub's threads' waits are not. On the 2-core machines the suite runs on, the load's own clients and Garage
+  share the hub's cores; the client side runs at lower priority (as if on other machines), and an
+  idle hub asked at the same pace shows what the machine allowed any process.
 
 Figures (throughput, RSS, /health latency, wall time) are printed. Run by scripts/test with
 HUB_BIN, and HUB_TEST_POSTGRES_URL plus the AWS_* / HUB_TEST_S3_BUCKET of its Garage; without
@@ -44,7 +44,6 @@ MIX = os.environ.get("HUB_LOAD_MIX", "mixed")
 DOWNLOAD_OBJECTS = 10
 RSS_LIMIT_MIB = 300
 HEALTH_LIMIT_MS = 100
-HEALTH_STALL_MS = 250
 
 
 @contextlib.contextmanager
@@ -92,29 +91,33 @@ def as_remote_client():
 
 
 def check_health(sample):
-    """The hub's delay over an idle hub stays under HEALTH_LIMIT_MS, with at most 1% of the samples
-    (isolated ones) above it and none above HEALTH_STALL_MS. On this 2-core machine, after the
-    rest of the test command has run, the SQLite case (6.4 GB written to local disk in ~20 s) saw
-    single samples of 79-117 ms in 4 full-suite runs while the same case alone stayed at 7-46 ms:
-    page cache writeback stalls the process that writes, which the idle hub does not. A hub that
-    stalls its async threads (blocking work on them, a pool starved by its own threads) exceeds
-    the limit in many samples or by far, and fails."""
+    """Every /health answer within HEALTH_LIMIT_MS, counting the hub's own time: the answer's time
+    less the prober's own wait for a CPU meanwhile and less an idle hub's time at the same instant
+    (hubtest._sample). On this 2-core machine shared with the load's clients the prober waited up
+    to ~90 ms in the run queue (perf sched) and whole-machine stalls delay the idle hub too; those
+    are the measuring side's and the machine's. The hub's own threads waiting for a CPU stay in
+    the figure: a hub that stalls its async threads (blocking work on them, a pool starved by its
+    own threads, bulk I/O ahead of requests) answers late here and fails."""
     over = [e for e in sample["health_excess_ms"] if e >= HEALTH_LIMIT_MS]
-    assert len(over) <= max(1, len(sample["health_excess_ms"]) // 100), health_failure(sample) + f"; {len(over)} samples over {HEALTH_LIMIT_MS} ms"
-    assert sample["health_excess_max_ms"] < HEALTH_STALL_MS, health_failure(sample)
+    assert not over, health_failure(sample) + f"; {len(over)} samples over {HEALTH_LIMIT_MS} ms"
+
+
+WORST = "(s into the run, ms, hub's ms, prober's wait ms, idle hub's ms)"
 
 
 def health_failure(sample):
-    return (f"/health took up to {sample['health_excess_max_ms']:.0f} ms longer than an idle hub's in the same instant "
-            f"(raw max {sample['health_max_ms']:.0f} ms): {sample['health_worst']}")
+    return (f"/health took up to {sample['health_excess_max_ms']:.0f} ms of the hub's own time "
+            f"(raw max {sample['health_max_ms']:.0f} ms): worst {WORST} {sample['health_worst']}")
 
 
 def describe(sample):
-    return (f"/health max {sample['health_max_ms']:.0f} ms, at most {sample['health_excess_max_ms']:.0f} ms over an idle hub asked "
-            f"at the same instant, {sum(e >= HEALTH_LIMIT_MS for e in sample['health_excess_ms'])} samples over {HEALTH_LIMIT_MS} ms "
-            f"(p50 {sample['health_p50_ms']:.0f} ms, "
-            f"{sample['samples']} samples, {sample['health_failure_count']} failed; an idle hub on the same machine: "
-            f"max {sample['control_max_ms']:.0f} ms, p50 {sample['control_p50_ms']:.0f} ms); hub RSS max {sample['rss_max_mib']} MiB; worst /health (s into the run, ms): {sample['health_worst'][:3]}")
+    return (f"/health max {sample['health_max_ms']:.0f} ms, at most {sample['health_excess_max_ms']:.0f} ms of it the hub's "
+            f"(the prober waited for a CPU up to {sample['prober_wait_max_ms']:.0f} ms), "
+            f"{sum(e >= HEALTH_LIMIT_MS for e in sample['health_excess_ms'])} samples over {HEALTH_LIMIT_MS} ms "
+            f"(p50 {sample['health_p50_ms']:.0f} ms, {sample['samples']} samples, {sample['health_failure_count']} failed; "
+            f"an idle hub on the same machine: max {sample['control_max_ms']:.0f} ms, p50 {sample['control_p50_ms']:.0f} ms, "
+            f"{sample['control_samples']} samples); hub RSS max {sample['rss_max_mib']} MiB; "
+            f"worst /health {WORST}: {sample['health_worst'][:3]}")
 
 
 @pytest.fixture
