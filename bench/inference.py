@@ -88,6 +88,50 @@ def rss(pid="self"):
     return {"peak_rss_mib": peak_rss_mib(pid), "rss_end_mib": peak_rss_mib(pid, "VmRSS")}
 
 
+class Meter:
+    """CPU time and threads of process `pid` over the timed sections: per-thread utime + stime from
+    /proc (clock ticks), so a ratio can be explained: how many threads did the work and how much
+    CPU each request cost, not only how long it took."""
+
+    TICK = os.sysconf("SC_CLK_TCK")
+
+    def __init__(self, pid="self"):
+        self.pid, self.cpu_s, self.wall_s, self.units, self.busy, self.alive = pid, 0.0, 0.0, 0, {}, 0
+
+    def _threads(self):
+        out = {}
+        base = f"/proc/{self.pid}/task"
+        for tid in os.listdir(base):
+            try:
+                with open(f"{base}/{tid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                out[tid] = (int(fields[11]) + int(fields[12])) / self.TICK
+            except (OSError, IndexError, ValueError):
+                pass
+        return out
+
+    def section(self, units, work):
+        """Runs work() and adds its CPU time, wall time and `units` (requests, sentences, tokens)."""
+        before, t0 = self._threads(), time.perf_counter()
+        result = work()
+        wall, after = time.perf_counter() - t0, self._threads()
+        for tid, cpu in after.items():
+            self.busy[tid] = self.busy.get(tid, 0.0) + cpu - before.get(tid, 0.0)
+        self.cpu_s += sum(cpu - before.get(tid, 0.0) for tid, cpu in after.items())
+        self.wall_s += wall
+        self.units += units
+        self.alive = max(self.alive, len(after))
+        return result
+
+    def summary(self):
+        """CPU ms per unit, cores busy on average, threads that did ≥ 5% of the work, threads alive."""
+        if not self.units or not self.wall_s:
+            return None
+        worked = sum(1 for c in self.busy.values() if c >= 0.05 * self.cpu_s)
+        return {"cpu_ms_per_unit": self.cpu_s * 1e3 / self.units, "cores": self.cpu_s / self.wall_s,
+                "threads_working": worked, "threads_alive": self.alive}
+
+
 def save(path, obj):
     with open(path, "w") as f:
         json.dump(obj, f)
@@ -274,35 +318,41 @@ def prefetch(worker):
           f"MiniLM {t1 - t0:.2f} s, GPT-2 {t2 - t1:.2f} s", file=sys.stderr)
 
 
-def time_embed(embed, label):
-    """Best-of-ROUNDS sentences/s at batch 1 and 32, plus the vectors of the last round."""
+def time_embed(embed, label, pid="self"):
+    """Best-of-ROUNDS sentences/s at batch 1 and 32, plus the vectors of the last round, and the
+    CPU and threads of process `pid` (the side doing the work) over all rounds."""
     best1 = best32 = 0.0
+    m1, m32 = Meter(pid), Meter(pid)
+    n1 = BATCH1_PASSES * len(SENTENCES)
+    n32 = BATCH32_REQUESTS * len(SENTENCES)
     for r in range(ROUNDS):
         t0 = time.perf_counter()
-        for _ in range(BATCH1_PASSES):
-            b1 = [embed([s])[0] for s in SENTENCES]
+        b1 = m1.section(n1, lambda: [[embed([s])[0] for s in SENTENCES] for _ in range(BATCH1_PASSES)][-1])
         t1 = time.perf_counter()
-        for _ in range(BATCH32_REQUESTS):
-            b32 = embed(SENTENCES)
+        b32 = m32.section(n32, lambda: [embed(SENTENCES) for _ in range(BATCH32_REQUESTS)][-1])
         t2 = time.perf_counter()
-        s1 = BATCH1_PASSES * len(SENTENCES) / (t1 - t0)
-        s32 = BATCH32_REQUESTS * len(SENTENCES) / (t2 - t1)
+        s1 = n1 / (t1 - t0)
+        s32 = n32 / (t2 - t1)
         print(f"  {label} round {r + 1}/{ROUNDS}: batch 1 {s1:.1f}/s, batch 32 {s32:.1f}/s", file=sys.stderr)
         best1, best32 = max(best1, s1), max(best32, s32)
-    return best1, best32, [list(map(float, v)) for v in b1], [list(map(float, v)) for v in b32]
+    return (best1, best32, [list(map(float, v)) for v in b1], [list(map(float, v)) for v in b32],
+            {"batch1": m1.summary(), "batch32": m32.summary()})
 
 
-def time_generate(gen, label):
+def time_generate(gen, label, pid="self"):
+    """Best-of-ROUNDS time to first token and decode tokens/s, and the CPU and threads of process
+    `pid` per generated token (prefill included) over all rounds."""
     best_ttft, best_tps, result = None, None, None
+    meter = Meter(pid)
     for r in range(ROUNDS):
-        ttft, decode, ids, logprobs, final = gen()
+        ttft, decode, ids, logprobs, final = meter.section(NEW_TOKENS, gen)
         tps = (len(ids) - 1) / decode if len(ids) > 1 and decode > 0 else float("nan")
         print(f"  {label} round {r + 1}/{ROUNDS}: TTFT {ttft * 1e3:.1f} ms, {tps:.1f} tokens/s, "
               f"{len(ids)} tokens", file=sys.stderr)
         best_ttft = ttft if best_ttft is None else min(best_ttft, ttft)
         best_tps = tps if best_tps is None else max(best_tps, tps)
         result = (ids, logprobs, final)
-    return best_ttft, best_tps, result
+    return best_ttft, best_tps, result, meter.summary()
 
 
 def warm_via_hub(call):
@@ -334,11 +384,11 @@ def worker_minilm(worker, hub, pid, out):
     result = {"load_s": first_request_load(lambda: embed_http(w, path, SENTENCES[:1]),
                                            lambda: embed_http(w, path, SENTENCES[:1]))}
     embed_http(w, path, SENTENCES)  # warm-up of the batch path
-    b1, b32, v1, v32 = time_embed(lambda s: embed_http(w, path, s), "worker")
-    result.update(batch1=b1, batch32=b32, vectors1=v1, vectors32=v32)
+    b1, b32, v1, v32, cpu = time_embed(lambda s: embed_http(w, path, s), "worker", pid)
+    result.update(batch1=b1, batch32=b32, vectors1=v1, vectors32=v32, cpu=cpu)
     try:
         warm_via_hub(lambda: embed_http(h, path, SENTENCES))
-        hb1, hb32, hv1, hv32 = time_embed(lambda s: embed_http(h, path, s), "via hub")
+        hb1, hb32, hv1, hv32, _ = time_embed(lambda s: embed_http(h, path, s), "via hub", pid)
         result.update(hub_batch1=hb1, hub_batch32=hb32, hub_vectors1=hv1, hub_vectors32=hv32)
     except Exception as e:  # noqa: BLE001 -- reported in the table
         result["hub_error"] = str(e)
@@ -352,11 +402,11 @@ def worker_gpt2(worker, hub, pid, out):
     path = f"/models/{GPT2_REPO}"
     result = {"load_s": first_request_load(lambda: generate_http(w, path, 1), lambda: generate_http(w, path, 1))}
     generate_http(w, path)  # warm-up
-    ttft, tps, (ids, logprobs, final) = time_generate(lambda: generate_http(w, path), "worker")
-    result.update(ttft_s=ttft, tokens_per_s=tps, ids=ids, logprobs=logprobs, final=final)
+    ttft, tps, (ids, logprobs, final), cpu = time_generate(lambda: generate_http(w, path), "worker", pid)
+    result.update(ttft_s=ttft, tokens_per_s=tps, ids=ids, logprobs=logprobs, final=final, cpu={"generate": cpu})
     try:
         warm_via_hub(lambda: generate_http(h, path))
-        httft, htps, (hids, _, _) = time_generate(lambda: generate_http(h, path), "via hub")
+        httft, htps, (hids, _, _), _ = time_generate(lambda: generate_http(h, path), "via hub", pid)
         result.update(hub_ttft_s=httft, hub_tokens_per_s=htps, hub_ids=hids)
     except Exception as e:  # noqa: BLE001 -- reported in the table
         result["hub_error"] = str(e)
@@ -402,11 +452,11 @@ def torch_minilm(model_dir, out):
             return torch.nn.functional.normalize(pooled, p=2, dim=1).tolist()
 
     embed(SENTENCES)  # warm-up
-    b1, b32, v1, v32 = time_embed(embed, "PyTorch")
+    b1, b32, v1, v32, cpu = time_embed(embed, "PyTorch")
     print(f"  PyTorch padded lengths: batch 1 {min(lengths[1:])}-{max(lengths[1:])} tokens, "
           f"batch 32 {lengths[-1]} tokens", file=sys.stderr)
     save(out, {"import_s": import_s, "load_s": load_s, "batch1": b1, "batch32": b32, "vectors1": v1,
-               "vectors32": v32, **rss()})
+               "vectors32": v32, "cpu": cpu, **rss()})
 
 
 def torch_gpt2(model_dir, out):
@@ -447,13 +497,13 @@ def torch_gpt2(model_dir, out):
             return times[0] - start, times[-1] - times[0], ids_out, logprobs, None
 
     gen()  # warm-up
-    ttft, tps, (ids, logprobs, _) = time_generate(gen, "PyTorch")
+    ttft, tps, (ids, logprobs, _), cpu = time_generate(gen, "PyTorch")
     if EOS in ids:
         print(f"  warning: greedy decoding produced <|endoftext|> at step {ids.index(EOS)}: the worker may "
               "stop there; pick another PROMPT or GPT2_SEED", file=sys.stderr)
     save(out, {"import_s": import_s, "load_s": load_s, "ttft_s": ttft, "tokens_per_s": tps, "ids": ids,
                "logprobs": logprobs, "margins": margins, "prompt_tokens": len(tokenizer.encode(PROMPT).ids),
-               **rss()})
+               "cpu": {"generate": cpu}, **rss()})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -547,6 +597,22 @@ def table(outdir):
         failures.append("GPT-2 through the hub")
 
     fmt2 = "{:<30} {:>10} {:>10} {:>16}"
+    print("\nwhat each side used over its timed rounds (worker: its process only, not the HTTP client)")
+    fmt3 = "{:<42} {:>10} {:>10} {:>16}"
+    print(fmt3.format("", "worker", "PyTorch", "worker/PyTorch"))
+    for label, w, t, key in [("MiniLM batch 1", wm, tm, "batch1"), ("MiniLM batch 32", wm, tm, "batch32"),
+                             ("GPT-2 generate", wg, tg, "generate")]:
+        wc, tc = (w.get("cpu") or {}).get(key) or {}, (t.get("cpu") or {}).get(key) or {}
+        unit = "token" if key == "generate" else "sentence"
+        print(fmt3.format(f"{label}: CPU ms per {unit}", num(wc.get("cpu_ms_per_unit"), ".2f"),
+                          num(tc.get("cpu_ms_per_unit"), ".2f"), ratio(wc.get("cpu_ms_per_unit"), tc.get("cpu_ms_per_unit"))))
+        print(fmt3.format(f"{label}: cores busy", num(wc.get("cores"), ".2f"), num(tc.get("cores"), ".2f"), ""))
+        print(fmt3.format(f"{label}: threads working/alive",
+                          f"{wc['threads_working']}/{wc['threads_alive']}" if wc else "—",
+                          f"{tc['threads_working']}/{tc['threads_alive']}" if tc else "—", ""))
+    print(f"(CPU cores: {os.cpu_count()}; working = threads that did ≥ 5% of the side's CPU time; PyTorch's "
+          "include the Python thread driving it)")
+
     print("\nmemory and load")
     print(fmt2.format("", "worker", "PyTorch", "worker/PyTorch"))
     for label, w, t in [("peak RSS MiB, MiniLM", wm, tm), ("peak RSS MiB, GPT-2", wg, tg)]:
