@@ -121,11 +121,9 @@ pub struct Settings {
     #[arg(long, env = "HUB_S3_MAX_RETRIES", default_value_t = 5, global = true)]
     pub s3_max_retries: usize,
 
-    /// Threads that run the async side: every request, /health included (0: one per CPU). In the
-    /// load suite on 2 cores (200 x 64 MiB transfers), one per CPU with the blocking threads
-    /// niced (HUB_BLOCKING_NICE) kept the worst /health at 16-34 ms; more workers hold more
-    /// transfers in flight at once, each with its buffers (Postgres + S3 peak RSS 301-318 MiB
-    /// with 4, against 270 with 2).
+    /// Threads that run the async side: every request, /health included (0: one per CPU). More
+    /// hold more transfers in flight at once, each with its buffers: Postgres + S3 peak RSS in the
+    /// load suite was 301-318 MiB with 4 on 2 cores, against 270 with 2. See runtime.rs.
     #[arg(long, env = "HUB_WORKER_THREADS", default_value_t = 0, global = true)]
     pub worker_threads: usize,
 

@@ -7,8 +7,8 @@
 //! first) and yielding to them on the blocking pool's lock, so a cheap request like `/health`
 //! waited up to ~150 ms behind bulk I/O. The blocking threads therefore run at a higher nice
 //! value than the workers: they still get every CPU the workers leave idle, but a worker with a
-//! request to answer gets the CPU first. (The worst `/health` in the load suite went from 43-80 ms
-//! to 22-46 ms, throughput unchanged.)
+//! request to answer gets the CPU first. Worst `/health` in the SQLite load suite (the hub's own
+//! time): 43-80 ms over 6 runs without it, 16-55 ms over 12 runs with it.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 
 /// The name of the async worker threads (`hub-worker-0`, …) and of the blocking threads, as
 /// `top -H`, perf and /proc show them.
-pub const WORKER_PREFIX: &str = "hub-worker-";
-pub const BLOCKING_NAME: &str = "hub-blocking";
+const WORKER_PREFIX: &str = "hub-worker-";
+const BLOCKING_NAME: &str = "hub-blocking";
 
 /// The runtime's shape, from the settings.
 #[derive(Clone, Copy, Debug)]

@@ -9,7 +9,8 @@
   one set up by the recipe of scripts/lib/services.sh `start_garage`, which can be stopped and
   started again on the same ports and data.
 - Sampler: a separate process (so the client's own threads cannot delay it) that asks /health
-  every 100 ms and reads the hub's VmRSS from /proc.
+  every 100 ms and reads the hub's VmRSS from /proc, and a second one that asks an idle hub's
+  /health at the same instants.
 """
 
 import contextlib
@@ -512,9 +513,12 @@ class Sampler:
     def __init__(self, url, pid, interval=0.1, control_url="-"):
         fd, self.out = tempfile.mkstemp(suffix=".json")
         os.close(fd)
-        self.proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "sample", url, str(pid), str(interval),
-                                      self.out, control_url], start_new_session=True)
-        time.sleep(0.5)  # probing from 0.3 s on (see _sample), before the load begins
+        # The first probe's instant (monotonic, shared by every process): the probers have started
+        # by then, and the load begins after it.
+        start = time.monotonic() + 0.5
+        self.proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "sample", url, str(pid), repr(start),
+                                      str(interval), self.out, control_url], start_new_session=True)
+        time.sleep(max(0.0, start - time.monotonic()))
 
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)
@@ -605,7 +609,7 @@ def _control(url, start, interval, out):
         json.dump(lat, f)
 
 
-def _sample(url, pid, interval, out, control_url):
+def _sample(url, pid, start, interval, out, control_url):
     """Every `interval`: GET /health of the hub, and its VmRSS.
 
     The hub's figure for a probe is its answer's time less (a) what this prober itself waited for
@@ -615,7 +619,6 @@ def _sample(url, pid, interval, out, control_url):
     the hub's. What is left holds the hub's own delays, its threads' waits for a CPU included."""
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    start = time.monotonic() + 0.3
     control_proc = control_out = None
     if control_url != "-":
         control_out = out + ".control"
@@ -646,14 +649,14 @@ def _sample(url, pid, interval, out, control_url):
             control = {int(k): ms for k, ms in json.load(f).items()}
         os.unlink(control_out)
     # (s into the run, ms, hub's ms, prober's wait ms, idle hub's ms at the same instant)
-    rows = [(at, ms, round(max(0.0, own - max(0.0, control.get(k, 0.0))), 1), waited, round(control.get(k, 0.0), 1))
+    rows = [(at, ms, round(max(0.0, own - control.get(k, 0.0)), 1), waited, round(control.get(k, 0.0), 1))
             for k, at, ms, own, waited in lat]
     ms = [r[1] for r in rows]
     with open(out, "w") as f:
         json.dump({"samples": len(rows), "health_max_ms": max(ms, default=0.0),
                    "health_p50_ms": sorted(ms)[len(ms) // 2] if ms else 0.0,
-                   "health_excess_max_ms": max((r[2] for r in rows), default=0.0),
-                   "health_excess_ms": [r[2] for r in rows],
+                   "health_hub_max_ms": max((r[2] for r in rows), default=0.0),
+                   "health_hub_ms": [r[2] for r in rows],
                    "prober_wait_max_ms": max((r[3] for r in rows), default=0.0),
                    "health_worst": sorted(rows, key=lambda r: -r[2])[:5],
                    "health_failures": failures[:20], "health_failure_count": len(failures),
@@ -663,7 +666,7 @@ def _sample(url, pid, interval, out, control_url):
                    "control_p50_ms": round(sorted(control.values())[len(control) // 2], 1) if control else 0.0}, f)
 
 
-if __name__ == "__main__" and len(sys.argv) == 7 and sys.argv[1] == "sample":
-    _sample(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), sys.argv[5], sys.argv[6])
+if __name__ == "__main__" and len(sys.argv) == 8 and sys.argv[1] == "sample":
+    _sample(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5]), sys.argv[6], sys.argv[7])
 elif __name__ == "__main__" and len(sys.argv) == 6 and sys.argv[1] == "control":
     _control(sys.argv[2], float(sys.argv[3]), float(sys.argv[4]), sys.argv[5])
