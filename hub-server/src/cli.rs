@@ -44,6 +44,9 @@ pub enum Command {
     /// Run a git hook (git receive-pack calls this during pushes).
     #[command(hide = true)]
     GitHook { name: String },
+    /// Run `git http-backend` for the hub that started it, and die with it.
+    #[command(hide = true)]
+    GitBackend,
 }
 
 #[derive(Subcommand)]

@@ -50,7 +50,9 @@ pub async fn serve(state: &AppState, caller: &Caller, name: &RepoName, req: GitR
         (false, GitService::UploadPack) => format!("/{rel}/git-upload-pack"),
         (false, GitService::ReceivePack) => format!("/{rel}/git-receive-pack"),
     };
+    let launcher = state.hook_bin();
     let cgi = crate::git::smart_http::CgiRequest {
+        launcher: &launcher,
         method: req.method.as_str(),
         path_info,
         query: req.uri.query().unwrap_or(""),

@@ -36,6 +36,9 @@ fn main() -> anyhow::Result<()> {
     if let Command::GitHook { name } = &cli.command {
         std::process::exit(hub_server::hooks::run(name));
     }
+    if let Command::GitBackend = &cli.command {
+        std::process::exit(hub_server::git::smart_http::exec_backend());
+    }
     let shape = hub_server::runtime::RuntimeShape {
         workers: cli.settings.worker_threads,
         blocking: cli.settings.blocking_threads,
@@ -129,7 +132,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 state.settings.gc_grace_days
             );
         }
-        Command::GitHook { .. } => unreachable!("handled before opening the state"),
+        Command::GitHook { .. } | Command::GitBackend => unreachable!("handled before opening the state"),
         Command::User(UserCommand::Create { name, email, password_stdin }) => {
             let password = if password_stdin {
                 let mut p = String::new();

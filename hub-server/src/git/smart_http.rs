@@ -13,6 +13,8 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 
 pub struct CgiRequest<'a> {
+    /// The hub-server binary that starts `git http-backend` for us (`hub-server git-backend`).
+    pub launcher: &'a Path,
     pub method: &'a str,
     /// `/<shard>/<id>.git/info/refs`, relative to the repos root.
     pub path_info: String,
@@ -29,9 +31,18 @@ pub struct CgiRequest<'a> {
     pub config: Vec<(&'static str, String)>,
 }
 
+/// The environment variable through which the hub tells `git-backend` its process id.
+const PARENT_ENV: &str = "HUB_GIT_BACKEND_PARENT";
+
+/// Starts `git http-backend` through the launcher, which ties git's life to this process: a
+/// replica killed mid-push must not leave a receive-pack behind that moves the ref later,
+/// outside the repo's lock and without the hub recording the new head. The launcher is spawned
+/// from an async worker thread, which lives as long as the process (the parent-death signal
+/// follows the thread that spawned).
 fn spawn(repos_root: &Path, req: &CgiRequest) -> ApiResult<Child> {
-    let mut cmd = Command::new("git");
-    cmd.arg("http-backend")
+    let mut cmd = Command::new(req.launcher);
+    cmd.arg("git-backend")
+        .env(PARENT_ENV, std::process::id().to_string())
         .env("GIT_PROJECT_ROOT", repos_root)
         .env("GIT_HTTP_EXPORT_ALL", "1")
         .env("PATH_INFO", &req.path_info)
@@ -66,7 +77,32 @@ fn spawn(repos_root: &Path, req: &CgiRequest) -> ApiResult<Child> {
     for (k, v) in &req.env {
         cmd.env(k, v);
     }
-    cmd.spawn().map_err(|e| ApiError::internal(format!("could not run git http-backend (is git installed?): {e}")))
+    cmd.spawn().map_err(|e| ApiError::internal(format!("could not start git http-backend through {}: {e}", req.launcher.display())))
+}
+
+/// `hub-server git-backend`: becomes `git http-backend`, asking the kernel to send it SIGTERM
+/// when the hub that started it dies. git's own handler passes the signal on to the
+/// receive-pack or upload-pack it runs (and waits for them), so a push whose hub died stops
+/// before it moves a ref. Returns only on failure, with the exit code.
+pub fn exec_backend() -> i32 {
+    use std::os::unix::process::CommandExt;
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::process::{getppid, set_parent_process_death_signal, Signal};
+        if let Err(e) = set_parent_process_death_signal(Some(Signal::TERM)) {
+            eprintln!("hub: cannot tie git to the hub's life: {e}");
+            return 1;
+        }
+        // The hub may have died before the signal was asked for: then nothing would send it.
+        let parent = std::env::var(PARENT_ENV).ok().and_then(|p| p.parse::<i32>().ok());
+        if getppid().map(|p| p.as_raw_nonzero().get()) != parent {
+            eprintln!("hub: the hub that started git is gone");
+            return 1;
+        }
+    }
+    let error = std::process::Command::new("git").arg("http-backend").env_remove(PARENT_ENV).exec();
+    eprintln!("hub: could not run git http-backend (is git installed?): {error}");
+    127
 }
 
 /// Runs one smart-HTTP request. With `buffer_output` the whole CGI output is read and the

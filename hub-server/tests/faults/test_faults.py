@@ -518,3 +518,94 @@ def test_replica_killed_mid_push(services, tmp_path, figures):
             for d, rc, e, which, t, p in rounds))
         bad = [(d, p) for d, _, _, _, _, p in rounds if p]
         assert not bad, f"inconsistent after a killed push: {bad}"
+
+
+def descendants(pid):
+    """The processes below pid (children, their children, …) now, as (pid, command) pairs."""
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    stat = f.read()
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+            except OSError:
+                continue
+            parents[int(entry)] = (int(stat.rsplit(")", 1)[1].split()[1]), cmd)
+    found, frontier = [], [pid]
+    while frontier:
+        p = frontier.pop()
+        for child, (parent, cmd) in parents.items():
+            if parent == p:
+                found.append((child, cmd))
+                frontier.append(child)
+    return found
+
+
+def test_killed_replica_leaves_no_push_running(services, tmp_path, figures):
+    """A replica killed while git runs a push for it takes the push with it. Here the push waits
+    in its pre-receive hook (a lock held on the table the hook reads) when the replica dies; once
+    the lock is released the hook would admit the push, and a receive-pack left running would
+    move the ref: outside the repo's lock, after the pusher was told it failed, and without the
+    database recording the new head."""
+    pg, _, _ = services
+    with replicas(services, tmp_path) as (env, data, token, b):
+        repo = create_repo(b.url, token, "killed-hook")
+        assert commit(b.url, token, repo, [header_line("first"), file_line("README.md", b"# h\n")]).status == 200
+        payload = Payload(f"hook-{uuid.uuid4().hex[:8]}", MIB)
+        assert lfs_upload(b.url, token, repo, payload) is None
+        work = tmp_path / "clone"
+        git("clone", "-q", remote(b, token, repo), str(work))
+        git("config", "user.email", "alice@example.org", cwd=work)
+        git("config", "user.name", "alice", cwd=work)
+        (work / "weights.bin").write_text(f"version https://git-lfs.github.com/spec/v1\noid sha256:{payload.oid}\nsize {payload.size}\n")
+        git("add", "weights.bin", cwd=work)
+        git("commit", "-q", "-m", "pointer", cwd=work)
+        new = git("rev-parse", "HEAD", cwd=work).stdout.strip()
+        old = head(b.url, token, repo)
+
+        a = Hub(env, tmp_path / "replica-a.log").start()
+        locker = subprocess.Popen(["psql", "-q", "-X", "-v", "ON_ERROR_STOP=1", env["HUB_DATABASE_URL"]], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        pushing = None
+        try:
+            locker.stdin.write("BEGIN;\nLOCK TABLE repo_objects IN ACCESS EXCLUSIVE MODE;\n\\echo locked\n")
+            locker.stdin.flush()
+            assert locker.stdout.readline().strip() == "locked"
+            pushing = subprocess.Popen(["git", "push", "-q", remote(a, token, repo), "HEAD:main"], cwd=work,
+                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                       env={**os.environ, "GIT_TERMINAL_PROMPT": "0"})
+            waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+            hook_waits = lambda: subprocess.run(["psql", "-tAX", pg.url, "-c", waiting], capture_output=True,
+                                                text=True).stdout.strip() not in ("", "0")
+            assert first_success(lambda: (hook_waits(), "not yet"), timeout=60)[0] is not None, pushing.poll()
+            running = descendants(a.pid)
+            assert any("git-hook" in cmd for _, cmd in running), f"no hook waiting under the replica: {running}"
+            a.kill()
+            _, err = pushing.communicate(timeout=60)
+            locker.stdin.write("COMMIT;\n")
+            locker.stdin.close()
+            locker.wait(timeout=30)
+        finally:
+            if pushing and pushing.poll() is None:
+                pushing.kill()
+            if locker.poll() is None:
+                locker.kill()
+        # Whatever the dead replica had started ends; the ref stays where it was.
+        left = lambda: [(p, cmd) for p, cmd in running if os.path.exists(f"/proc/{p}") and
+                        open(f"/proc/{p}/cmdline", "rb").read().replace(b"\0", b" ").decode(errors="replace").strip() == cmd]
+        gone, _ = first_success(lambda: (not left(), "running"), timeout=30)
+        assert gone is not None, f"still running 30 s after the replica died: {left()}"
+        time.sleep(2)
+        sha, problems = consistent(data, b, token, repo, old, new)
+        problems = [p for p in problems if not p.startswith("lock files left behind")]
+        figures(f"replica killed while its push waited in the pre-receive hook: push rc {pushing.returncode} "
+                f"({err.strip()[-80:]!r}); {len(running)} processes under it, all gone {gone:.2f} s after the "
+                f"lock was released; head {'new' if sha == new else 'old' if sha == old else sha}")
+        assert pushing.returncode != 0, "the push cannot have succeeded: its replica died before answering"
+        assert sha == old, f"the ref moved after the replica that ran the push died: {sha}, problems {problems}"
+        assert not problems, problems
+        # And the pusher's retry, through the surviving replica, lands.
+        assert git("push", "-q", remote(b, token, repo), "HEAD:main", cwd=work, check=False).returncode == 0
+        assert head(b.url, token, repo) == new
