@@ -85,6 +85,11 @@ impl IntoResponse for WorkerError {
         if matches!(self, WorkerError::Internal(_)) {
             tracing::error!(error = %self, "inference failed");
         }
-        (self.status(), Json(self.body())).into_response()
+        let mut resp = (self.status(), Json(self.body())).into_response();
+        if matches!(self, WorkerError::Overloaded(_)) {
+            // Queues drain in a step or a few: clients that honour it come back soon.
+            resp.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
+        }
+        resp
     }
 }

@@ -46,6 +46,14 @@ struct ServeArgs {
     /// Most texts one encoder forward pass takes when requests are batched together.
     #[arg(long, env = "INFERENCE_MAX_BATCH", default_value_t = 32)]
     max_batch: usize,
+    /// Generation sequences one model decodes together, each step reading the weights once for
+    /// all of them; more requests wait in its queue.
+    #[arg(long, env = "INFERENCE_MAX_STREAMS", default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    max_streams: u64,
+    /// Generation requests that may wait for a place in a model's decode batch; more are
+    /// answered 503 with Retry-After.
+    #[arg(long, env = "INFERENCE_STREAM_QUEUE", default_value_t = 64)]
+    stream_queue: usize,
     /// Seconds a request may run before it is stopped with 504 (loading the model not included).
     #[arg(long, env = "INFERENCE_TIMEOUT", default_value_t = 120.0)]
     timeout: f64,
@@ -83,6 +91,7 @@ async fn main() -> anyhow::Result<()> {
         max_models: args.max_models,
         max_batch: args.max_batch,
         max_concurrency: args.max_concurrency,
+        streams: inference_worker::pipelines::generate::StreamLimits { active: args.max_streams as usize, queued: args.stream_queue },
     });
     if !(args.timeout.is_finite() && args.timeout > 0.0) {
         anyhow::bail!("--timeout must be a positive number of seconds");

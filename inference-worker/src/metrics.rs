@@ -9,6 +9,7 @@ use std::time::Duration;
 use prometheus::{Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, TextEncoder};
 
 use crate::limits::ComputeSlots;
+use crate::pipelines::generate::StreamGauges;
 use crate::pipelines::Task;
 use crate::registry::Registry;
 
@@ -61,7 +62,7 @@ pub struct Metrics {
 
 impl Metrics {
     /// The worker's metrics, with the gauges `compute` keeps.
-    pub fn new(compute: &ComputeSlots) -> Metrics {
+    pub fn new(compute: &ComputeSlots, streams: &StreamGauges) -> Metrics {
         let requests = IntCounterVec::new(
             Opts::new("inference_http_requests_total", "HTTP requests answered, by route pattern and status"),
             &["route", "status"],
@@ -101,6 +102,10 @@ impl Metrics {
             Box::new(slots.waiting.clone()),
             Box::new(slots.busy.clone()),
             Box::new(slots.wait.clone()),
+            Box::new(streams.active.clone()),
+            Box::new(streams.queued.clone()),
+            Box::new(streams.tokens.clone()),
+            Box::new(streams.steps.clone()),
         ] {
             registry.register(c).expect("metric names are unique");
         }

@@ -42,6 +42,8 @@ pub struct Registry {
     pub max_models: usize,
     max_batch: usize,
     pub compute: Arc<ComputeSlots>,
+    streams: pipelines::generate::StreamLimits,
+    pub stream_gauges: Arc<pipelines::generate::StreamGauges>,
     entries: Mutex<HashMap<Key, Entry>>,
     clock: AtomicU64,
     resolved: Mutex<ResolveCache>,
@@ -55,6 +57,8 @@ pub struct RegistryConfig {
     pub max_models: usize,
     pub max_batch: usize,
     pub max_concurrency: usize,
+    /// Generation sequences one model decodes together, and requests that may wait for a place.
+    pub streams: pipelines::generate::StreamLimits,
 }
 
 fn fingerprint(token: Option<&str>) -> String {
@@ -70,6 +74,8 @@ impl Registry {
             max_models: c.max_models.max(1),
             max_batch: c.max_batch,
             compute: Arc::new(ComputeSlots::new(c.max_concurrency)),
+            streams: c.streams,
+            stream_gauges: Arc::new(pipelines::generate::StreamGauges::new()),
             entries: Mutex::new(HashMap::new()),
             clock: AtomicU64::new(0),
             resolved: Mutex::new(HashMap::new()),
@@ -156,8 +162,19 @@ impl Registry {
         };
         let req_id = id.to_string();
         let (sha, device, max_batch, compute) = (resolved.sha.clone(), self.device.clone(), self.max_batch, self.compute.clone());
+        let (streams, stream_gauges) = (self.streams, self.stream_gauges.clone());
         let model = tokio::task::spawn_blocking(move || {
-            pipelines::load(pipelines::LoadRequest { dir: &dir, id: req_id, revision: sha, task, device, max_batch, compute })
+            pipelines::load(pipelines::LoadRequest {
+                dir: &dir,
+                id: req_id,
+                revision: sha,
+                task,
+                device,
+                max_batch,
+                compute,
+                streams,
+                stream_gauges,
+            })
         })
         .await
         .map_err(|e| WorkerError::Unsupported(format!("loading the model failed: {e}")))??;

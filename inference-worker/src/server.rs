@@ -30,7 +30,7 @@ pub struct Worker {
 
 impl Worker {
     pub fn new(registry: Registry, timeout: Duration) -> Worker {
-        let metrics = Metrics::new(&registry.compute);
+        let metrics = Metrics::new(&registry.compute, &registry.stream_gauges);
         Worker { registry, timeout, metrics }
     }
 
@@ -207,43 +207,63 @@ async fn text_generation(w: &Arc<Worker>, model: Arc<LoadedModel>, body: &Value)
     let prompt = body["inputs"].as_str().ok_or_else(|| WorkerError::BadInput("inputs must be a string".into()))?.to_string();
     let params = generate::Params::parse(body)?;
     let started = Instant::now();
-    let deadline = started + w.timeout;
-    let timeout_s = w.timeout.as_secs_f64();
-    let worker = w.clone();
-    if !params.stream {
-        let outcome = tokio::task::spawn_blocking(move || {
-            let outcome = generate::run(&model, &params, &prompt, &worker.registry.compute, deadline, timeout_s, |_| true)?;
-            worker.finished_generation(started, &outcome);
-            Ok::<_, WorkerError>(outcome.response(&params))
-        })
-        .await
-        .map_err(|e| WorkerError::Internal(e.to_string()))??;
-        return Ok(Json(outcome).into_response());
-    }
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Value>(64);
-    tokio::task::spawn_blocking(move || {
-        let mut index = 0usize;
-        let result = generate::run(&model, &params, &prompt, &worker.registry.compute, deadline, timeout_s, |token| {
-            index += 1;
-            let event = json!({ "index": index, "token": token.json(), "generated_text": null, "details": null, "top_tokens": null });
-            tx.blocking_send(event).is_ok()
-        });
-        let last = match result {
-            Ok(outcome) => {
-                worker.finished_generation(started, &outcome);
-                let token = outcome.tokens.last().map(generate::TokenOut::json);
-                json!({
-                    "index": index + 1,
-                    "token": token,
-                    "generated_text": outcome.full_text(&params),
-                    "details": if params.details { outcome.details(false) } else { Value::Null },
-                    "top_tokens": null,
-                })
+    let (stream, details) = (params.stream, params.details);
+    let Kind::Generator { streams, .. } = &model.kind else {
+        return Err(WorkerError::Internal("not a text-generation model".into()));
+    };
+    // Both shapes answer from the model's decode loop; a client that leaves drops `events`,
+    // which takes its sequence out of the batch at the next step.
+    let outcome_params = params.clone();
+    let seq = generate::Sequence::new(&model, params, &prompt, started + w.timeout, w.timeout.as_secs_f64())?;
+    let mut events = streams.submit(seq)?;
+    if !stream {
+        loop {
+            match events.recv().await {
+                Some(generate::Event::Token(_)) => continue,
+                Some(generate::Event::Done(result)) => {
+                    let outcome = (*result)?;
+                    w.finished_generation(started, &outcome);
+                    return Ok(Json(outcome.response(&outcome_params)).into_response());
+                }
+                None => return Err(WorkerError::Internal("the model's decode thread stopped".into())),
             }
-            Err(e) => e.body(),
+        }
+    }
+    let worker = w.clone();
+    let mut index = 0usize;
+    let mut done = false;
+    let events = futures::stream::poll_fn(move |cx| {
+        if done {
+            return std::task::Poll::Ready(None);
+        }
+        let event = match std::task::ready!(events.poll_recv(cx)) {
+            Some(generate::Event::Token(token)) => {
+                index += 1;
+                json!({ "index": index, "token": token.json(), "generated_text": null, "details": null, "top_tokens": null })
+            }
+            Some(generate::Event::Done(result)) => {
+                done = true;
+                match *result {
+                    Ok(outcome) => {
+                        worker.finished_generation(started, &outcome);
+                        json!({
+                            "index": index + 1,
+                            "token": outcome.tokens.last().map(generate::TokenOut::json),
+                            "generated_text": outcome.full_text(&outcome_params),
+                            "details": if details { outcome.details(false) } else { Value::Null },
+                            "top_tokens": null,
+                        })
+                    }
+                    Err(e) => e.body(),
+                }
+            }
+            None => {
+                done = true;
+                WorkerError::Internal("the model's decode thread stopped".into()).body()
+            }
         };
-        let _ = tx.blocking_send(last);
-    });
-    let events = futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).map(|v| Ok::<_, Infallible>(Event::default().data(v.to_string())));
+        std::task::Poll::Ready(Some(event))
+    })
+    .map(|v| Ok::<_, Infallible>(Event::default().data(v.to_string())));
     Ok(Sse::new(events).into_response())
 }

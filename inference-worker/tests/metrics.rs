@@ -27,6 +27,7 @@ async fn metrics_count_requests_by_route_pattern_and_show_the_queue() {
         max_models: 1,
         max_batch: 8,
         max_concurrency: 3,
+        streams: inference_worker::pipelines::generate::StreamLimits { active: 4, queued: 4 },
     });
     let app = router(Arc::new(Worker::new(registry, Duration::from_secs(5))));
 

@@ -13,6 +13,9 @@ enum Arch {
     Llama { model: llama::Llama, config: llama::Config },
 }
 
+/// Prompt tokens per prefill step (GPT-2).
+const PREFILL_CHUNK: usize = 128;
+
 pub struct CausalLm {
     arch: Arch,
     pub max_positions: usize,
@@ -98,6 +101,40 @@ impl CausalLm {
             Arch::Gpt2(m) => State::Gpt2(m.new_cache()),
             Arch::Llama { config, .. } => State::Llama(Box::new(llama::Cache::new(true, DType::F32, config, &self.device)?)),
         })
+    }
+
+    /// The most prompt tokens one step feeds: a long prompt is prefilled in chunks between the
+    /// decode steps of the streams already running, so they are not held up for its whole length.
+    /// candle's Llama masks a multi-token step as if the cache were empty, so its prompts go in
+    /// whole.
+    pub fn prefill_chunk(&self) -> usize {
+        match &self.arch {
+            Arch::Gpt2(_) => PREFILL_CHUNK,
+            Arch::Llama { .. } => usize::MAX,
+        }
+    }
+
+    /// One decode step for several sequences: `steps[i]` is the newest token of `states[i]` and
+    /// its position. Returns each one's next-token logits. GPT-2 runs them as one batch; Llama
+    /// (candle's cache is one per batch) one after another.
+    pub fn decode_batch(&self, steps: &[(u32, usize)], states: &mut [&mut State]) -> Result<Vec<Vec<f32>>> {
+        match &self.arch {
+            Arch::Gpt2(m) => {
+                let mut caches = Vec::with_capacity(states.len());
+                for state in states.iter_mut() {
+                    match &mut **state {
+                        State::Gpt2(cache) => caches.push(cache),
+                        State::Llama(_) => return Err(WorkerError::Internal("generation state of another architecture".into())),
+                    }
+                }
+                Ok(m.forward_batch(steps, &mut caches)?.to_vec2::<f32>()?)
+            }
+            Arch::Llama { .. } => steps
+                .iter()
+                .zip(states.iter_mut())
+                .map(|(&(id, pos), state)| Ok(self.forward(&[id], pos, state)?.to_vec1::<f32>()?))
+                .collect(),
+        }
     }
 
     /// Feeds `ids` at positions `pos..` and returns the next-token logits as a `(vocab,)` tensor.

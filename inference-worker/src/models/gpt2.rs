@@ -123,9 +123,16 @@ impl Gpt2 {
     }
 
     fn attention(&self, block: &Block, x: &Tensor, kv: &mut Option<(Tensor, Tensor)>, mask: Option<&Tensor>) -> Result<Tensor> {
-        let (b, t, c) = x.dims3()?;
+        let y = self.attend(&block.c_attn.forward(x)?, kv, mask)?;
+        block.attn_proj.forward(&y)
+    }
+
+    /// Attention of one sequence, `qkv` `(1, t, 3c)`, over its cache extended by these `t`
+    /// positions; returns `(1, t, c)` before the output projection.
+    fn attend(&self, qkv: &Tensor, kv: &mut Option<(Tensor, Tensor)>, mask: Option<&Tensor>) -> Result<Tensor> {
+        let (b, t, c3) = qkv.dims3()?;
+        let c = c3 / 3;
         let hd = c / self.n_head;
-        let qkv = block.c_attn.forward(x)?;
         let split = |i: usize| -> Result<Tensor> {
             Ok(qkv.narrow(D::Minus1, i * c, c)?.reshape((b, t, self.n_head, hd))?.transpose(1, 2)?.contiguous()?)
         };
@@ -140,8 +147,32 @@ impl Gpt2 {
             att = att.broadcast_add(mask)?;
         }
         let att = candle_nn::ops::softmax_last_dim(&att)?;
-        let y = att.matmul(&v)?.transpose(1, 2)?.reshape((b, t, c))?;
-        block.attn_proj.forward(&y)
+        Ok(att.matmul(&v)?.transpose(1, 2)?.reshape((b, t, c))?)
+    }
+
+    /// One decode step for several sequences at once: `steps[i]` is sequence i's newest token
+    /// and its position, `caches[i]` its cache. Every weight matrix is read once for all of them
+    /// (one `(n, c)` product instead of n `(1, c)` ones); only attention, which reads each
+    /// sequence's own cache, runs per sequence. Returns the next-token logits `(n, vocab)`.
+    pub fn forward_batch(&self, steps: &[(u32, usize)], caches: &mut [&mut Cache]) -> Result<Tensor> {
+        let n = steps.len();
+        if n != caches.len() || n == 0 {
+            return Err(WorkerError::Internal(format!("{n} decode steps for {} caches", caches.len())));
+        }
+        let ids = Tensor::from_vec(steps.iter().map(|s| s.0).collect::<Vec<_>>(), n, &self.device)?;
+        let positions = Tensor::from_vec(steps.iter().map(|s| s.1 as u32).collect::<Vec<_>>(), n, &self.device)?;
+        let mut x = (self.wte.forward(&ids)? + self.wpe.forward(&positions)?)?;
+        for (layer, block) in self.blocks.iter().enumerate() {
+            let qkv = block.c_attn.forward(&block.ln_1.forward(&x)?)?;
+            let mut ys = Vec::with_capacity(n);
+            for (i, cache) in caches.iter_mut().enumerate() {
+                ys.push(self.attend(&qkv.narrow(0, i, 1)?.unsqueeze(0)?, &mut cache.kvs[layer], None)?.squeeze(0)?);
+            }
+            x = (x + block.attn_proj.forward(&Tensor::cat(&ys, 0)?)?)?;
+            let m = block.mlp_proj.forward(&self.activation.forward(&block.c_fc.forward(&block.ln_2.forward(&x)?)?)?)?;
+            x = (x + m)?;
+        }
+        Ok(self.lm_head.forward(&self.ln_f.forward(&x)?)?)
     }
 }
 

@@ -1,19 +1,31 @@
 //! text-generation with TGI's parameters and answer shapes, streamed token by token.
+//!
+//! Every request to one model joins that model's decode loop (`Streams`): at each step, one
+//! chunk of a new prompt is prefilled, every sequence chooses its next token, and all of them
+//! are decoded together in one batch, so the weights are read once per step for everyone instead
+//! of once per sequence. Sequences join and leave at any step; a client that goes away frees its
+//! place at the next one; requests beyond the batch wait in a bounded queue, then get 503.
 
 use std::collections::HashMap;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::Arc;
 use std::time::Instant;
 
 use candle_core::{Device, Tensor};
 use candle_transformers::generation::{LogitsProcessor, Sampling};
+use prometheus::{IntCounter, IntGauge};
 use serde_json::{json, Value};
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 use super::{Kind, LoadedModel};
 use crate::error::{Result, WorkerError};
 use crate::limits::ComputeSlots;
+use crate::models::causal::{CausalLm, State};
 
 /// The legacy hosted API's default when `max_new_tokens` is absent.
 const DEFAULT_MAX_NEW_TOKENS: usize = 20;
 
+#[derive(Clone)]
 pub struct Params {
     pub max_new_tokens: usize,
     sampling: Option<Sampling>,
@@ -104,6 +116,7 @@ impl Params {
     }
 }
 
+#[derive(Clone)]
 pub struct TokenOut {
     pub id: u32,
     pub text: String,
@@ -191,71 +204,85 @@ fn log_softmax_at(logits: &[f32], id: usize) -> f32 {
     logits.get(id).map(|x| x - max - sum.ln()).unwrap_or(f32::NEG_INFINITY)
 }
 
-/// Generates token by token, calling `emit` for each one (it returns false when the listener is
-/// gone). Blocking; holds a compute slot per step so concurrent generations interleave.
-pub fn run(
-    model: &LoadedModel,
-    params: &Params,
-    prompt: &str,
-    compute: &ComputeSlots,
+/// One generation request as the decode loop drives it: the prompt, the parameters, and what
+/// has been generated so far.
+pub struct Sequence {
+    params: Params,
+    prompt: String,
+    prompt_ids: Vec<u32>,
+    ids: Vec<u32>,
+    detok: Detokenizer,
+    counts: HashMap<u32, usize>,
+    tokens: Vec<TokenOut>,
+    sampler: Option<LogitsProcessor>,
+    seed: Option<u64>,
+    prefill: Vec<Value>,
+    finish_reason: &'static str,
     deadline: Instant,
     timeout_s: f64,
-    mut emit: impl FnMut(&TokenOut) -> bool,
-) -> Result<Outcome> {
-    let Kind::Generator { lm, eos } = &model.kind else {
-        return Err(WorkerError::Internal("not a text-generation model".into()));
-    };
-    let tokenizer = &model.tokenizer;
-    if prompt.is_empty() {
-        return Err(WorkerError::BadInput("inputs must not be empty".into()));
-    }
-    let enc = tokenizer.encode(prompt, true).map_err(|e| WorkerError::BadInput(format!("could not tokenize the input: {e}")))?;
-    let mut prompt_ids = enc.get_ids().to_vec();
-    if let Some(t) = params.truncate {
-        if prompt_ids.len() > t {
-            prompt_ids.drain(..prompt_ids.len() - t);
-        }
-    }
-    if prompt_ids.is_empty() {
-        return Err(WorkerError::BadInput("inputs must not be empty".into()));
-    }
-    if prompt_ids.len() + params.max_new_tokens > lm.max_positions {
-        return Err(WorkerError::BadInput(format!(
-            "inputs has {} tokens and max_new_tokens is {}: together they must not exceed the model's context of {} tokens",
-            prompt_ids.len(),
-            params.max_new_tokens,
-            lm.max_positions
-        )));
-    }
-    let seed = params.sampling.as_ref().map(|_| params.seed.unwrap_or_else(rand::random));
-    let mut sampler = params.sampling.clone().map(|s| LogitsProcessor::from_sampling(seed.unwrap_or(0), s));
-    let prefill = if params.decoder_input_details {
-        prompt_ids
-            .iter()
-            .map(|&id| json!({ "id": id, "text": tokenizer.decode(&[id], false).unwrap_or_default(), "logprob": null }))
-            .collect()
-    } else {
-        Vec::new()
-    };
+}
 
-    let mut state = lm.new_state()?;
-    let mut ids = prompt_ids.clone();
-    let mut detok = Detokenizer { prefix: ids.len(), read: ids.len() };
-    let mut counts: HashMap<u32, usize> = HashMap::new();
-    let mut tokens = Vec::new();
-    let mut finish_reason = "length";
-    let mut logits = {
-        let _slot = compute.acquire();
-        lm.forward(&prompt_ids, 0, &mut state)?
-    };
-    for step in 0..params.max_new_tokens {
-        if Instant::now() > deadline {
-            return Err(WorkerError::Timeout(timeout_s));
+impl Sequence {
+    /// Tokenizes and checks a request; refuses what cannot run (empty, longer than the context).
+    pub fn new(model: &LoadedModel, params: Params, prompt: &str, deadline: Instant, timeout_s: f64) -> Result<Sequence> {
+        let Kind::Generator { lm, .. } = &model.kind else {
+            return Err(WorkerError::Internal("not a text-generation model".into()));
+        };
+        let tokenizer = &model.tokenizer;
+        if prompt.is_empty() {
+            return Err(WorkerError::BadInput("inputs must not be empty".into()));
         }
-        let mut scores = logits.to_vec1::<f32>()?;
-        if let Some(p) = params.repetition_penalty {
+        let enc = tokenizer.encode(prompt, true).map_err(|e| WorkerError::BadInput(format!("could not tokenize the input: {e}")))?;
+        let mut prompt_ids = enc.get_ids().to_vec();
+        if let Some(t) = params.truncate {
+            if prompt_ids.len() > t {
+                prompt_ids.drain(..prompt_ids.len() - t);
+            }
+        }
+        if prompt_ids.is_empty() {
+            return Err(WorkerError::BadInput("inputs must not be empty".into()));
+        }
+        if prompt_ids.len() + params.max_new_tokens > lm.max_positions {
+            return Err(WorkerError::BadInput(format!(
+                "inputs has {} tokens and max_new_tokens is {}: together they must not exceed the model's context of {} tokens",
+                prompt_ids.len(),
+                params.max_new_tokens,
+                lm.max_positions
+            )));
+        }
+        let seed = params.sampling.as_ref().map(|_| params.seed.unwrap_or_else(rand::random));
+        let sampler = params.sampling.clone().map(|s| LogitsProcessor::from_sampling(seed.unwrap_or(0), s));
+        let prefill = if params.decoder_input_details {
+            prompt_ids
+                .iter()
+                .map(|&id| json!({ "id": id, "text": tokenizer.decode(&[id], false).unwrap_or_default(), "logprob": null }))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Ok(Sequence {
+            ids: prompt_ids.clone(),
+            detok: Detokenizer { prefix: prompt_ids.len(), read: prompt_ids.len() },
+            prompt_ids,
+            params,
+            prompt: prompt.to_string(),
+            counts: HashMap::new(),
+            tokens: Vec::new(),
+            sampler,
+            seed,
+            prefill,
+            finish_reason: "length",
+            deadline,
+            timeout_s,
+        })
+    }
+
+    /// Chooses the next token from the model's `scores` for it; returns the token and whether
+    /// it ends the sequence (end of sequence, a stop sequence, or `max_new_tokens`).
+    fn choose(&mut self, tokenizer: &tokenizers::Tokenizer, eos: &[u32], mut scores: Vec<f32>) -> Result<(TokenOut, bool)> {
+        if let Some(p) = self.params.repetition_penalty {
             let mut seen = std::collections::HashSet::new();
-            for &id in &ids {
+            for &id in &self.ids {
                 if seen.insert(id) {
                     if let Some(s) = scores.get_mut(id as usize) {
                         *s = if *s >= 0.0 { *s / p } else { *s * p };
@@ -263,50 +290,285 @@ pub fn run(
                 }
             }
         }
-        if let Some(fp) = params.frequency_penalty {
-            for (&id, &n) in &counts {
+        if let Some(fp) = self.params.frequency_penalty {
+            for (&id, &n) in &self.counts {
                 if let Some(s) = scores.get_mut(id as usize) {
                     *s -= fp * n as f32;
                 }
             }
         }
-        let next = match sampler.as_mut() {
+        let next = match self.sampler.as_mut() {
             Some(s) => s.sample(&Tensor::new(scores.as_slice(), &Device::Cpu)?)?,
             None => scores.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i as u32).unwrap_or(0),
         };
         let logprob = log_softmax_at(&scores, next as usize);
-        ids.push(next);
-        *counts.entry(next).or_default() += 1;
+        self.ids.push(next);
+        *self.counts.entry(next).or_default() += 1;
         let special =
             eos.contains(&next) || tokenizer.get_added_vocabulary().is_special_token(&tokenizer.id_to_token(next).unwrap_or_default());
-        let text = detok.next(tokenizer, &ids);
+        let text = self.detok.next(tokenizer, &self.ids);
         let token = TokenOut { id: next, text, logprob, special };
         let is_eos = eos.contains(&next);
-        let hit_stop = !is_eos && !params.stop.is_empty() && {
-            let generated = tokenizer.decode(&ids[prompt_ids.len()..], true).unwrap_or_default();
-            params.stop.iter().any(|s| tail_contains(&generated, s, &token.text))
+        let hit_stop = !is_eos && !self.params.stop.is_empty() && {
+            let generated = tokenizer.decode(&self.ids[self.prompt_ids.len()..], true).unwrap_or_default();
+            self.params.stop.iter().any(|s| tail_contains(&generated, s, &token.text))
         };
-        let last = is_eos || hit_stop || step + 1 == params.max_new_tokens;
         if is_eos {
-            finish_reason = "eos_token";
+            self.finish_reason = "eos_token";
         } else if hit_stop {
-            finish_reason = "stop_sequence";
+            self.finish_reason = "stop_sequence";
         }
-        if !last {
-            // Hand the token out before computing the next one: streams show tokens as chosen.
-            if !emit(&token) {
-                return Err(WorkerError::BadInput("the client went away".into()));
-            }
-            tokens.push(token);
-            let _slot = compute.acquire();
-            logits = lm.forward(&[next], ids.len() - 1, &mut state)?;
-        } else {
-            tokens.push(token);
-            break;
+        let last = is_eos || hit_stop || self.tokens.len() + 1 == self.params.max_new_tokens;
+        self.tokens.push(token.clone());
+        Ok((token, last))
+    }
+
+    fn finish(self, tokenizer: &tokenizers::Tokenizer) -> Result<Outcome> {
+        let generated_text =
+            tokenizer.decode(&self.ids[self.prompt_ids.len()..], true).map_err(|e| WorkerError::Internal(e.to_string()))?;
+        Ok(Outcome {
+            generated_text,
+            finish_reason: self.finish_reason,
+            tokens: self.tokens,
+            seed: self.seed,
+            prompt: self.prompt,
+            prefill: self.prefill,
+            input_length: self.prompt_ids.len(),
+        })
+    }
+}
+
+/// What a generation sends back: each token but the last as it is chosen, then the outcome
+/// (which holds the last token).
+pub enum Event {
+    Token(TokenOut),
+    Done(Box<Result<Outcome>>),
+}
+
+/// Generation requests to one model: a bounded queue in front of a decode loop that runs every
+/// active sequence's next step together (continuous batching).
+pub struct Streams {
+    tx: SyncSender<Job>,
+    gauges: Arc<StreamGauges>,
+}
+
+struct Job {
+    seq: Sequence,
+    events: UnboundedSender<Event>,
+}
+
+/// The decode loops' gauges, shared by every model's loop and shown on `/metrics`.
+pub struct StreamGauges {
+    /// Sequences in a decode loop now.
+    pub active: IntGauge,
+    /// Requests waiting for a place in one.
+    pub queued: IntGauge,
+    /// Tokens chosen, counted as each is chosen (also for sequences whose client left).
+    pub tokens: IntCounter,
+    /// Decode steps run (each for all the active sequences of one model).
+    pub steps: IntCounter,
+}
+
+impl StreamGauges {
+    pub fn new() -> StreamGauges {
+        let gauge = |name: &str, help: &str| IntGauge::new(name, help).expect("valid metric");
+        let counter = |name: &str, help: &str| IntCounter::new(name, help).expect("valid metric");
+        StreamGauges {
+            active: gauge("inference_generation_active", "Generation sequences in a decode batch now"),
+            queued: gauge("inference_generation_queued", "Generation requests waiting for a place in a decode batch"),
+            tokens: counter("inference_generation_chosen_tokens_total", "Tokens chosen by the decode loops"),
+            steps: counter("inference_generation_steps_total", "Decode steps run (one per batch of sequences)"),
         }
     }
-    let generated_text = tokenizer.decode(&ids[prompt_ids.len()..], true).map_err(|e| WorkerError::Internal(e.to_string()))?;
-    Ok(Outcome { generated_text, finish_reason, tokens, seed, prompt: prompt.to_string(), prefill, input_length: prompt_ids.len() })
+}
+
+impl Default for StreamGauges {
+    fn default() -> Self {
+        StreamGauges::new()
+    }
+}
+
+/// How many sequences a model decodes together, and how many more may wait.
+#[derive(Clone, Copy, Debug)]
+pub struct StreamLimits {
+    pub active: usize,
+    pub queued: usize,
+}
+
+impl Streams {
+    /// Starts the model's decode loop; it ends when the queue is dropped (model evicted).
+    pub fn start(
+        lm: Arc<CausalLm>,
+        tokenizer: tokenizers::Tokenizer,
+        eos: Vec<u32>,
+        limits: StreamLimits,
+        compute: Arc<ComputeSlots>,
+        gauges: Arc<StreamGauges>,
+    ) -> Streams {
+        let (tx, rx) = sync_channel(limits.queued);
+        let looping = gauges.clone();
+        let spawned = std::thread::Builder::new()
+            .name("decoder".into())
+            .spawn(move || decode_loop(&lm, &tokenizer, &eos, rx, limits.active.max(1), &compute, &looping));
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "could not start a decode thread");
+        }
+        Streams { tx, gauges }
+    }
+
+    /// Queues a sequence; its events arrive on the receiver. A full queue is refused (503). A
+    /// dropped receiver takes the sequence out of the batch at the next step.
+    pub fn submit(&self, seq: Sequence) -> Result<UnboundedReceiver<Event>> {
+        let (events, rx) = unbounded_channel();
+        self.gauges.queued.inc();
+        match self.tx.try_send(Job { seq, events }) {
+            Ok(()) => Ok(rx),
+            Err(e) => {
+                self.gauges.queued.dec();
+                Err(match e {
+                    TrySendError::Full(_) => {
+                        WorkerError::Overloaded("too many generation requests are queued for this model; retry shortly".into())
+                    }
+                    TrySendError::Disconnected(_) => WorkerError::Internal("the model's decode thread stopped".into()),
+                })
+            }
+        }
+    }
+}
+
+/// A sequence in the decode loop: its cache, how much of its prompt is in it, and the logits of
+/// its next token once they are known.
+struct Active {
+    job: Job,
+    state: State,
+    fed: usize,
+    logits: Option<Vec<f32>>,
+    /// The token chosen this step, which the next decode step feeds.
+    pending: Option<u32>,
+    /// Set when the sequence leaves the batch after this step: `Some(None)` when its client
+    /// left (nothing to send), `Some(Some(Ok))` when it finished, `Some(Some(Err))` when it failed.
+    ending: Option<Option<Result<()>>>,
+}
+
+fn decode_loop(
+    lm: &CausalLm,
+    tokenizer: &tokenizers::Tokenizer,
+    eos: &[u32],
+    rx: Receiver<Job>,
+    max_active: usize,
+    compute: &ComputeSlots,
+    gauges: &StreamGauges,
+) {
+    let mut active: Vec<Active> = Vec::new();
+    let admit = |job: Job, active: &mut Vec<Active>| {
+        gauges.queued.dec();
+        match lm.new_state() {
+            Ok(state) => {
+                gauges.active.inc();
+                active.push(Active { job, state, fed: 0, logits: None, pending: None, ending: None });
+            }
+            Err(e) => {
+                let _ = job.events.send(Event::Done(Box::new(Err(e))));
+            }
+        }
+    };
+    loop {
+        if active.is_empty() {
+            match rx.recv() {
+                Ok(job) => admit(job, &mut active),
+                Err(_) => return,
+            }
+        }
+        while active.len() < max_active {
+            match rx.try_recv() {
+                Ok(job) => admit(job, &mut active),
+                Err(_) => break,
+            }
+        }
+        let now = Instant::now();
+        for a in active.iter_mut() {
+            if a.job.events.is_closed() {
+                a.ending = Some(None);
+            } else if now > a.job.seq.deadline {
+                a.ending = Some(Some(Err(WorkerError::Timeout(a.job.seq.timeout_s))));
+            }
+        }
+        {
+            let _slot = compute.acquire();
+            // One chunk of one prompt per step: a long prompt does not hold up the running streams.
+            if let Some(a) = active.iter_mut().find(|a| a.ending.is_none() && a.fed < a.job.seq.prompt_ids.len()) {
+                let len = a.job.seq.prompt_ids.len();
+                let end = len.min(a.fed.saturating_add(lm.prefill_chunk()));
+                let logits = lm.forward(&a.job.seq.prompt_ids[a.fed..end], a.fed, &mut a.state);
+                match logits.and_then(|l| l.to_vec1::<f32>().map_err(WorkerError::from)) {
+                    Ok(logits) => {
+                        a.fed = end;
+                        a.logits = (end == len).then_some(logits);
+                    }
+                    Err(e) => a.ending = Some(Some(Err(e))),
+                }
+            }
+            // Every sequence with fresh logits chooses its next token; those that go on decode
+            // it together.
+            for a in active.iter_mut().filter(|a| a.ending.is_none()) {
+                let Some(scores) = a.logits.take() else { continue };
+                gauges.tokens.inc();
+                match a.job.seq.choose(tokenizer, eos, scores) {
+                    Ok((_, true)) => a.ending = Some(Some(Ok(()))),
+                    Ok((token, false)) => {
+                        let id = token.id;
+                        if a.job.events.send(Event::Token(token)).is_err() {
+                            a.ending = Some(None);
+                        } else {
+                            a.pending = Some(id);
+                        }
+                    }
+                    Err(e) => a.ending = Some(Some(Err(e))),
+                }
+            }
+            let mut steps = Vec::new();
+            let mut states = Vec::new();
+            let mut rows = Vec::new();
+            for (i, a) in active.iter_mut().enumerate() {
+                if let (None, Some(id)) = (&a.ending, a.pending.take()) {
+                    steps.push((id, a.job.seq.ids.len() - 1));
+                    states.push(&mut a.state);
+                    rows.push(i);
+                }
+            }
+            if !steps.is_empty() {
+                gauges.steps.inc();
+                match lm.decode_batch(&steps, &mut states) {
+                    Ok(logits) => {
+                        for (i, l) in rows.into_iter().zip(logits) {
+                            active[i].logits = Some(l);
+                        }
+                    }
+                    Err(e) => {
+                        for i in rows {
+                            active[i].ending = Some(Some(Err(WorkerError::Internal(e.to_string()))));
+                        }
+                    }
+                }
+            }
+        }
+        // Finished, failed and abandoned sequences leave the batch; their places are free.
+        let mut i = 0;
+        while i < active.len() {
+            let Some(ending) = active[i].ending.take() else {
+                i += 1;
+                continue;
+            };
+            let a = active.remove(i);
+            gauges.active.dec();
+            let result = match ending {
+                None => continue,
+                Some(Ok(())) => a.job.seq.finish(tokenizer),
+                Some(Err(e)) => Err(e),
+            };
+            let _ = a.job.events.send(Event::Done(Box::new(result)));
+        }
+    }
 }
 
 /// Whether `stop` ends within the text the newest token added (it may end mid-token).

@@ -142,7 +142,8 @@ pub enum Kind {
     },
     Generator {
         lm: Arc<CausalLm>,
-        eos: Vec<u32>,
+        /// The decode loop every generation request of this model joins.
+        streams: generate::Streams,
     },
     Seq2Seq {
         model: Arc<crate::models::seq2seq::Seq2Seq>,
@@ -172,6 +173,9 @@ pub struct LoadRequest<'a> {
     pub device: Device,
     pub max_batch: usize,
     pub compute: Arc<crate::limits::ComputeSlots>,
+    /// Generation: sequences decoded together per model, and requests waiting.
+    pub streams: generate::StreamLimits,
+    pub stream_gauges: Arc<generate::StreamGauges>,
 }
 
 /// Builds the model for `task` from a snapshot directory. Blocking: call it off the runtime.
@@ -194,16 +198,16 @@ fn load_inner(req: LoadRequest<'_>) -> Result<LoadedModel> {
     let tokenizer_config = read_json(&dir.join("tokenizer_config.json")).unwrap_or(Value::Null);
     let weights = Weights::load(dir, &req.device)?;
     let (kind, max_tokens) = match req.task.kind() {
-        Task::TextGeneration => generator(dir, &config, &weights, &mut tokenizer, &req.device)?,
+        Task::TextGeneration => generator(&req, &config, &weights, &mut tokenizer)?,
         Task::Text2TextGeneration => seq2seq(&config, &tokenizer_config, &weights, &mut tokenizer, &req.device)?,
         task => encoder_task(task, &req, &config, &tokenizer_config, &weights, &mut tokenizer)?,
     };
     Ok(LoadedModel { id: req.id, revision: req.revision, task: req.task, tokenizer, max_tokens, kind })
 }
 
-fn generator(dir: &Path, config: &Value, weights: &Weights, tokenizer: &mut Tokenizer, device: &Device) -> Result<(Kind, usize)> {
-    let lm = CausalLm::load(config, weights, device)?;
-    let generation_config = read_json(&dir.join("generation_config.json")).unwrap_or(Value::Null);
+fn generator(req: &LoadRequest<'_>, config: &Value, weights: &Weights, tokenizer: &mut Tokenizer) -> Result<(Kind, usize)> {
+    let lm = Arc::new(CausalLm::load(config, weights, &req.device)?);
+    let generation_config = read_json(&req.dir.join("generation_config.json")).unwrap_or(Value::Null);
     let mut eos = Vec::new();
     for v in [&generation_config["eos_token_id"], &config["eos_token_id"]] {
         match v {
@@ -217,7 +221,8 @@ fn generator(dir: &Path, config: &Value, weights: &Weights, tokenizer: &mut Toke
     // Prompts are never cut silently: too long for the context is refused per request.
     tokenizer.with_truncation(None).map_err(|e| WorkerError::Internal(e.to_string()))?;
     let max_tokens = lm.max_positions;
-    Ok((Kind::Generator { lm: Arc::new(lm), eos }, max_tokens))
+    let streams = generate::Streams::start(lm.clone(), tokenizer.clone(), eos, req.streams, req.compute.clone(), req.stream_gauges.clone());
+    Ok((Kind::Generator { lm, streams }, max_tokens))
 }
 
 fn seq2seq(

@@ -1,12 +1,16 @@
 """The worker's own limits, on a second `inference-worker serve` with small settings: the LRU keeps
 at most --max-models loaded, many concurrent requests to one model all get their own answer
 (micro-batched in fours), and a request that runs past --timeout is stopped with 504 while the
-worker keeps serving."""
+worker keeps serving. Generation: 16 concurrent streams decoded together give the tokens each
+gives alone; a client that leaves frees its place in the batch; a full queue answers 503."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import subprocess
+import threading
+import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -52,6 +56,124 @@ def small_worker(hub, workdir):
 @pytest.fixture(scope="module")
 def impatient_worker(hub, workdir):
     yield from worker(hub, workdir, "impatient-worker", "--timeout", "0.05")
+
+
+@pytest.fixture(scope="module")
+def wide_worker(hub, workdir):
+    yield from worker(hub, workdir, "wide-worker", "--max-streams", "16")
+
+
+@pytest.fixture(scope="module")
+def narrow_worker(hub, workdir):
+    # One sequence decoded at a time and one more waiting: the queue's edges are in reach.
+    yield from worker(hub, workdir, "narrow-worker", "--max-streams", "1", "--stream-queue", "1")
+
+
+def metric(url: str, name: str) -> float:
+    with urllib.request.urlopen(f"{url}/metrics", timeout=30) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+    raise AssertionError(f"no {name} in {url}/metrics")
+
+
+def eventually(what: str, cond, timeout: float = 30.0):
+    until = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < until, f"timed out waiting until {what}"
+        time.sleep(0.002)
+
+
+class Stream:
+    """A streamed generation read event by event, over a connection the test can drop."""
+
+    def __init__(self, worker_url: str, token: str, prompt: str, max_new_tokens: int):
+        host, port = worker_url.removeprefix("http://").split(":")
+        self.conn = http.client.HTTPConnection(host, int(port), timeout=60)
+        body = json.dumps({"inputs": prompt, "stream": True, "parameters": {"max_new_tokens": max_new_tokens}})
+        self.conn.request("POST", "/models/alice/tiny-gpt2", body, {"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
+        self.sock = self.conn.sock
+        self.resp = self.conn.getresponse()
+        assert self.resp.status == 200, self.resp.read()
+
+    def next(self) -> dict:
+        while True:
+            line = self.resp.readline()
+            assert line, "the stream ended"
+            if line.startswith(b"data:"):
+                return json.loads(line[5:])
+
+    def drop(self):
+        import socket
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.resp.close()
+        self.conn.close()
+
+
+def generated_ids(url: str, token: str, prompt: str, n: int) -> list[int]:
+    status, answer = call(url, {"inputs": prompt, "parameters": {"max_new_tokens": n, "details": True}}, token)
+    assert status == 200, answer
+    return [t["id"] for t in answer[0]["details"]["tokens"]]
+
+
+def test_concurrent_generation_streams_give_each_ones_tokens(wide_worker, hub):
+    url = f"{wide_worker}/models/alice/tiny-gpt2"
+    prompts = [f"Stream {i} begins" + " and goes on" * (i % 5) for i in range(16)]
+    alone = [generated_ids(url, hub.alice, p, 200) for p in prompts]
+    steps, tokens = metric(wide_worker, "inference_generation_steps_total"), metric(wide_worker, "inference_generation_chosen_tokens_total")
+    with ThreadPoolExecutor(16) as pool:
+        together = list(pool.map(lambda p: generated_ids(url, hub.alice, p, 200), prompts))
+    assert together == alone
+    steps = metric(wide_worker, "inference_generation_steps_total") - steps
+    tokens = metric(wide_worker, "inference_generation_chosen_tokens_total") - tokens
+    # Decoded together: one step serves many sequences (alone, each token takes a step).
+    assert tokens == 16 * 200
+    assert steps < tokens / 4, f"{steps} decode steps for {tokens} tokens: the streams were not batched"
+
+
+def test_a_client_that_leaves_frees_its_place(narrow_worker, hub):
+    url = f"{narrow_worker}/models/alice/tiny-gpt2"
+    assert call(f"{url}/health", token=hub.alice)[0] == 200
+    chosen = metric(narrow_worker, "inference_generation_chosen_tokens_total")
+    stream = Stream(narrow_worker, hub.alice, "Once upon a time", 230)
+    for _ in range(3):
+        stream.next()
+    stream.drop()
+    at_drop = metric(narrow_worker, "inference_generation_chosen_tokens_total")
+    eventually("the sequence leaves the batch", lambda: metric(narrow_worker, "inference_generation_active") == 0)
+    after = metric(narrow_worker, "inference_generation_chosen_tokens_total")
+    # The server learns of the drop when writing the next event fails; the sequence is gone at
+    # the step after that, long before its 230 tokens.
+    assert after - at_drop <= 8, f"{after - at_drop} more tokens after the client left"
+    assert after - chosen < 230
+    # Its place serves the next request.
+    assert len(generated_ids(url, hub.alice, "Another one", 5)) == 5
+
+
+def test_a_full_generation_queue_answers_503(narrow_worker, hub):
+    url = f"{narrow_worker}/models/alice/tiny-gpt2"
+    assert call(f"{url}/health", token=hub.alice)[0] == 200
+    running = Stream(narrow_worker, hub.alice, "Once upon a time", 230)
+    running.next()  # decoding: it holds the only place
+    waiting = {}
+    t = threading.Thread(target=lambda: waiting.update(ids=generated_ids(url, hub.alice, "Waiting in line", 5)))
+    t.start()
+    try:
+        eventually("the second request waits in the queue", lambda: metric(narrow_worker, "inference_generation_queued") == 1)
+        req = urllib.request.Request(url, json.dumps({"inputs": "One too many"}).encode(),
+                                     {"Content-Type": "application/json", "Authorization": f"Bearer {hub.alice}"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(req, timeout=60)
+        assert refused.value.code == 503
+        assert refused.value.headers["Retry-After"] == "1"
+        assert json.loads(refused.value.read())["error_type"] == "overloaded"
+    finally:
+        running.drop()
+        t.join(60)
+    assert len(waiting["ids"]) == 5, "the waiting request runs once the place is free"
 
 
 def test_least_recently_used_models_are_dropped(small_worker, hub):
