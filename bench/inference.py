@@ -31,6 +31,8 @@ BATCH1_PASSES = 3
 # batch 32: this many requests of all 32 sentences each.
 BATCH32_REQUESTS = 8
 NEW_TOKENS = 64
+# Concurrent generation streams for the continuous-batching figure.
+STREAMS = int(os.environ.get("BENCH_STREAMS", "16"))
 GPT2_SEED = 1234
 # Greedy decoding on random weights from GPT2_SEED does not produce <|endoftext|> (50256) in 64 tokens
 # after this prompt (checked by torch-gpt2), so both sides generate exactly NEW_TOKENS.
@@ -355,6 +357,43 @@ def time_generate(gen, label, pid="self"):
     return best_ttft, best_tps, result, meter.summary()
 
 
+def concurrent_generation(worker, path, alone_ids, pid):
+    """STREAMS streamed generations at once, each on its own connection: aggregate tokens/s
+    (every token of every stream over the wall time from the first request to the last token),
+    the slowest stream's time to first token, and whether each stream's ids equal the lone run's."""
+    from concurrent.futures import ThreadPoolExecutor
+    import threading
+
+    clients = [Http(worker) for _ in range(STREAMS)]
+    meter = Meter(pid)
+    best = None
+    for r in range(ROUNDS):
+        gate = threading.Barrier(STREAMS)
+
+        def one(client):
+            gate.wait()
+            t = time.perf_counter()
+            ttft, decode, ids, _, _ = generate_http(client, path)
+            return t, ttft, t + ttft + decode, ids
+
+        def run():
+            with ThreadPoolExecutor(STREAMS) as pool:
+                return list(pool.map(one, clients))
+
+        runs = meter.section(STREAMS * NEW_TOKENS, run)
+        wall = max(e for _, _, e, _ in runs) - min(s for s, _, _, _ in runs)
+        tps = sum(len(ids) for *_, ids in runs) / wall
+        same = all(ids == alone_ids for *_, ids in runs)
+        worst_ttft = max(t for _, t, _, _ in runs)
+        print(f"  worker {STREAMS} streams round {r + 1}/{ROUNDS}: {tps:.1f} tokens/s together, slowest first token "
+              f"{worst_ttft * 1e3:.0f} ms, ids {'identical' if same else 'DIFFERENT'} to the lone run's", file=sys.stderr)
+        if best is None or tps > best[0]:
+            best = (tps, worst_ttft)
+        if not same:
+            return {"streams_tokens_per_s": tps, "streams_ttft_s": worst_ttft, "streams_same": False, "streams_cpu": meter.summary()}
+    return {"streams_tokens_per_s": best[0], "streams_ttft_s": best[1], "streams_same": True, "streams_cpu": meter.summary()}
+
+
 def warm_via_hub(call):
     """The first request through the hub after the worker restarted; one retry, reported (the
     hub may hold a pooled connection to the previous worker process)."""
@@ -404,6 +443,7 @@ def worker_gpt2(worker, hub, pid, out):
     generate_http(w, path)  # warm-up
     ttft, tps, (ids, logprobs, final), cpu = time_generate(lambda: generate_http(w, path), "worker", pid)
     result.update(ttft_s=ttft, tokens_per_s=tps, ids=ids, logprobs=logprobs, final=final, cpu={"generate": cpu})
+    result.update(concurrent_generation(worker, path, ids, pid))
     try:
         warm_via_hub(lambda: generate_http(h, path))
         httft, htps, (hids, _, _), _ = time_generate(lambda: generate_http(h, path), "via hub", pid)
@@ -595,6 +635,15 @@ def table(outdir):
     if wg.get("hub_error"):
         print(f"via hub: {wg['hub_error']}")
         failures.append("GPT-2 through the hub")
+    if wg.get("streams_tokens_per_s"):
+        c = wg.get("streams_cpu") or {}
+        print(f"worker, {STREAMS} concurrent streams (continuous batching): {wg['streams_tokens_per_s']:.1f} tokens/s "
+              f"together = {ratio(wg['streams_tokens_per_s'], wg.get('tokens_per_s'))} one stream's; slowest first token "
+              f"{wg['streams_ttft_s'] * 1e3:.0f} ms; every stream's ids "
+              + ("identical to the lone run's" if wg.get("streams_same") else "NOT identical to the lone run's")
+              + (f"; {c['cpu_ms_per_unit']:.1f} CPU ms/token, {c['cores']:.2f} cores busy" if c else ""))
+        if not wg.get("streams_same"):
+            failures.append("GPT-2 concurrent streams' token ids")
 
     fmt2 = "{:<30} {:>10} {:>10} {:>16}"
     print("\nwhat each side used over its timed rounds (worker: its process only, not the HTTP client)")
