@@ -3,6 +3,7 @@
 
 use candle_core::{DType, Device, IndexOp, Module, Tensor, D};
 use candle_nn::{Embedding, LayerNorm, Linear};
+use rayon::prelude::*;
 use serde_json::Value;
 
 use super::Weights;
@@ -164,10 +165,13 @@ impl Gpt2 {
         let mut x = (self.wte.forward(&ids)? + self.wpe.forward(&positions)?)?;
         for (layer, block) in self.blocks.iter().enumerate() {
             let qkv = block.c_attn.forward(&block.ln_1.forward(&x)?)?;
-            let mut ys = Vec::with_capacity(n);
-            for (i, cache) in caches.iter_mut().enumerate() {
-                ys.push(self.attend(&qkv.narrow(0, i, 1)?.unsqueeze(0)?, &mut cache.kvs[layer], None)?.squeeze(0)?);
-            }
+            // Each sequence's attention is small and independent of the others': spread over
+            // the cores instead of one after another.
+            let ys = caches
+                .par_iter_mut()
+                .enumerate()
+                .map(|(i, cache)| Ok(self.attend(&qkv.narrow(0, i, 1)?.unsqueeze(0)?, &mut cache.kvs[layer], None)?.squeeze(0)?))
+                .collect::<Result<Vec<_>>>()?;
             x = (x + block.attn_proj.forward(&Tensor::cat(&ys, 0)?)?)?;
             let m = block.mlp_proj.forward(&self.activation.forward(&block.c_fc.forward(&block.ln_2.forward(&x)?)?)?)?;
             x = (x + m)?;
