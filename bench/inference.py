@@ -20,8 +20,10 @@ import json
 import os
 import socket
 import sys
+import threading
 import time
 import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 MINILM_REPO = "alice/minilm"
@@ -361,12 +363,9 @@ def concurrent_generation(worker, path, alone_ids, pid):
     """STREAMS streamed generations at once, each on its own connection: aggregate tokens/s
     (every token of every stream over the wall time from the first request to the last token),
     the slowest stream's time to first token, and whether each stream's ids equal the lone run's."""
-    from concurrent.futures import ThreadPoolExecutor
-    import threading
-
     clients = [Http(worker) for _ in range(STREAMS)]
     meter = Meter(pid)
-    best = None
+    best_tps, best_ttft, same = 0.0, None, True
     for r in range(ROUNDS):
         gate = threading.Barrier(STREAMS)
 
@@ -383,15 +382,14 @@ def concurrent_generation(worker, path, alone_ids, pid):
         runs = meter.section(STREAMS * NEW_TOKENS, run)
         wall = max(e for _, _, e, _ in runs) - min(s for s, _, _, _ in runs)
         tps = sum(len(ids) for *_, ids in runs) / wall
-        same = all(ids == alone_ids for *_, ids in runs)
+        round_same = all(ids == alone_ids for *_, ids in runs)
         worst_ttft = max(t for _, t, _, _ in runs)
         print(f"  worker {STREAMS} streams round {r + 1}/{ROUNDS}: {tps:.1f} tokens/s together, slowest first token "
-              f"{worst_ttft * 1e3:.0f} ms, ids {'identical' if same else 'DIFFERENT'} to the lone run's", file=sys.stderr)
-        if best is None or tps > best[0]:
-            best = (tps, worst_ttft)
-        if not same:
-            return {"streams_tokens_per_s": tps, "streams_ttft_s": worst_ttft, "streams_same": False, "streams_cpu": meter.summary()}
-    return {"streams_tokens_per_s": best[0], "streams_ttft_s": best[1], "streams_same": True, "streams_cpu": meter.summary()}
+              f"{worst_ttft * 1e3:.0f} ms, ids {'identical' if round_same else 'DIFFERENT'} to the lone run's", file=sys.stderr)
+        same = same and round_same
+        if tps > best_tps:
+            best_tps, best_ttft = tps, worst_ttft
+    return {"streams_tokens_per_s": best_tps, "streams_ttft_s": best_ttft, "streams_same": same, "streams_cpu": meter.summary()}
 
 
 def warm_via_hub(call):

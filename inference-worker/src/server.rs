@@ -207,23 +207,23 @@ async fn text_generation(w: &Arc<Worker>, model: Arc<LoadedModel>, body: &Value)
     let prompt = body["inputs"].as_str().ok_or_else(|| WorkerError::BadInput("inputs must be a string".into()))?.to_string();
     let params = generate::Params::parse(body)?;
     let started = Instant::now();
-    let (stream, details) = (params.stream, params.details);
-    let Kind::Generator { streams, .. } = &model.kind else {
+    let Kind::Generator { streams } = &model.kind else {
         return Err(WorkerError::Internal("not a text-generation model".into()));
     };
     // Both shapes answer from the model's decode loop; a client that leaves drops `events`,
     // which takes its sequence out of the batch at the next step.
-    let outcome_params = params.clone();
+    // The sequence takes the parameters; the answer's shape needs them too.
+    let shape = params.clone();
     let seq = generate::Sequence::new(&model, params, &prompt, started + w.timeout, w.timeout.as_secs_f64())?;
     let mut events = streams.submit(seq)?;
-    if !stream {
+    if !shape.stream {
         loop {
             match events.recv().await {
                 Some(generate::Event::Token(_)) => continue,
                 Some(generate::Event::Done(result)) => {
                     let outcome = (*result)?;
                     w.finished_generation(started, &outcome);
-                    return Ok(Json(outcome.response(&outcome_params)).into_response());
+                    return Ok(Json(outcome.response(&shape)).into_response());
                 }
                 None => return Err(WorkerError::Internal("the model's decode thread stopped".into())),
             }
@@ -249,8 +249,8 @@ async fn text_generation(w: &Arc<Worker>, model: Arc<LoadedModel>, body: &Value)
                         json!({
                             "index": index + 1,
                             "token": outcome.tokens.last().map(generate::TokenOut::json),
-                            "generated_text": outcome.full_text(&outcome_params),
-                            "details": if details { outcome.details(false) } else { Value::Null },
+                            "generated_text": outcome.full_text(&shape),
+                            "details": if shape.details { outcome.details(false) } else { Value::Null },
                             "top_tokens": null,
                         })
                     }

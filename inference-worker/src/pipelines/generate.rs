@@ -17,7 +17,7 @@ use prometheus::{IntCounter, IntGauge};
 use serde_json::{json, Value};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
-use super::{Kind, LoadedModel};
+use super::LoadedModel;
 use crate::error::{Result, WorkerError};
 use crate::limits::ComputeSlots;
 use crate::models::causal::{CausalLm, State};
@@ -225,9 +225,6 @@ pub struct Sequence {
 impl Sequence {
     /// Tokenizes and checks a request; refuses what cannot run (empty, longer than the context).
     pub fn new(model: &LoadedModel, params: Params, prompt: &str, deadline: Instant, timeout_s: f64) -> Result<Sequence> {
-        let Kind::Generator { lm, .. } = &model.kind else {
-            return Err(WorkerError::Internal("not a text-generation model".into()));
-        };
         let tokenizer = &model.tokenizer;
         if prompt.is_empty() {
             return Err(WorkerError::BadInput("inputs must not be empty".into()));
@@ -242,12 +239,12 @@ impl Sequence {
         if prompt_ids.is_empty() {
             return Err(WorkerError::BadInput("inputs must not be empty".into()));
         }
-        if prompt_ids.len() + params.max_new_tokens > lm.max_positions {
+        if prompt_ids.len() + params.max_new_tokens > model.max_tokens {
             return Err(WorkerError::BadInput(format!(
                 "inputs has {} tokens and max_new_tokens is {}: together they must not exceed the model's context of {} tokens",
                 prompt_ids.len(),
                 params.max_new_tokens,
-                lm.max_positions
+                model.max_tokens
             )));
         }
         let seed = params.sampling.as_ref().map(|_| params.seed.unwrap_or_else(rand::random));
@@ -445,9 +442,16 @@ struct Active {
     logits: Option<Vec<f32>>,
     /// The token chosen this step, which the next decode step feeds.
     pending: Option<u32>,
-    /// Set when the sequence leaves the batch after this step: `Some(None)` when its client
-    /// left (nothing to send), `Some(Some(Ok))` when it finished, `Some(Some(Err))` when it failed.
-    ending: Option<Option<Result<()>>>,
+    /// Set when the sequence leaves the batch after this step.
+    leaving: Option<Leaving>,
+}
+
+/// Why a sequence leaves the batch.
+enum Leaving {
+    /// Its client went away: nothing to send.
+    Gone,
+    Finished,
+    Failed(WorkerError),
 }
 
 fn decode_loop(
@@ -465,7 +469,7 @@ fn decode_loop(
         match lm.new_state() {
             Ok(state) => {
                 gauges.active.inc();
-                active.push(Active { job, state, fed: 0, logits: None, pending: None, ending: None });
+                active.push(Active { job, state, fed: 0, logits: None, pending: None, leaving: None });
             }
             Err(e) => {
                 let _ = job.events.send(Event::Done(Box::new(Err(e))));
@@ -488,15 +492,15 @@ fn decode_loop(
         let now = Instant::now();
         for a in active.iter_mut() {
             if a.job.events.is_closed() {
-                a.ending = Some(None);
+                a.leaving = Some(Leaving::Gone);
             } else if now > a.job.seq.deadline {
-                a.ending = Some(Some(Err(WorkerError::Timeout(a.job.seq.timeout_s))));
+                a.leaving = Some(Leaving::Failed(WorkerError::Timeout(a.job.seq.timeout_s)));
             }
         }
         {
             let _slot = compute.acquire();
             // One chunk of one prompt per step: a long prompt does not hold up the running streams.
-            if let Some(a) = active.iter_mut().find(|a| a.ending.is_none() && a.fed < a.job.seq.prompt_ids.len()) {
+            if let Some(a) = active.iter_mut().find(|a| a.leaving.is_none() && a.fed < a.job.seq.prompt_ids.len()) {
                 let len = a.job.seq.prompt_ids.len();
                 let end = len.min(a.fed.saturating_add(lm.prefill_chunk()));
                 let logits = lm.forward(&a.job.seq.prompt_ids[a.fed..end], a.fed, &mut a.state);
@@ -505,32 +509,32 @@ fn decode_loop(
                         a.fed = end;
                         a.logits = (end == len).then_some(logits);
                     }
-                    Err(e) => a.ending = Some(Some(Err(e))),
+                    Err(e) => a.leaving = Some(Leaving::Failed(e)),
                 }
             }
             // Every sequence with fresh logits chooses its next token; those that go on decode
             // it together.
-            for a in active.iter_mut().filter(|a| a.ending.is_none()) {
+            for a in active.iter_mut().filter(|a| a.leaving.is_none()) {
                 let Some(scores) = a.logits.take() else { continue };
                 gauges.tokens.inc();
                 match a.job.seq.choose(tokenizer, eos, scores) {
-                    Ok((_, true)) => a.ending = Some(Some(Ok(()))),
+                    Ok((_, true)) => a.leaving = Some(Leaving::Finished),
                     Ok((token, false)) => {
                         let id = token.id;
                         if a.job.events.send(Event::Token(token)).is_err() {
-                            a.ending = Some(None);
+                            a.leaving = Some(Leaving::Gone);
                         } else {
                             a.pending = Some(id);
                         }
                     }
-                    Err(e) => a.ending = Some(Some(Err(e))),
+                    Err(e) => a.leaving = Some(Leaving::Failed(e)),
                 }
             }
             let mut steps = Vec::new();
             let mut states = Vec::new();
             let mut rows = Vec::new();
             for (i, a) in active.iter_mut().enumerate() {
-                if let (None, Some(id)) = (&a.ending, a.pending.take()) {
+                if let (None, Some(id)) = (&a.leaving, a.pending.take()) {
                     steps.push((id, a.job.seq.ids.len() - 1));
                     states.push(&mut a.state);
                     rows.push(i);
@@ -546,7 +550,7 @@ fn decode_loop(
                     }
                     Err(e) => {
                         for i in rows {
-                            active[i].ending = Some(Some(Err(WorkerError::Internal(e.to_string()))));
+                            active[i].leaving = Some(Leaving::Failed(WorkerError::Internal(e.to_string())));
                         }
                     }
                 }
@@ -555,16 +559,16 @@ fn decode_loop(
         // Finished, failed and abandoned sequences leave the batch; their places are free.
         let mut i = 0;
         while i < active.len() {
-            let Some(ending) = active[i].ending.take() else {
+            let Some(leaving) = active[i].leaving.take() else {
                 i += 1;
                 continue;
             };
             let a = active.remove(i);
             gauges.active.dec();
-            let result = match ending {
-                None => continue,
-                Some(Ok(())) => a.job.seq.finish(tokenizer),
-                Some(Err(e)) => Err(e),
+            let result = match leaving {
+                Leaving::Gone => continue,
+                Leaving::Finished => a.job.seq.finish(tokenizer),
+                Leaving::Failed(e) => Err(e),
             };
             let _ = a.job.events.send(Event::Done(Box::new(result)));
         }

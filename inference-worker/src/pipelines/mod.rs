@@ -141,7 +141,6 @@ pub enum Kind {
         mask_id: u32,
     },
     Generator {
-        lm: Arc<CausalLm>,
         /// The decode loop every generation request of this model joins.
         streams: generate::Streams,
     },
@@ -221,8 +220,8 @@ fn generator(req: &LoadRequest<'_>, config: &Value, weights: &Weights, tokenizer
     // Prompts are never cut silently: too long for the context is refused per request.
     tokenizer.with_truncation(None).map_err(|e| WorkerError::Internal(e.to_string()))?;
     let max_tokens = lm.max_positions;
-    let streams = generate::Streams::start(lm.clone(), tokenizer.clone(), eos, req.streams, req.compute.clone(), req.stream_gauges.clone());
-    Ok((Kind::Generator { lm, streams }, max_tokens))
+    let streams = generate::Streams::start(lm, tokenizer.clone(), eos, req.streams, req.compute.clone(), req.stream_gauges.clone());
+    Ok((Kind::Generator { streams }, max_tokens))
 }
 
 fn seq2seq(

@@ -88,7 +88,7 @@ pub fn settings(dir: &std::path::Path) -> Settings {
         s3_max_retries: 5,
         worker_threads: 0,
         blocking_threads: 8,
-        blocking_nice: 0,
+        blocking_nice: 10,
         read_cache_max_age_ms: 2000,
         request_timeout_secs: 120,
         upload_memory_mib: 64,
