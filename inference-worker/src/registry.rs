@@ -24,6 +24,32 @@ const RESOLVE_TTL: Duration = Duration::from_secs(30);
 pub struct Resolved {
     pub sha: String,
     pub pipeline_tag: Option<String>,
+    /// The GGUF file the model is served from, for a repo without safetensors weights.
+    pub gguf: Option<String>,
+}
+
+/// Quantizations in the order a repo's GGUF file is chosen when it holds several: the usual
+/// size/quality compromise first, as llama.cpp's and Ollama's defaults do.
+const GGUF_PREFERENCE: [&str; 6] = ["q4_k_m", "q4_k", "q8_0", "q5_k_m", "q6_k", "f16"];
+
+/// The GGUF file to serve from a repo's files, when it has no safetensors weights: the one
+/// file, or the first quantization of `GGUF_PREFERENCE` among several (then the first by name).
+/// Vision projectors (`mmproj*`) are not language models.
+pub fn choose_gguf(files: &[String]) -> Option<String> {
+    if files.iter().any(|f| f == "model.safetensors" || f == "model.safetensors.index.json") {
+        return None;
+    }
+    let mut ggufs: Vec<&String> = files
+        .iter()
+        .filter(|f| f.to_ascii_lowercase().ends_with(".gguf"))
+        .filter(|f| !f.rsplit('/').next().unwrap_or(f).to_ascii_lowercase().starts_with("mmproj"))
+        .collect();
+    ggufs.sort();
+    let rank = |f: &str| {
+        let lower = f.to_ascii_lowercase();
+        GGUF_PREFERENCE.iter().position(|q| lower.contains(q)).unwrap_or(GGUF_PREFERENCE.len())
+    };
+    ggufs.into_iter().min_by_key(|f| rank(f)).cloned()
 }
 
 type Key = (String, String, Option<Task>);
@@ -114,9 +140,11 @@ impl Registry {
             }
         }
         let info = self.client(token)?.repo(RepoType::Model, id, revision).info().await?;
+        let files: Vec<String> = info.siblings.unwrap_or_default().into_iter().map(|s| s.rfilename).collect();
         let resolved = Resolved {
             sha: info.sha.ok_or_else(|| WorkerError::Hub("the hub's model info has no sha".into()))?,
             pipeline_tag: info.pipeline_tag.flatten(),
+            gguf: choose_gguf(&files),
         };
         let mut cache = self.resolved.lock().unwrap_or_else(|e| e.into_inner());
         cache.retain(|_, (_, at)| at.elapsed() < RESOLVE_TTL);
@@ -154,12 +182,18 @@ impl Registry {
     async fn load(&self, id: &str, resolved: &Resolved, task: Option<Task>, token: Option<&str>) -> Result<Arc<LoadedModel>> {
         let started = Instant::now();
         let repo = self.client(token)?.repo(RepoType::Model, id, &resolved.sha);
-        let dir = repo.snapshot(&["*.json", "model*.safetensors", "README.md"], &[]).await?;
-        let config = crate::models::read_config(&dir)?;
-        let task = match task {
-            Some(t) => t,
-            None => pipelines::task_for(resolved.pipeline_tag.as_deref(), &config)?,
+        let weights: &str = resolved.gguf.as_deref().unwrap_or("model*.safetensors");
+        let dir = repo.snapshot(&["*.json", weights, "README.md"], &[]).await?;
+        let tag = resolved.pipeline_tag.as_deref();
+        let task = match (task, &resolved.gguf) {
+            (Some(t), _) => t,
+            // A GGUF file is a language model, and often comes without config.json.
+            (None, Some(_)) => {
+                tag.map(|t| pipelines::task_for(Some(t), &serde_json::Value::Null)).transpose()?.unwrap_or(Task::TextGeneration)
+            }
+            (None, None) => pipelines::task_for(tag, &crate::models::read_config(&dir)?)?,
         };
+        let gguf = resolved.gguf.as_ref().map(|f| dir.join(f));
         let req_id = id.to_string();
         let (sha, device, max_batch, compute) = (resolved.sha.clone(), self.device.clone(), self.max_batch, self.compute.clone());
         let (streams, stream_gauges) = (self.streams, self.stream_gauges.clone());
@@ -174,6 +208,7 @@ impl Registry {
                 compute,
                 streams,
                 stream_gauges,
+                gguf,
             })
         })
         .await
@@ -209,5 +244,28 @@ impl Registry {
             .filter_map(|e| e.cell.get())
             .map(|m| serde_json::json!({ "model_id": m.id, "sha": m.revision, "task": m.task.name() }))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::choose_gguf;
+
+    fn names(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn a_repos_gguf_file_is_chosen_by_quantization() {
+        // Safetensors weights win: the GGUF files beside them are for llama.cpp users.
+        assert_eq!(choose_gguf(&names(&["config.json", "model.safetensors", "model-Q8_0.gguf"])), None);
+        assert_eq!(choose_gguf(&names(&["config.json", "model.safetensors.index.json", "a.gguf"])), None);
+        assert_eq!(choose_gguf(&names(&["README.md", "tokenizer.json"])), None);
+        assert_eq!(choose_gguf(&names(&["tokenizer.json", "tiny.Q8_0.gguf"])).as_deref(), Some("tiny.Q8_0.gguf"));
+        let many = names(&["m.F16.gguf", "m.Q8_0.gguf", "m.Q4_K_M.gguf", "m.Q2_K.gguf", "mmproj-m-Q4_K_M.gguf"]);
+        assert_eq!(choose_gguf(&many).as_deref(), Some("m.Q4_K_M.gguf"));
+        assert_eq!(choose_gguf(&names(&["m.F16.gguf", "m.q8_0.GGUF"])).as_deref(), Some("m.q8_0.GGUF"));
+        assert_eq!(choose_gguf(&names(&["b.IQ2_XS.gguf", "a.IQ3_M.gguf"])).as_deref(), Some("a.IQ3_M.gguf"));
+        assert_eq!(choose_gguf(&names(&["mmproj-f16.gguf"])), None);
     }
 }

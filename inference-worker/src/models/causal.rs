@@ -1,19 +1,21 @@
-//! Decoder-only language models for text-generation: GPT-2 and Llama.
+//! Decoder-only language models for text-generation: GPT-2 and Llama from safetensors, and
+//! quantized Llama-layout models from GGUF.
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::llama;
 use serde_json::{json, Value};
 
-use super::{gpt2::Gpt2, model_type, parse, Weights};
+use super::{gguf::QuantLm, gpt2::Gpt2, model_type, parse, Weights};
 use crate::error::{Result, WorkerError};
 
 enum Arch {
     Gpt2(Gpt2),
     Llama { model: llama::Llama, config: llama::Config },
+    Gguf(QuantLm),
 }
 
-/// Prompt tokens per prefill step (GPT-2).
+/// Prompt tokens per prefill step (GPT-2, GGUF).
 const PREFILL_CHUNK: usize = 128;
 
 pub struct CausalLm {
@@ -25,6 +27,7 @@ pub struct CausalLm {
 pub enum State {
     Gpt2(super::gpt2::Cache),
     Llama(Box<llama::Cache>),
+    Gguf(super::gguf::Cache),
 }
 
 impl CausalLm {
@@ -96,10 +99,25 @@ impl CausalLm {
         }
     }
 
+    /// A quantized model from a GGUF file.
+    pub fn load_gguf(path: &std::path::Path, device: &Device) -> Result<CausalLm> {
+        let m = QuantLm::load(path, device)?;
+        Ok(CausalLm { max_positions: m.max_positions, arch: Arch::Gguf(m), device: device.clone() })
+    }
+
+    /// The end-of-sequence token a GGUF file names (safetensors models name theirs in config.json).
+    pub fn gguf_eos(&self) -> Option<u32> {
+        match &self.arch {
+            Arch::Gguf(m) => m.eos,
+            _ => None,
+        }
+    }
+
     pub fn new_state(&self) -> Result<State> {
         Ok(match &self.arch {
             Arch::Gpt2(m) => State::Gpt2(m.new_cache()),
             Arch::Llama { config, .. } => State::Llama(Box::new(llama::Cache::new(true, DType::F32, config, &self.device)?)),
+            Arch::Gguf(m) => State::Gguf(m.new_cache()),
         })
     }
 
@@ -109,14 +127,14 @@ impl CausalLm {
     /// whole.
     pub fn prefill_chunk(&self) -> usize {
         match &self.arch {
-            Arch::Gpt2(_) => PREFILL_CHUNK,
+            Arch::Gpt2(_) | Arch::Gguf(_) => PREFILL_CHUNK,
             Arch::Llama { .. } => usize::MAX,
         }
     }
 
     /// One decode step for several sequences: `steps[i]` is the newest token of `states[i]` and
-    /// its position. Returns each one's next-token logits. GPT-2 runs them as one batch; Llama
-    /// (candle's cache is one per batch) one after another.
+    /// its position. Returns each one's next-token logits. GPT-2 and GGUF models run them as one
+    /// batch; Llama (candle's cache is one per batch) one after another.
     pub fn decode_batch(&self, steps: &[(u32, usize)], states: &mut [&mut State]) -> Result<Vec<Vec<f32>>> {
         match &self.arch {
             Arch::Gpt2(m) => {
@@ -124,7 +142,17 @@ impl CausalLm {
                 for state in states.iter_mut() {
                     match &mut **state {
                         State::Gpt2(cache) => caches.push(cache),
-                        State::Llama(_) => return Err(WorkerError::Internal("generation state of another architecture".into())),
+                        _ => return Err(WorkerError::Internal("generation state of another architecture".into())),
+                    }
+                }
+                Ok(m.forward_batch(steps, &mut caches)?.to_vec2::<f32>()?)
+            }
+            Arch::Gguf(m) => {
+                let mut caches = Vec::with_capacity(states.len());
+                for state in states.iter_mut() {
+                    match &mut **state {
+                        State::Gguf(cache) => caches.push(cache),
+                        _ => return Err(WorkerError::Internal("generation state of another architecture".into())),
                     }
                 }
                 Ok(m.forward_batch(steps, &mut caches)?.to_vec2::<f32>()?)
@@ -145,6 +173,7 @@ impl CausalLm {
                 let input = Tensor::new(ids, &self.device)?.unsqueeze(0)?;
                 Ok(model.forward(&input, pos, cache)?.squeeze(0)?)
             }
+            (Arch::Gguf(m), State::Gguf(cache)) => m.forward(ids, pos, cache),
             _ => Err(WorkerError::Internal("generation state of another architecture".into())),
         }
     }

@@ -181,7 +181,7 @@ impl Gpt2 {
 }
 
 /// Additive mask `(t, pos + t)`: query i sees keys up to `pos + i`.
-fn causal_mask(t: usize, pos: usize, device: &Device) -> Result<Tensor> {
+pub(super) fn causal_mask(t: usize, pos: usize, device: &Device) -> Result<Tensor> {
     let total = pos + t;
     let data: Vec<f32> = (0..t).flat_map(|i| (0..total).map(move |j| if j <= pos + i { 0.0 } else { f32::NEG_INFINITY })).collect();
     Ok(Tensor::from_vec(data, (t, total), device)?.to_dtype(DType::F32)?)

@@ -3,6 +3,7 @@
 pub mod bert;
 pub mod causal;
 pub mod encoder;
+pub mod gguf;
 pub mod gpt2;
 pub mod seq2seq;
 

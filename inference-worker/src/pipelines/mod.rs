@@ -175,6 +175,8 @@ pub struct LoadRequest<'a> {
     /// Generation: sequences decoded together per model, and requests waiting.
     pub streams: generate::StreamLimits,
     pub stream_gauges: Arc<generate::StreamGauges>,
+    /// The GGUF file to load instead of safetensors weights.
+    pub gguf: Option<std::path::PathBuf>,
 }
 
 /// Builds the model for `task` from a snapshot directory. Blocking: call it off the runtime.
@@ -188,6 +190,9 @@ pub fn load(req: LoadRequest<'_>) -> Result<LoadedModel> {
 
 fn load_inner(req: LoadRequest<'_>) -> Result<LoadedModel> {
     let dir = req.dir;
+    if let Some(path) = &req.gguf {
+        return load_gguf(&req, path);
+    }
     let config = read_config(dir)?;
     let mut tokenizer = Tokenizer::from_file(dir.join("tokenizer.json"))
         .map_err(|e| WorkerError::Unsupported(format!("the model needs a tokenizer.json the tokenizers crate can read: {e}")))?;
@@ -204,8 +209,28 @@ fn load_inner(req: LoadRequest<'_>) -> Result<LoadedModel> {
     Ok(LoadedModel { id: req.id, revision: req.revision, task: req.task, tokenizer, max_tokens, kind })
 }
 
+/// A quantized language model from a GGUF file, with the repo's tokenizer.json (the GGUF's own
+/// vocabulary is not turned into one).
+fn load_gguf(req: &LoadRequest<'_>, path: &Path) -> Result<LoadedModel> {
+    if req.task.kind() != Task::TextGeneration {
+        return Err(WorkerError::Unsupported(format!("a GGUF model serves text-generation, not {}", req.task.name())));
+    }
+    let mut tokenizer = Tokenizer::from_file(req.dir.join("tokenizer.json")).map_err(|e| {
+        WorkerError::Unsupported(format!("a GGUF model needs a tokenizer.json beside it that the tokenizers crate can read: {e}"))
+    })?;
+    tokenizer.with_padding(None);
+    let config = read_json(&req.dir.join("config.json")).unwrap_or(Value::Null);
+    let lm = CausalLm::load_gguf(path, &req.device)?;
+    let (kind, max_tokens) = start_generator(req, &config, lm, &mut tokenizer)?;
+    Ok(LoadedModel { id: req.id.clone(), revision: req.revision.clone(), task: req.task, tokenizer, max_tokens, kind })
+}
+
 fn generator(req: &LoadRequest<'_>, config: &Value, weights: &Weights, tokenizer: &mut Tokenizer) -> Result<(Kind, usize)> {
-    let lm = Arc::new(CausalLm::load(config, weights, &req.device)?);
+    start_generator(req, config, CausalLm::load(config, weights, &req.device)?, tokenizer)
+}
+
+fn start_generator(req: &LoadRequest<'_>, config: &Value, lm: CausalLm, tokenizer: &mut Tokenizer) -> Result<(Kind, usize)> {
+    let lm = Arc::new(lm);
     let generation_config = read_json(&req.dir.join("generation_config.json")).unwrap_or(Value::Null);
     let mut eos = Vec::new();
     for v in [&generation_config["eos_token_id"], &config["eos_token_id"]] {
@@ -215,6 +240,7 @@ fn generator(req: &LoadRequest<'_>, config: &Value, weights: &Weights, tokenizer
             _ => {}
         }
     }
+    eos.extend(lm.gguf_eos());
     eos.sort_unstable();
     eos.dedup();
     // Prompts are never cut silently: too long for the context is refused per request.

@@ -354,8 +354,8 @@ def gpt2(folder: Path, tokenizer_json: Path):
     card(folder, "text-generation", GENERATION_WIDGET)
 
 
-def llama(folder: Path, tokenizer_json: Path):
-    p = Params(10)
+def llama_params(seed: int) -> tuple[Params, dict]:
+    p = Params(seed)
     kv_heads, ffn = 2, 64
     head_dim = HIDDEN // HEADS
     p.normal("model.embed_tokens.weight", (GPT2_VOCAB, HIDDEN), 0.2)
@@ -399,11 +399,100 @@ def llama(folder: Path, tokenizer_json: Path):
         "use_cache": True,
         "vocab_size": GPT2_VOCAB,
     }
+    return p, config
+
+
+def llama(folder: Path, tokenizer_json: Path):
+    p, config = llama_params(10)
     write_config(folder, config)
     gpt2_tokenizer(folder, tokenizer_json)
     _make_eos_reachable(p, folder, "lm_head.weight")
     p.save(folder)
     card(folder, "text-generation", GENERATION_WIDGET)
+
+
+# GGUF names of the transformers Llama tensors (as llama.cpp's convert_hf_to_gguf.py maps them).
+GGUF_NAMES = {
+    "model.embed_tokens.weight": "token_embd.weight",
+    "model.norm.weight": "output_norm.weight",
+    "lm_head.weight": "output.weight",
+    "input_layernorm.weight": "attn_norm.weight",
+    "post_attention_layernorm.weight": "ffn_norm.weight",
+    "self_attn.q_proj.weight": "attn_q.weight",
+    "self_attn.k_proj.weight": "attn_k.weight",
+    "self_attn.v_proj.weight": "attn_v.weight",
+    "self_attn.o_proj.weight": "attn_output.weight",
+    "mlp.gate_proj.weight": "ffn_gate.weight",
+    "mlp.up_proj.weight": "ffn_up.weight",
+    "mlp.down_proj.weight": "ffn_down.weight",
+}
+GGUF_FILE = "model-Q8_0.gguf"
+
+
+def gguf_permute(w: np.ndarray, n_heads: int) -> np.ndarray:
+    """llama.cpp's converter reorders q and k rows so that its interleaved rotation (pairs 2i, 2i+1)
+    computes transformers' rotate_half rotation (pairs i, i + d/2)."""
+    return w.reshape(n_heads, 2, w.shape[0] // n_heads // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def write_llama_gguf(p: Params, config: dict, path: Path):
+    """The checkpoint as llama.cpp's converter writes it, quantized to Q8_0 (norms stay F32)."""
+    import gguf
+
+    w = gguf.GGUFWriter(str(path), "llama")
+    w.add_context_length(config["max_position_embeddings"])
+    w.add_embedding_length(config["hidden_size"])
+    w.add_block_count(config["num_hidden_layers"])
+    w.add_feed_forward_length(config["intermediate_size"])
+    w.add_head_count(config["num_attention_heads"])
+    w.add_head_count_kv(config["num_key_value_heads"])
+    w.add_rope_dimension_count(config["head_dim"])
+    w.add_rope_freq_base(config["rope_theta"])
+    w.add_layer_norm_rms_eps(config["rms_norm_eps"])
+    w.add_file_type(gguf.LlamaFileType.MOSTLY_Q8_0)
+    w.add_bos_token_id(config["bos_token_id"])
+    w.add_eos_token_id(config["eos_token_id"])
+    for name, t in p.tensors.items():
+        if name.startswith("model.layers."):
+            i, rest = name[len("model.layers."):].split(".", 1)
+            out = f"blk.{i}.{GGUF_NAMES[rest]}"
+        else:
+            out = GGUF_NAMES[name]
+        if rest_is(name, "self_attn.q_proj.weight"):
+            t = gguf_permute(t, config["num_attention_heads"])
+        elif rest_is(name, "self_attn.k_proj.weight"):
+            t = gguf_permute(t, config["num_key_value_heads"])
+        if t.ndim == 1:
+            w.add_tensor(out, t.astype(np.float32))
+        else:
+            w.add_tensor(out, gguf.quants.quantize(t.astype(np.float32), gguf.GGMLQuantizationType.Q8_0),
+                         raw_dtype=gguf.GGMLQuantizationType.Q8_0)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+def rest_is(name: str, suffix: str) -> bool:
+    return name.startswith("model.layers.") and name.endswith("." + suffix)
+
+
+def llama_gguf(folder: Path, tokenizer_json: Path):
+    """A GGUF repo as they are published: the .gguf file, tokenizer.json and a card; no config.json
+    (the file's metadata says it all, the end-of-sequence id included)."""
+    import reference
+
+    p, config = llama_params(11)
+    shutil.copy(tokenizer_json, folder / "tokenizer.json")
+    write_llama_gguf(p, config, folder / GGUF_FILE)
+    # EOS takes over from a token EOS_PROMPT's continuation reaches (see _make_eos_reachable),
+    # decided on the quantized model itself.
+    gen = reference.greedy(reference.Checkpoint(folder), EOS_PROMPT, max_new_tokens=6)
+    p.tensors["lm_head.weight"][GPT2_EOS] = p.tensors["lm_head.weight"][gen.ids[4]] * np.float32(1.25)
+    write_llama_gguf(p, config, folder / GGUF_FILE)
+    card(folder, "text-generation", GENERATION_WIDGET, library_name="gguf")
+
+
 
 
 def _make_eos_reachable(p: Params, folder: Path, head: str):
@@ -664,7 +753,7 @@ RANDOM_MODELS = {
     "tiny-bert-mlm": bert_mlm,
     "tiny-distilbert-mlm": distilbert_mlm,
 }
-CAUSAL_MODELS = {"tiny-gpt2": gpt2, "tiny-llama": llama}
+CAUSAL_MODELS = {"tiny-gpt2": gpt2, "tiny-llama": llama, "tiny-llama-gguf": llama_gguf}
 
 
 def minilm(folder: Path, pipeline_tag: str):

@@ -93,12 +93,19 @@ def attention(q, k, v, n_heads, n_kv_heads=None, causal=False):
 
 
 class Checkpoint:
-    """A model folder: config.json, model.safetensors (as float64) and tokenizer.json."""
+    """A model folder: config.json, model.safetensors (as float64) and tokenizer.json; or a GGUF
+    file and tokenizer.json (see `_load_gguf`)."""
 
     def __init__(self, folder: Path | str):
         self.folder = Path(folder)
-        self.config = json.loads((self.folder / "config.json").read_text())
-        self.params = {k: v.astype(np.float64) for k, v in load_file(str(self.folder / "model.safetensors")).items()}
+        # The quantization whose activation rounding the matrix products reproduce (GGUF only).
+        self.activations = None
+        ggufs = sorted(self.folder.glob("*.gguf"))
+        if ggufs and not (self.folder / "model.safetensors").exists():
+            self._load_gguf(ggufs[0])
+        else:
+            self.config = json.loads((self.folder / "config.json").read_text())
+            self.params = {k: v.astype(np.float64) for k, v in load_file(str(self.folder / "model.safetensors")).items()}
         self.tokenizer = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
         # Padding and truncation baked into tokenizer.json (MiniLM: Fixed(128), 128) don't apply:
         # one sentence needs no padding, and sentence-transformers truncates at max_seq_length.
@@ -107,6 +114,50 @@ class Checkpoint:
         st = self.folder / "sentence_bert_config.json"
         if st.exists():
             self.tokenizer.enable_truncation(json.loads(st.read_text())["max_seq_length"])
+
+    def _load_gguf(self, path: Path):
+        """A llama GGUF file read back into transformers' names, layout and config fields: weights
+        dequantized (float64), q and k rows put back from llama.cpp's order. Q8_0 products in
+        ggml (and candle) round the activations to Q8_0 blocks too, which `q8_0` reproduces."""
+        import gguf
+
+        reader = gguf.GGUFReader(str(path))
+        md = {k: f.contents() for k, f in reader.fields.items() if not k.startswith("tokenizer.ggml.token")}
+        if md["general.architecture"] != "llama":
+            raise ValueError(f"{path}: only llama GGUF files are read here")
+        nh, nkv = md["llama.attention.head_count"], md["llama.attention.head_count_kv"]
+        self.config = {
+            "model_type": "llama",
+            "num_hidden_layers": md["llama.block_count"],
+            "num_attention_heads": nh,
+            "num_key_value_heads": nkv,
+            "rms_norm_eps": md["llama.attention.layer_norm_rms_epsilon"],
+            "rope_theta": md.get("llama.rope.freq_base", 10000.0),
+            "eos_token_id": md.get("tokenizer.ggml.eos_token_id"),
+        }
+        names = {"token_embd": "model.embed_tokens", "output_norm": "model.norm", "output": "lm_head",
+                 "attn_norm": "input_layernorm", "ffn_norm": "post_attention_layernorm", "attn_q": "self_attn.q_proj",
+                 "attn_k": "self_attn.k_proj", "attn_v": "self_attn.v_proj", "attn_output": "self_attn.o_proj",
+                 "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj", "ffn_down": "mlp.down_proj"}
+        self.params = {}
+        kinds = set()
+        for t in reader.tensors:
+            w = gguf.quants.dequantize(t.data, t.tensor_type).astype(np.float64)
+            w = w.reshape([int(n) for n in reversed(t.shape)])
+            if w.ndim == 2:
+                kinds.add(t.tensor_type.name)
+            parts = t.name.split(".")
+            if parts[0] == "blk":
+                name = f"model.layers.{parts[1]}.{names[parts[2]]}.weight"
+                if parts[2] in ("attn_q", "attn_k"):
+                    heads = nh if parts[2] == "attn_q" else nkv
+                    w = w.reshape(heads, w.shape[0] // heads // 2, 2, w.shape[1]).swapaxes(1, 2).reshape(w.shape)
+            else:
+                name = f"{names[parts[0]]}.weight"
+            self.params[name] = w
+        if kinds != {"Q8_0"}:
+            raise ValueError(f"{path}: only Q8_0 matrices are reproduced here, not {sorted(kinds)}")
+        self.activations = "Q8_0"
 
     def encode(self, text: str, special: bool = True):
         return self.tokenizer.encode(text, add_special_tokens=special)
@@ -403,6 +454,17 @@ def rope(x, n_heads, theta):
     return (xh * cos + rotate_half(xh) * sin).reshape(t, n_heads * d)
 
 
+def q8_0(x):
+    """x as ggml's Q8_0 blocks hold it: per 32 values a scale amax/127 (kept as f16) and values
+    rounded (half away from zero) in float32 to integers in [-127, 127]."""
+    x32 = np.asarray(x, dtype=np.float32).reshape(-1, 32)
+    d = np.abs(x32).max(axis=1, keepdims=True) / np.float32(127)
+    inv = np.where(d > 0, np.float32(1) / np.where(d > 0, d, np.float32(1)), np.float32(0)).astype(np.float32)
+    scaled = x32 * inv
+    q = np.sign(scaled) * np.floor(np.abs(scaled) + np.float32(0.5))
+    return (q.astype(np.float64) * d.astype(np.float16).astype(np.float64)).reshape(np.shape(x))
+
+
 def llama_logits(ck: Checkpoint, ids) -> np.ndarray:
     c = ck.config
     p = ck.params
@@ -410,19 +472,23 @@ def llama_logits(ck: Checkpoint, ids) -> np.ndarray:
     eps = c["rms_norm_eps"]
     nh, nkv = c["num_attention_heads"], c["num_key_value_heads"]
     theta = c.get("rope_theta") or c.get("rope_parameters", {}).get("rope_theta", 10000.0)
+
+    def lin(x, name):
+        return linear(q8_0(x) if ck.activations == "Q8_0" else x, p, name, bias=False)
+
     x = p["model.embed_tokens.weight"][ids]
     for i in range(c["num_hidden_layers"]):
         L = f"model.layers.{i}"
         h = rms_norm(x, p[f"{L}.input_layernorm.weight"], eps)
-        q = rope(linear(h, p, f"{L}.self_attn.q_proj", bias=False), nh, theta)
-        k = rope(linear(h, p, f"{L}.self_attn.k_proj", bias=False), nkv, theta)
-        v = linear(h, p, f"{L}.self_attn.v_proj", bias=False)
-        x = x + linear(attention(q, k, v, nh, nkv, causal=True), p, f"{L}.self_attn.o_proj", bias=False)
+        q = rope(lin(h, f"{L}.self_attn.q_proj"), nh, theta)
+        k = rope(lin(h, f"{L}.self_attn.k_proj"), nkv, theta)
+        v = lin(h, f"{L}.self_attn.v_proj")
+        x = x + lin(attention(q, k, v, nh, nkv, causal=True), f"{L}.self_attn.o_proj")
         h = rms_norm(x, p[f"{L}.post_attention_layernorm.weight"], eps)
-        m = silu(linear(h, p, f"{L}.mlp.gate_proj", bias=False)) * linear(h, p, f"{L}.mlp.up_proj", bias=False)
-        x = x + linear(m, p, f"{L}.mlp.down_proj", bias=False)
+        m = silu(lin(h, f"{L}.mlp.gate_proj")) * lin(h, f"{L}.mlp.up_proj")
+        x = x + lin(m, f"{L}.mlp.down_proj")
     x = rms_norm(x, p["model.norm.weight"], eps)
-    return linear(x, p, "lm_head", bias=False)
+    return lin(x, "lm_head")
 
 
 def causal_logits(ck: Checkpoint, ids) -> np.ndarray:

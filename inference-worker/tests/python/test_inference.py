@@ -29,9 +29,9 @@ NER_TEXTS = ["Angela Merkel visited Kraków and Zürich with Müller-Lüdenschei
 MASKED = "Paris is the [MASK] of France."
 
 # Prompts whose greedy continuations stay well clear of near-ties (top-1 minus top-2 logit > 1e-3).
-PROMPT = {"tiny-gpt2": "Once upon a time", "tiny-llama": "Zürich café"}
-STOP_PROMPT = {"tiny-gpt2": "def fib(n):", "tiny-llama": "Zürich café"}
-GENERATORS = ["tiny-gpt2", "tiny-llama"]
+PROMPT = {"tiny-gpt2": "Once upon a time", "tiny-llama": "Zürich café", "tiny-llama-gguf": "Once upon a time"}
+STOP_PROMPT = {"tiny-gpt2": "def fib(n):", "tiny-llama": "Zürich café", "tiny-llama-gguf": "def fib(n):"}
+GENERATORS = ["tiny-gpt2", "tiny-llama", "tiny-llama-gguf"]
 
 
 def close(a, b, tol=TOL):

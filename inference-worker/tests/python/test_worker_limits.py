@@ -228,3 +228,35 @@ def test_a_broken_checkpoint_is_refused_with_the_reason(small_worker, hub, model
         assert status == 400, answer
         assert "model.safetensors" in answer["error"], answer
     assert call(f"{small_worker}/health")[0] == 200
+
+
+def test_a_broken_gguf_is_refused_with_the_reason(small_worker, hub, models, tmp_path):
+    """A GGUF file cut short, one of an architecture the worker does not run, and one that is only
+    a header of garbage: each answers 400 with what is wrong, and the worker goes on serving."""
+    from huggingface_hub import HfApi
+
+    import fixtures
+
+    src = models["tiny-llama-gguf"]
+    good = (src / fixtures.GGUF_FILE).read_bytes()
+    arch = b"\x05" + b"\x00" * 7  # GGUF strings: a u64 length, then the bytes
+    assert good.count(arch + b"llama") == 1
+    cases = {
+        "gguf-cut-short": (good[: len(good) // 2], "GGUF"),
+        "gguf-mamba": (good.replace(arch + b"llama", arch + b"mamba"), '"mamba" is not supported'),
+        "gguf-garbage": (b"GGUF\x03\x00\x00\x00" + b"\xff" * 64, "GGUF"),
+    }
+    api = HfApi(endpoint=hub.url, token=hub.alice)
+    for name, (data, reason) in cases.items():
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "tokenizer.json").write_bytes((src / "tokenizer.json").read_bytes())
+        (folder / "README.md").write_bytes((src / "README.md").read_bytes())
+        (folder / "model-Q8_0.gguf").write_bytes(data)
+        api.create_repo(f"alice/{name}")
+        api.upload_folder(repo_id=f"alice/{name}", folder_path=folder)
+        status, answer = call(f"{small_worker}/models/alice/{name}", {"inputs": "Hello"}, hub.alice)
+        assert status == 400, (name, answer)
+        assert reason in answer["error"], (name, answer)
+    status, answer = call(f"{small_worker}/models/alice/tiny-llama-gguf", {"inputs": "Hello", "parameters": {"max_new_tokens": 2}}, hub.alice)
+    assert status == 200 and answer[0]["generated_text"], answer

@@ -1,0 +1,265 @@
+"""Helper for bench/gguf: writes a Llama-shaped GGUF checkpoint with random weights, quantizes it
+with llama.cpp, runs llama.cpp (llama-cpp-python) on it in-process, drives the worker over HTTP on
+the same files, and prints the table. Every subcommand runs in the llama.cpp venv
+(HUB_BENCH_LLAMACPP_VENV); each measuring subcommand writes one JSON file that `table` reads.
+
+  gguf.py prepare DIR GPT2_TOKENIZER_JSON    DIR/<quant>/ for each quantization: model-<QUANT>.gguf,
+                                             tokenizer.json and a card (pipeline_tag text-generation)
+  gguf.py upload DIR                         alice/llama-<quant> for each (reads HF_ENDPOINT, HF_TOKEN)
+  gguf.py llamacpp GGUF TOKENIZER OUT        llama.cpp: time to first token, decode tokens/s, ids
+  gguf.py worker QUANT WORKER PID OUT        the worker, on a fresh process: load, warm-up, timed
+                                             rounds, then BENCH_STREAMS concurrent streams
+  gguf.py table OUTDIR                       prints the figures; exits 1 when a check failed
+
+The model has the shapes of TinyLlama 1.1B (BENCH_GGUF_SHAPE=1.1b, the default: width 2048, 22
+layers, 32 heads, 4 key-value heads, FFN 5632) or a small one for a quick look (BENCH_GGUF_SHAPE=small),
+and GPT-2's byte-level BPE vocabulary (50257 tokens), so both sides tokenize nothing differently:
+the prompt's ids come from the same tokenizer.json on both. Weights are random (seeded), so the
+text means nothing; the speed is a 1.1 B model's, and the ids show whether both run the same math.
+"""
+
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import inference as common  # noqa: E402  (bench/inference.py: Http, Meter, generate_http, …)
+
+QUANTS = ["Q8_0", "Q4_K_M"]
+SHAPES = {
+    "1.1b": {"width": 2048, "layers": 22, "heads": 32, "kv_heads": 4, "ffn": 5632},
+    "small": {"width": 512, "layers": 8, "heads": 8, "kv_heads": 4, "ffn": 1408},
+}
+SHAPE = os.environ.get("BENCH_GGUF_SHAPE", "1.1b")
+SEED = 4321
+EOS = common.EOS
+CONTEXT = 2048
+THREADS = len(os.sched_getaffinity(0))
+
+
+def repo(quant):
+    return f"alice/llama-{quant.lower().replace('_', '-')}"
+
+
+def prepare(out, tokenizer_json):
+    import gguf
+    import llama_cpp
+
+    shape = SHAPES[SHAPE]
+    c, heads, kv, ffn, layers = shape["width"], shape["heads"], shape["kv_heads"], shape["ffn"], shape["layers"]
+    hd = c // heads
+    tok = json.load(open(tokenizer_json))
+    vocab = tok["model"]["vocab"]
+    tokens = [None] * len(vocab)
+    for t, i in vocab.items():
+        tokens[i] = t
+    for added in tok.get("added_tokens", []):
+        if added["id"] >= len(tokens):
+            tokens.extend([None] * (added["id"] + 1 - len(tokens)))
+        tokens[added["id"]] = added["content"]
+    n_vocab = len(tokens)
+    merges = [m if isinstance(m, str) else " ".join(m) for m in tok["model"]["merges"]]
+    specials = {a["id"] for a in tok.get("added_tokens", []) if a.get("special")}
+
+    os.makedirs(out, exist_ok=True)
+    f16 = os.path.join(out, "model-F16.gguf")
+    w = gguf.GGUFWriter(f16, "llama")
+    w.add_name(f"random llama {SHAPE}")
+    w.add_context_length(CONTEXT)
+    w.add_embedding_length(c)
+    w.add_block_count(layers)
+    w.add_feed_forward_length(ffn)
+    w.add_head_count(heads)
+    w.add_head_count_kv(kv)
+    w.add_rope_dimension_count(hd)
+    w.add_rope_freq_base(10000.0)
+    w.add_layer_norm_rms_eps(1e-5)
+    w.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
+    w.add_vocab_size(n_vocab)
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre("gpt-2")
+    w.add_token_list(tokens)
+    w.add_token_types([gguf.TokenType.CONTROL if i in specials else gguf.TokenType.NORMAL for i in range(n_vocab)])
+    w.add_token_merges(merges)
+    w.add_bos_token_id(EOS)
+    w.add_eos_token_id(EOS)
+    w.add_add_bos_token(False)
+
+    rng = np.random.default_rng(SEED)
+
+    def normal(rows, cols, std):
+        return (rng.standard_normal((rows, cols), dtype=np.float32) * np.float32(std)).astype(np.float16)
+
+    def norm(n):
+        return (1.0 + 0.1 * rng.standard_normal(n, dtype=np.float32)).astype(np.float32)
+
+    # GGUF shapes are [out, in] rows as numpy sees them (ggml's ne reversed).
+    w.add_tensor("token_embd.weight", normal(n_vocab, c, 0.5))
+    for i in range(layers):
+        b = f"blk.{i}"
+        w.add_tensor(f"{b}.attn_norm.weight", norm(c))
+        w.add_tensor(f"{b}.attn_q.weight", normal(c, c, 0.04))
+        w.add_tensor(f"{b}.attn_k.weight", normal(kv * hd, c, 0.04))
+        w.add_tensor(f"{b}.attn_v.weight", normal(kv * hd, c, 0.04))
+        w.add_tensor(f"{b}.attn_output.weight", normal(c, c, 0.02))
+        w.add_tensor(f"{b}.ffn_norm.weight", norm(c))
+        w.add_tensor(f"{b}.ffn_gate.weight", normal(ffn, c, 0.03))
+        w.add_tensor(f"{b}.ffn_up.weight", normal(ffn, c, 0.03))
+        w.add_tensor(f"{b}.ffn_down.weight", normal(c, ffn, 0.02))
+    w.add_tensor("output_norm.weight", norm(c))
+    w.add_tensor("output.weight", normal(n_vocab, c, 0.05))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+    for quant in QUANTS:
+        folder = os.path.join(out, quant.lower())
+        os.makedirs(folder, exist_ok=True)
+        params = llama_cpp.llama_model_quantize_default_params()
+        params.ftype = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{quant}")
+        params.nthread = THREADS
+        t0 = time.perf_counter()
+        dst = os.path.join(folder, f"model-{quant}.gguf")
+        rc = llama_cpp.llama_model_quantize(f16.encode(), dst.encode(), params)
+        if rc != 0:
+            raise SystemExit(f"llama_model_quantize {quant} failed: {rc}")
+        print(f"  quantized to {quant} in {time.perf_counter() - t0:.1f} s: {os.path.getsize(dst) / 2**20:.0f} MiB",
+              file=sys.stderr)
+        with open(tokenizer_json, "rb") as src, open(os.path.join(folder, "tokenizer.json"), "wb") as out_f:
+            out_f.write(src.read())
+        with open(os.path.join(folder, "README.md"), "w") as card:
+            card.write(f"---\npipeline_tag: text-generation\nlibrary_name: gguf\n---\n\nRandom {SHAPE} llama, {quant}.\n")
+    os.remove(f16)
+
+
+def upload(out):
+    from huggingface_hub import HfApi
+
+    api = HfApi()
+    for quant in QUANTS:
+        api.create_repo(repo(quant), exist_ok=True)
+        api.upload_folder(repo_id=repo(quant), folder_path=os.path.join(out, quant.lower()), commit_message="bench model")
+
+
+def llamacpp(path, tokenizer_json, out):
+    """llama.cpp through llama-cpp-python in this process: the prompt's ids are evaluated in one
+    batch, then each chosen id (argmax of the last logits) one at a time, as greedy decoding."""
+    import llama_cpp
+    from tokenizers import Tokenizer
+
+    prompt = Tokenizer.from_file(tokenizer_json).encode(common.PROMPT).ids
+    t0 = time.perf_counter()
+    llm = llama_cpp.Llama(model_path=path, n_ctx=512, n_batch=512, n_threads=THREADS, n_threads_batch=THREADS,
+                          verbose=False, logits_all=False)
+    load_s = time.perf_counter() - t0
+
+    def gen(max_new_tokens=common.NEW_TOKENS):
+        llm.reset()
+        start = time.perf_counter()
+        llm.eval(prompt)
+        ids, first = [], None
+        for _ in range(max_new_tokens):
+            nxt = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+            now = time.perf_counter()
+            first = first or now
+            ids.append(nxt)
+            if nxt == EOS or len(ids) == max_new_tokens:
+                break
+            llm.eval([nxt])
+        last = time.perf_counter()
+        return first - start, last - first, ids, None, None
+
+    gen(4)  # warm-up
+    ttft, tps, (ids, _, _), cpu = common.time_generate(gen, "llama.cpp")
+    result = {"load_s": load_s, "ttft_s": ttft, "tokens_per_s": tps, "ids": ids, "cpu": cpu,
+              "threads": THREADS, "llama_cpp_version": llama_cpp.__version__,
+              "system_info": llama_cpp.llama_print_system_info().decode(errors="replace")}
+    result.update(common.rss())
+    common.save(out, result)
+
+
+def worker(quant, worker_url, pid, out):
+    w = common.Http(worker_url)
+    path = f"/models/{repo(quant)}"
+    result = {"load_s": common.first_request_load(lambda: common.generate_http(w, path, 1),
+                                                  lambda: common.generate_http(w, path, 1))}
+    common.generate_http(w, path)  # warm-up
+    ttft, tps, (ids, _, _), cpu = common.time_generate(lambda: common.generate_http(w, path), "worker", pid)
+    result.update(ttft_s=ttft, tokens_per_s=tps, ids=ids, cpu=cpu)
+    result.update(common.concurrent_generation(worker_url, path, ids, pid))
+    result.update(common.rss(pid))
+    common.save(out, result)
+
+
+def table(outdir):
+    def load(name):
+        p = os.path.join(outdir, name)
+        return json.load(open(p)) if os.path.exists(p) else None
+
+    ok = True
+    shape = SHAPES[SHAPE]
+    params = (shape["width"] * (2 * 50257) + shape["layers"] * (
+        2 * shape["width"] * shape["width"] + 2 * shape["width"] * (shape["width"] // shape["heads"] * shape["kv_heads"])
+        + 3 * shape["width"] * shape["ffn"]))
+    print(f"\nGGUF, random llama ({SHAPE}: {params / 1e9:.2f} B parameters), greedy, {common.NEW_TOKENS} new tokens, "
+          f"{THREADS} threads each side\n")
+    print(f"| {'':<34} | {'worker':>10} | {'llama.cpp':>10} | {'ratio':>7} |")
+    print(f"|{'-' * 36}|{'-' * 12}|{'-' * 12}|{'-' * 9}|")
+    for quant in QUANTS:
+        wk, lc = load(f"worker-{quant}.json"), load(f"llamacpp-{quant}.json")
+
+        def cell(d, key, scale=1.0, fmt="{:.1f}"):
+            return fmt.format(d[key] * scale) if d and d.get(key) is not None else "—"
+
+        def ratio(key, invert=False):
+            if not (wk and lc and wk.get(key) and lc.get(key)):
+                return "—"
+            return f"{(lc[key] / wk[key] if invert else wk[key] / lc[key]):.2f}×"
+
+        print(f"| {quant + ' decode, tokens/s':<34} | {cell(wk, 'tokens_per_s'):>10} | {cell(lc, 'tokens_per_s'):>10} | {ratio('tokens_per_s'):>7} |")
+        print(f"| {quant + ' time to first token, ms':<34} | {cell(wk, 'ttft_s', 1e3):>10} | {cell(lc, 'ttft_s', 1e3):>10} | {ratio('ttft_s', True):>7} |")
+        print(f"| {quant + ' ' + str(common.STREAMS) + ' streams, tokens/s':<34} | {cell(wk, 'streams_tokens_per_s'):>10} | {'—':>10} | {'':>7} |")
+        print(f"| {quant + ' load, s':<34} | {cell(wk, 'load_s', 1, '{:.2f}'):>10} | {cell(lc, 'load_s', 1, '{:.2f}'):>10} | {'':>7} |")
+        print(f"| {quant + ' peak RSS, MiB':<34} | {cell(wk, 'peak_rss_mib', 1, '{:.0f}'):>10} | {cell(lc, 'peak_rss_mib', 1, '{:.0f}'):>10} | {'':>7} |")
+        if wk and lc:
+            same = wk["ids"] == lc["ids"]
+            first_diff = next((i for i, (a, b) in enumerate(zip(wk["ids"], lc["ids"])) if a != b), None)
+            print(f"|   {quant} greedy ids{'':<20} | {'identical' if same else f'DIFFER at {first_diff}':>25} | {len(wk['ids'])} / {len(lc['ids'])} tokens |")
+            ok &= same
+            if not wk.get("streams_same", False):
+                print(f"|   {quant} {common.STREAMS} streams' ids differ from the lone run's |")
+                ok = False
+        for name, d in (("worker", wk), ("llama.cpp", lc)):
+            cpu = d and d.get("cpu")
+            if cpu:
+                print(f"    {quant} {name}: {cpu['cpu_ms_per_unit']:.1f} CPU ms/token, {cpu['cores']:.2f} cores busy, "
+                      f"{cpu['threads_working']} threads working of {cpu['threads_alive']}")
+            if d and d.get("streams_cpu"):
+                s = d["streams_cpu"]
+                print(f"    {quant} {name} streams: {s['cpu_ms_per_unit']:.1f} CPU ms/token, {s['cores']:.2f} cores busy; "
+                      f"slowest first token {d['streams_ttft_s'] * 1e3:.0f} ms; "
+                      f"{d['streams_tokens_per_s'] / d['tokens_per_s']:.2f}× one stream")
+    lc = load(f"llamacpp-{QUANTS[0]}.json")
+    if lc:
+        print(f"\nllama-cpp-python {lc['llama_cpp_version']}: {lc['system_info'].strip()}")
+    return ok
+
+
+if __name__ == "__main__":
+    cmd, args = sys.argv[1], sys.argv[2:]
+    if cmd == "prepare":
+        prepare(*args)
+    elif cmd == "upload":
+        upload(*args)
+    elif cmd == "llamacpp":
+        llamacpp(*args)
+    elif cmd == "worker":
+        worker(*args)
+    elif cmd == "table":
+        sys.exit(0 if table(*args) else 1)
+    else:
+        sys.exit(f"unknown command {cmd}")

@@ -1,0 +1,400 @@
+//! Quantized decoders from a GGUF file (llama.cpp's format): the Llama layout that llama.cpp
+//! writes for `llama`/`mistral` and `qwen2` models, with its weights kept quantized (Q8_0, Q4_K,
+//! …) and multiplied by candle's quantized kernels. Like GPT-2, several sequences decode as one
+//! batch: each weight matrix is read once per step for all of them, and only attention (each
+//! sequence's own cache) runs per sequence.
+
+use std::path::Path;
+
+use candle_core::quantized::{gguf_file, GgmlDType, QMatMul, QTensor};
+use candle_core::{DType, Device, Module, Tensor};
+use rayon::prelude::*;
+
+use crate::error::{Result, WorkerError};
+
+/// Positions the RoPE tables cover at most, whatever context the file claims: the KV cache of
+/// one sequence grows with its length, and prompts beyond this are refused per request.
+const MAX_POSITIONS: usize = 32_768;
+
+struct Layer {
+    attn_norm: Tensor,
+    wq: QMatMul,
+    wk: QMatMul,
+    wv: QMatMul,
+    /// qwen2 has biases on q, k and v; llama none.
+    bq: Option<Tensor>,
+    bk: Option<Tensor>,
+    bv: Option<Tensor>,
+    wo: QMatMul,
+    ffn_norm: Tensor,
+    gate: QMatMul,
+    up: QMatMul,
+    down: QMatMul,
+}
+
+pub struct QuantLm {
+    embed: Tensor,
+    layers: Vec<Layer>,
+    norm: Tensor,
+    output: QMatMul,
+    n_head: usize,
+    n_kv_head: usize,
+    head_dim: usize,
+    eps: f32,
+    /// GPT-NeoX's rotation (halves) for qwen2, the interleaved pairs llama.cpp's llama files use.
+    neox: bool,
+    cos: Tensor,
+    sin: Tensor,
+    pub max_positions: usize,
+    /// `tokenizer.ggml.eos_token_id`, when the file names one.
+    pub eos: Option<u32>,
+    /// The weights' quantization, e.g. `Q8_0` (the most common one among the matrices).
+    pub quantization: String,
+    device: Device,
+}
+
+/// Keys and values per layer, `(kv_heads, seen, head_dim)`.
+pub struct Cache {
+    kvs: Vec<Option<(Tensor, Tensor)>>,
+}
+
+fn unsupported(msg: impl std::fmt::Display) -> WorkerError {
+    WorkerError::Unsupported(format!("GGUF: {msg}"))
+}
+
+impl QuantLm {
+    pub fn load(path: &Path, device: &Device) -> Result<QuantLm> {
+        let mut file = std::fs::File::open(path).map_err(|e| unsupported(format!("{}: {e}", path.display())))?;
+        let content = gguf_file::Content::read(&mut file).map_err(|e| unsupported(format!("not a readable GGUF file: {e}")))?;
+        // candle bounds every read by the file's size, but multiplies a tensor's dimensions
+        // unchecked: a header whose product wraps around must not get that far.
+        for (name, info) in &content.tensor_infos {
+            if info.shape.dims().iter().try_fold(1usize, |n, &d| n.checked_mul(d)).is_none() {
+                return Err(unsupported(format!("tensor {name} has impossible dimensions {:?}", info.shape.dims())));
+            }
+        }
+        let md = &content.metadata;
+        let arch = md.get("general.architecture").and_then(|v| v.to_string().ok()).cloned().unwrap_or_default();
+        let neox = match arch.as_str() {
+            "llama" | "mistral" => false,
+            "qwen2" => true,
+            other => return Err(unsupported(format!("architecture {other:?} is not supported (llama, mistral and qwen2 are)"))),
+        };
+        let uint = |key: &str| -> Result<usize> {
+            let v = md.get(&format!("{arch}.{key}")).ok_or_else(|| unsupported(format!("the file has no {arch}.{key}")))?;
+            v.to_u32()
+                .map(|v| v as usize)
+                .or_else(|_| v.to_u64().map(|v| v as usize))
+                .map_err(|e| unsupported(format!("{arch}.{key}: {e}")))
+        };
+        let float = |key: &str| md.get(&format!("{arch}.{key}")).and_then(|v| v.to_f32().ok());
+        let n_head = uint("attention.head_count")?;
+        let n_kv_head = uint("attention.head_count_kv").unwrap_or(n_head);
+        let n_layer = uint("block_count")?;
+        let n_embd = uint("embedding_length")?;
+        if n_head == 0 || n_kv_head == 0 || n_head % n_kv_head != 0 || n_embd % n_head != 0 {
+            return Err(unsupported(format!("{n_head} heads, {n_kv_head} key-value heads and width {n_embd} do not fit together")));
+        }
+        let head_dim = uint("attention.key_length").unwrap_or(n_embd / n_head);
+        let rope_dim = uint("rope.dimension_count").unwrap_or(head_dim);
+        if rope_dim != head_dim || head_dim % 2 != 0 {
+            return Err(unsupported(format!("partial rotary embeddings ({rope_dim} of {head_dim} dimensions) are not supported")));
+        }
+        let eps = float("attention.layer_norm_rms_epsilon").unwrap_or(1e-5);
+        let base = float("rope.freq_base").unwrap_or(10_000.0);
+        let context = uint("context_length").unwrap_or(2048);
+        let max_positions = context.clamp(1, MAX_POSITIONS);
+        let eos = md.get("tokenizer.ggml.eos_token_id").and_then(|v| v.to_u32().ok());
+
+        let mut kinds: std::collections::HashMap<GgmlDType, usize> = std::collections::HashMap::new();
+        let mut tensor = |name: &str| -> Result<QTensor> {
+            let t = content.tensor(&mut file, name, device).map_err(|e| unsupported(format!("tensor {name}: {e}")))?;
+            *kinds.entry(t.dtype()).or_default() += 1;
+            Ok(t)
+        };
+        let dense = |t: QTensor| -> Result<Tensor> { Ok(t.dequantize(device)?) };
+        // llama 3's long-context scaling ships as per-frequency divisors.
+        let freq_factors = match content.tensor_infos.contains_key("rope_freqs.weight") {
+            true => Some(dense(tensor("rope_freqs.weight")?)?.to_vec1::<f32>()?),
+            false => None,
+        };
+        let (cos, sin) = rope_tables(head_dim, base, freq_factors.as_deref(), max_positions, device)?;
+        let embed_q = std::sync::Arc::new(tensor("token_embd.weight")?);
+        let embed = embed_q.dequantize(device)?;
+        let norm = dense(tensor("output_norm.weight")?)?;
+        // Without its own output matrix the model's head is tied to the token embeddings.
+        let output = match content.tensor_infos.contains_key("output.weight") {
+            true => std::sync::Arc::new(tensor("output.weight")?),
+            false => embed_q,
+        };
+        let mut layers = Vec::with_capacity(n_layer);
+        for i in 0..n_layer {
+            let mut get = |n: &str| tensor(&format!("blk.{i}.{n}"));
+            let bias = |n: &str, get: &mut dyn FnMut(&str) -> Result<QTensor>| -> Result<Option<Tensor>> {
+                match content.tensor_infos.contains_key(&format!("blk.{i}.{n}")) {
+                    true => Ok(Some(dense(get(n)?)?)),
+                    false => Ok(None),
+                }
+            };
+            let layer = Layer {
+                attn_norm: dense(get("attn_norm.weight")?)?,
+                wq: QMatMul::from_qtensor(get("attn_q.weight")?)?,
+                wk: QMatMul::from_qtensor(get("attn_k.weight")?)?,
+                wv: QMatMul::from_qtensor(get("attn_v.weight")?)?,
+                bq: bias("attn_q.bias", &mut get)?,
+                bk: bias("attn_k.bias", &mut get)?,
+                bv: bias("attn_v.bias", &mut get)?,
+                wo: QMatMul::from_qtensor(get("attn_output.weight")?)?,
+                ffn_norm: dense(get("ffn_norm.weight")?)?,
+                gate: QMatMul::from_qtensor(get("ffn_gate.weight")?)?,
+                up: QMatMul::from_qtensor(get("ffn_up.weight")?)?,
+                down: QMatMul::from_qtensor(get("ffn_down.weight")?)?,
+            };
+            layers.push(layer);
+        }
+        let quantization = kinds
+            .into_iter()
+            .filter(|(k, _)| !matches!(k, GgmlDType::F32))
+            .max_by_key(|(_, n)| *n)
+            .map(|(k, _)| format!("{k:?}"))
+            .unwrap_or_else(|| "F32".into());
+        Ok(QuantLm {
+            embed,
+            layers,
+            norm,
+            output: QMatMul::from_arc(output)?,
+            n_head,
+            n_kv_head,
+            head_dim,
+            eps,
+            neox,
+            cos,
+            sin,
+            max_positions,
+            eos,
+            quantization,
+            device: device.clone(),
+        })
+    }
+
+    pub fn new_cache(&self) -> Cache {
+        Cache { kvs: vec![None; self.layers.len()] }
+    }
+
+    fn rope(&self, x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+        Ok(if self.neox { candle_nn::rotary_emb::rope(x, cos, sin)? } else { candle_nn::rotary_emb::rope_i(x, cos, sin)? })
+    }
+
+    /// q, k and v of `x` `(t, c)` at the positions whose rotations are `cos`/`sin` `(t, d/2)`:
+    /// q `(t, heads, d)`, k and v `(t, kv_heads, d)`.
+    fn qkv(&self, layer: &Layer, x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
+        let t = x.dim(0)?;
+        let proj = |w: &QMatMul, b: &Option<Tensor>| -> Result<Tensor> {
+            let y = w.forward(x)?;
+            Ok(match b {
+                Some(b) => y.broadcast_add(b)?,
+                None => y,
+            })
+        };
+        let (q, k, v) = (proj(&layer.wq, &layer.bq)?, proj(&layer.wk, &layer.bk)?, proj(&layer.wv, &layer.bv)?);
+        // The kernels rotate `(batch, heads, t, d)`: the t rows are this step's tokens, each with
+        // its own position (one sequence's prompt, or one token of each sequence).
+        let rotate = |x: Tensor, heads: usize| -> Result<Tensor> {
+            let x = x.reshape((1, t, heads, self.head_dim))?.transpose(1, 2)?.contiguous()?;
+            Ok(self.rope(&x, cos, sin)?.transpose(1, 2)?.squeeze(0)?)
+        };
+        let q = rotate(q, self.n_head)?;
+        let k = rotate(k, self.n_kv_head)?;
+        Ok((q, k, v.reshape((t, self.n_kv_head, self.head_dim))?))
+    }
+
+    /// Attention of one sequence: `q` `(t, heads, d)`, `k`/`v` `(t, kv_heads, d)` for its newest
+    /// t positions, over its cache extended by them; returns `(t, heads * d)`.
+    fn attend(&self, q: &Tensor, k: &Tensor, v: &Tensor, kv: &mut Option<(Tensor, Tensor)>, mask: Option<&Tensor>) -> Result<Tensor> {
+        let t = q.dim(0)?;
+        let group = self.n_head / self.n_kv_head;
+        let mut k = k.transpose(0, 1)?.contiguous()?;
+        let mut v = v.transpose(0, 1)?.contiguous()?;
+        if let Some((pk, pv)) = kv.as_ref() {
+            k = Tensor::cat(&[pk, &k], 1)?;
+            v = Tensor::cat(&[pv, &v], 1)?;
+        }
+        *kv = Some((k.clone(), v.clone()));
+        // Heads sharing a key-value head are stacked: (kv_heads, group * t, d), with no copies
+        // of the keys and values.
+        let q = q.transpose(0, 1)?.contiguous()?.reshape((self.n_kv_head, group * t, self.head_dim))?;
+        let mut att = (q.matmul(&k.t()?)? / (self.head_dim as f64).sqrt())?;
+        if let Some(mask) = mask {
+            let total = k.dim(1)?;
+            att = att.reshape((self.n_kv_head, group, t, total))?.broadcast_add(mask)?.reshape((self.n_kv_head, group * t, total))?;
+        }
+        let att = candle_nn::ops::softmax_last_dim(&att)?;
+        let y = att.matmul(&v)?.reshape((self.n_head, t, self.head_dim))?;
+        Ok(y.transpose(0, 1)?.reshape((t, self.n_head * self.head_dim))?)
+    }
+
+    fn mlp(&self, layer: &Layer, x: &Tensor) -> Result<Tensor> {
+        let h = candle_nn::ops::rms_norm(x, &layer.ffn_norm, self.eps)?;
+        let g = candle_nn::ops::silu(&layer.gate.forward(&h)?)?;
+        Ok(layer.down.forward(&(g * layer.up.forward(&h)?)?)?)
+    }
+
+    fn positions(&self, pos: &[usize]) -> Result<(Tensor, Tensor)> {
+        if let Some(&p) = pos.iter().find(|&&p| p >= self.max_positions) {
+            return Err(WorkerError::BadInput(format!("position {p} is beyond the model's {} positions", self.max_positions)));
+        }
+        let idx = Tensor::from_vec(pos.iter().map(|&p| p as u32).collect::<Vec<_>>(), pos.len(), &self.device)?;
+        Ok((self.cos.index_select(&idx, 0)?, self.sin.index_select(&idx, 0)?))
+    }
+
+    /// Runs `ids` (one sequence) at positions `pos..`, extending `cache`; returns the logits of
+    /// the last position `(vocab,)`.
+    pub fn forward(&self, ids: &[u32], pos: usize, cache: &mut Cache) -> Result<Tensor> {
+        let t = ids.len();
+        let (cos, sin) = self.positions(&(pos..pos + t).collect::<Vec<_>>())?;
+        let mut x = self.embed.index_select(&Tensor::new(ids, &self.device)?, 0)?;
+        let mask = if t > 1 { Some(super::gpt2::causal_mask(t, pos, &self.device)?) } else { None };
+        for (layer, kv) in self.layers.iter().zip(cache.kvs.iter_mut()) {
+            let h = candle_nn::ops::rms_norm(&x, &layer.attn_norm, self.eps)?;
+            let (q, k, v) = self.qkv(layer, &h, &cos, &sin)?;
+            let y = self.attend(&q, &k, &v, kv, mask.as_ref())?;
+            x = (x + layer.wo.forward(&y)?)?;
+            x = (&x + self.mlp(layer, &x)?)?;
+        }
+        let last = candle_nn::ops::rms_norm(&x.narrow(0, t - 1, 1)?, &self.norm, self.eps)?;
+        Ok(self.output.forward(&last)?.squeeze(0)?)
+    }
+
+    /// One decode step for several sequences at once: `steps[i]` is sequence i's newest token
+    /// and its position, `caches[i]` its cache. Returns the next-token logits `(n, vocab)`.
+    pub fn forward_batch(&self, steps: &[(u32, usize)], caches: &mut [&mut Cache]) -> Result<Tensor> {
+        let n = steps.len();
+        if n != caches.len() || n == 0 {
+            return Err(WorkerError::Internal(format!("{n} decode steps for {} caches", caches.len())));
+        }
+        let ids = Tensor::from_vec(steps.iter().map(|s| s.0).collect::<Vec<_>>(), n, &self.device)?;
+        let (cos, sin) = self.positions(&steps.iter().map(|s| s.1).collect::<Vec<_>>())?;
+        let mut x = self.embed.index_select(&ids, 0)?;
+        for (l, layer) in self.layers.iter().enumerate() {
+            let h = candle_nn::ops::rms_norm(&x, &layer.attn_norm, self.eps)?;
+            let (q, k, v) = self.qkv(layer, &h, &cos, &sin)?;
+            let ys = caches
+                .par_iter_mut()
+                .enumerate()
+                .map(|(i, cache)| self.attend(&q.narrow(0, i, 1)?, &k.narrow(0, i, 1)?, &v.narrow(0, i, 1)?, &mut cache.kvs[l], None))
+                .collect::<Result<Vec<_>>>()?;
+            x = (x + layer.wo.forward(&Tensor::cat(&ys, 0)?)?)?;
+            x = (&x + self.mlp(layer, &x)?)?;
+        }
+        Ok(self.output.forward(&candle_nn::ops::rms_norm(&x, &self.norm, self.eps)?)?)
+    }
+}
+
+/// cos and sin of every position's rotation angles, `(positions, d/2)`: angle i of position p is
+/// `p / base^(2i/d)`, divided by `factors[i]` where the file scales frequencies.
+fn rope_tables(dim: usize, base: f32, factors: Option<&[f32]>, positions: usize, device: &Device) -> Result<(Tensor, Tensor)> {
+    let half = dim / 2;
+    if factors.is_some_and(|f| f.len() != half) {
+        return Err(unsupported(format!("rope_freqs has not {half} factors")));
+    }
+    let inv: Vec<f32> = (0..half).map(|i| 1.0 / base.powf(2.0 * i as f32 / dim as f32) / factors.map(|f| f[i]).unwrap_or(1.0)).collect();
+    let inv = Tensor::from_vec(inv, (1, half), device)?;
+    let p = Tensor::arange(0u32, positions as u32, device)?.to_dtype(DType::F32)?.reshape((positions, 1))?;
+    let angles = p.broadcast_mul(&inv)?;
+    Ok((angles.cos()?.contiguous()?, angles.sin()?.contiguous()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tiny model's batched decode step gives each sequence the logits its own step gives, and
+    /// a prompt fed in chunks the logits of the whole prompt at once.
+    #[test]
+    fn batched_decode_matches_one_sequence_at_a_time() {
+        for (dtype, width) in [(GgmlDType::Q8_0, 64), (GgmlDType::Q4K, 256)] {
+            let dir = std::env::temp_dir().join(format!("gguf-test-{}-{dtype:?}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let path = dir.join("tiny.gguf");
+            write_tiny(&path, dtype, width);
+            let lm = QuantLm::load(&path, &Device::Cpu).unwrap();
+            assert_eq!(lm.quantization, format!("{dtype:?}"));
+            check_batched(&lm);
+            std::fs::remove_dir_all(&dir).ok();
+        }
+    }
+
+    fn check_batched(lm: &QuantLm) {
+        let prompts: [&[u32]; 3] = [&[1, 2, 3], &[7], &[4, 5, 6, 8, 9]];
+        let mut caches: Vec<Cache> = prompts.iter().map(|_| lm.new_cache()).collect();
+        let mut alone: Vec<Cache> = prompts.iter().map(|_| lm.new_cache()).collect();
+        for ((p, c), a) in prompts.iter().zip(caches.iter_mut()).zip(alone.iter_mut()) {
+            lm.forward(p, 0, c).unwrap();
+            lm.forward(p, 0, a).unwrap();
+        }
+        let steps: Vec<(u32, usize)> = prompts.iter().map(|p| (11, p.len())).collect();
+        let mut refs: Vec<&mut Cache> = caches.iter_mut().collect();
+        let batched = lm.forward_batch(&steps, &mut refs).unwrap().to_vec2::<f32>().unwrap();
+        for (i, (step, a)) in steps.iter().zip(alone.iter_mut()).enumerate() {
+            let one = lm.forward(&[step.0], step.1, a).unwrap().to_vec1::<f32>().unwrap();
+            let diff = one.iter().zip(&batched[i]).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+            assert!(diff < 1e-4, "sequence {i}: {diff}");
+        }
+        // A prompt fed in two chunks gives the logits of the whole prompt fed at once.
+        let (mut whole, mut parts) = (lm.new_cache(), lm.new_cache());
+        let w = lm.forward(&[4, 5, 6, 8, 9], 0, &mut whole).unwrap().to_vec1::<f32>().unwrap();
+        lm.forward(&[4, 5], 0, &mut parts).unwrap();
+        let p = lm.forward(&[6, 8, 9], 2, &mut parts).unwrap().to_vec1::<f32>().unwrap();
+        let diff = w.iter().zip(&p).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+        assert!(diff < 1e-4, "chunked prefill: {diff}");
+    }
+
+    /// Writes a random 2-layer llama GGUF with vocab 64, 4 heads and 2 key-value heads.
+    fn write_tiny(path: &Path, dtype: GgmlDType, c: usize) {
+        use gguf_file::Value as V;
+        let dev = Device::Cpu;
+        let (vocab, ffn) = (64usize, 2 * c);
+        let mut seed = 0u64;
+        let mut rand = |shape: &[usize], scale: f32| {
+            let n: usize = shape.iter().product();
+            let data: Vec<f32> = (0..n)
+                .map(|_| {
+                    seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    ((seed >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * scale
+                })
+                .collect();
+            Tensor::from_vec(data, shape, &dev).unwrap()
+        };
+        let q = |t: Tensor| QTensor::quantize(&t, dtype).unwrap();
+        let f = |t: Tensor| QTensor::quantize(&t, GgmlDType::F32).unwrap();
+        let mut tensors = vec![("token_embd.weight".to_string(), q(rand(&[vocab, c], 1.0)))];
+        tensors.push(("output_norm.weight".into(), f(rand(&[c], 0.2).affine(1.0, 1.0).unwrap())));
+        tensors.push(("output.weight".into(), q(rand(&[vocab, c], 1.0))));
+        for i in 0..2 {
+            let b = format!("blk.{i}");
+            tensors.push((format!("{b}.attn_norm.weight"), f(rand(&[c], 0.2).affine(1.0, 1.0).unwrap())));
+            tensors.push((format!("{b}.ffn_norm.weight"), f(rand(&[c], 0.2).affine(1.0, 1.0).unwrap())));
+            tensors.push((format!("{b}.attn_q.weight"), q(rand(&[c, c], 0.5))));
+            tensors.push((format!("{b}.attn_k.weight"), q(rand(&[c / 2, c], 0.5))));
+            tensors.push((format!("{b}.attn_v.weight"), q(rand(&[c / 2, c], 0.5))));
+            tensors.push((format!("{b}.attn_output.weight"), q(rand(&[c, c], 0.5))));
+            tensors.push((format!("{b}.ffn_gate.weight"), q(rand(&[ffn, c], 0.5))));
+            tensors.push((format!("{b}.ffn_up.weight"), q(rand(&[ffn, c], 0.5))));
+            tensors.push((format!("{b}.ffn_down.weight"), q(rand(&[c, ffn], 0.5))));
+        }
+        let md = [
+            ("general.architecture", V::String("llama".into())),
+            ("llama.attention.head_count", V::U32(4)),
+            ("llama.attention.head_count_kv", V::U32(2)),
+            ("llama.block_count", V::U32(2)),
+            ("llama.embedding_length", V::U32(c as u32)),
+            ("llama.context_length", V::U32(64)),
+            ("llama.rope.dimension_count", V::U32(c as u32 / 4)),
+            ("llama.attention.layer_norm_rms_epsilon", V::F32(1e-5)),
+        ];
+        let md: Vec<(&str, &V)> = md.iter().map(|(k, v)| (*k, v)).collect();
+        let ts: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, v)| (k.as_str(), v)).collect();
+        let mut out = std::fs::File::create(path).unwrap();
+        gguf_file::write(&mut out, &md, &ts).unwrap();
+    }
+}
