@@ -347,6 +347,16 @@ mod tests {
         let p = lm.forward(&[6, 8, 9], 2, &mut parts).unwrap().to_vec1::<f32>().unwrap();
         let diff = w.iter().zip(&p).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
         assert!(diff < 1e-4, "chunked prefill: {diff}");
+        // A prompt of 40 tokens takes the kernels' many-row paths (AMX tiles for Q4_K from 32
+        // rows, where the CPU has them); its last logits equal those of the same prompt fed in
+        // two parts.
+        let long: Vec<u32> = (0..40).map(|i| (i * 7 % 64) as u32).collect();
+        let (mut whole, mut parts) = (lm.new_cache(), lm.new_cache());
+        let w = lm.forward(&long, 0, &mut whole).unwrap().to_vec1::<f32>().unwrap();
+        lm.forward(&long[..39], 0, &mut parts).unwrap();
+        let p = lm.forward(&long[39..], 39, &mut parts).unwrap().to_vec1::<f32>().unwrap();
+        let diff = w.iter().zip(&p).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+        assert!(diff < 1e-2, "40-token prefill: {diff}");
     }
 
     /// Writes a random 2-layer llama GGUF with vocab 64, 4 heads and 2 key-value heads.

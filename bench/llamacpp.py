@@ -1,15 +1,15 @@
-"""Helper for bench/gguf: writes a Llama-shaped GGUF checkpoint with random weights, quantizes it
+"""Helper for bench/llamacpp: writes a Llama-shaped GGUF checkpoint with random weights, quantizes it
 with llama.cpp, runs llama.cpp (llama-cpp-python) on it in-process, drives the worker over HTTP on
 the same files, and prints the table. Every subcommand runs in the llama.cpp venv
 (HUB_BENCH_LLAMACPP_VENV); each measuring subcommand writes one JSON file that `table` reads.
 
-  gguf.py prepare DIR GPT2_TOKENIZER_JSON    DIR/<quant>/ for each quantization: model-<QUANT>.gguf,
+  llamacpp.py prepare DIR GPT2_TOKENIZER_JSON    DIR/<quant>/ for each quantization: model-<QUANT>.gguf,
                                              tokenizer.json and a card (pipeline_tag text-generation)
-  gguf.py upload DIR                         alice/llama-<quant> for each (reads HF_ENDPOINT, HF_TOKEN)
-  gguf.py llamacpp GGUF TOKENIZER OUT        llama.cpp: time to first token, decode tokens/s, ids
-  gguf.py worker QUANT WORKER PID OUT        the worker, on a fresh process: load, warm-up, timed
+  llamacpp.py upload DIR                         alice/llama-<quant> for each (reads HF_ENDPOINT, HF_TOKEN)
+  llamacpp.py llamacpp GGUF TOKENIZER OUT        llama.cpp: time to first token, decode tokens/s, ids
+  llamacpp.py worker QUANT WORKER PID OUT        the worker, on a fresh process: load, warm-up, timed
                                              rounds, then BENCH_STREAMS concurrent streams
-  gguf.py table OUTDIR                       prints the figures; exits 1 when a check failed
+  llamacpp.py table OUTDIR                       prints the figures; exits 1 when a check failed
 
 The model has the shapes of TinyLlama 1.1B (BENCH_GGUF_SHAPE=1.1b, the default: width 2048, 22
 layers, 32 heads, 4 key-value heads, FFN 5632) or a small one for a quick look (BENCH_GGUF_SHAPE=small),
@@ -157,13 +157,19 @@ def llamacpp(path, tokenizer_json, out):
                           verbose=False, logits_all=False)
     load_s = time.perf_counter() - t0
 
+    n_vocab = llm.n_vocab()
+
+    def last_logits():
+        # llama.cpp's own buffer, read in place (Llama.eval keeps no copy without logits_all).
+        return np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1), shape=(n_vocab,))
+
     def gen(max_new_tokens=common.NEW_TOKENS):
         llm.reset()
         start = time.perf_counter()
         llm.eval(prompt)
         ids, first = [], None
         for _ in range(max_new_tokens):
-            nxt = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+            nxt = int(np.argmax(last_logits()))
             now = time.perf_counter()
             first = first or now
             ids.append(nxt)
@@ -223,7 +229,7 @@ def table(outdir):
         print(f"| {quant + ' decode, tokens/s':<34} | {cell(wk, 'tokens_per_s'):>10} | {cell(lc, 'tokens_per_s'):>10} | {ratio('tokens_per_s'):>7} |")
         print(f"| {quant + ' time to first token, ms':<34} | {cell(wk, 'ttft_s', 1e3):>10} | {cell(lc, 'ttft_s', 1e3):>10} | {ratio('ttft_s', True):>7} |")
         print(f"| {quant + ' ' + str(common.STREAMS) + ' streams, tokens/s':<34} | {cell(wk, 'streams_tokens_per_s'):>10} | {'—':>10} | {'':>7} |")
-        print(f"| {quant + ' load, s':<34} | {cell(wk, 'load_s', 1, '{:.2f}'):>10} | {cell(lc, 'load_s', 1, '{:.2f}'):>10} | {'':>7} |")
+        print(f"| {quant + ' first request, s (fetch + load)':<34} | {cell(wk, 'load_s', 1, '{:.2f}'):>10} | {cell(lc, 'load_s', 1, '{:.2f}'):>10} | {'':>7} |")
         print(f"| {quant + ' peak RSS, MiB':<34} | {cell(wk, 'peak_rss_mib', 1, '{:.0f}'):>10} | {cell(lc, 'peak_rss_mib', 1, '{:.0f}'):>10} | {'':>7} |")
         if wk and lc:
             same = wk["ids"] == lc["ids"]
