@@ -121,10 +121,10 @@ impl CausalLm {
         })
     }
 
-    /// The most prompt tokens one step feeds: a long prompt is prefilled in chunks between the
-    /// decode steps of the streams already running, so they are not held up for its whole length.
-    /// candle's Llama masks a multi-token step as if the cache were empty, so its prompts go in
-    /// whole.
+    /// The most prompt tokens one step feeds (of all the prompts being prefilled): long prompts
+    /// are prefilled in chunks between the decode steps of the streams already running, so they
+    /// are not held up for their whole length. candle's Llama masks a multi-token step as if the
+    /// cache were empty, so its prompts go in whole.
     pub fn prefill_chunk(&self) -> usize {
         match &self.arch {
             Arch::Gpt2(_) | Arch::Gguf(_) => PREFILL_CHUNK,
@@ -132,10 +132,11 @@ impl CausalLm {
         }
     }
 
-    /// One decode step for several sequences: `steps[i]` is the newest token of `states[i]` and
-    /// its position. Returns each one's next-token logits. GPT-2 and GGUF models run them as one
-    /// batch; Llama (candle's cache is one per batch) one after another.
-    pub fn decode_batch(&self, steps: &[(u32, usize)], states: &mut [&mut State]) -> Result<Vec<Vec<f32>>> {
+    /// One step for several sequences: `feeds[i]` is the tokens `states[i]` takes now (its
+    /// newest token, or a chunk of its prompt) and the position of the first. Returns the logits
+    /// after each feed's last token. GPT-2 and GGUF models run them as one batch; Llama (candle's
+    /// cache is one per batch) one after another.
+    pub fn step(&self, feeds: &[(&[u32], usize)], states: &mut [&mut State]) -> Result<Vec<Vec<f32>>> {
         match &self.arch {
             Arch::Gpt2(m) => {
                 let mut caches = Vec::with_capacity(states.len());
@@ -145,7 +146,7 @@ impl CausalLm {
                         _ => return Err(WorkerError::Internal("generation state of another architecture".into())),
                     }
                 }
-                Ok(m.forward_batch(steps, &mut caches)?.to_vec2::<f32>()?)
+                Ok(m.forward_batch(feeds, &mut caches)?.to_vec2::<f32>()?)
             }
             Arch::Gguf(m) => {
                 let mut caches = Vec::with_capacity(states.len());
@@ -155,12 +156,12 @@ impl CausalLm {
                         _ => return Err(WorkerError::Internal("generation state of another architecture".into())),
                     }
                 }
-                Ok(m.forward_batch(steps, &mut caches)?.to_vec2::<f32>()?)
+                Ok(m.forward_batch(feeds, &mut caches)?.to_vec2::<f32>()?)
             }
-            Arch::Llama { .. } => steps
+            Arch::Llama { .. } => feeds
                 .iter()
                 .zip(states.iter_mut())
-                .map(|(&(id, pos), state)| Ok(self.forward(&[id], pos, state)?.to_vec1::<f32>()?))
+                .map(|(&(ids, pos), state)| Ok(self.forward(ids, pos, state)?.to_vec1::<f32>()?))
                 .collect(),
         }
     }

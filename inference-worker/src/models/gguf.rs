@@ -8,6 +8,7 @@ use std::path::Path;
 
 use candle_core::quantized::{gguf_file, GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Tensor};
+use candle_nn::kv_cache::KvCache;
 use rayon::prelude::*;
 
 use crate::error::{Result, WorkerError};
@@ -53,9 +54,9 @@ pub struct QuantLm {
     device: Device,
 }
 
-/// Keys and values per layer, `(kv_heads, seen, head_dim)`.
+/// Keys and values per layer, `(kv_heads, seen, head_dim)`, in buffers written in place.
 pub struct Cache {
-    kvs: Vec<Option<(Tensor, Tensor)>>,
+    kvs: Vec<KvCache>,
 }
 
 fn unsupported(msg: impl std::fmt::Display) -> WorkerError {
@@ -178,7 +179,7 @@ impl QuantLm {
     }
 
     pub fn new_cache(&self) -> Cache {
-        Cache { kvs: vec![None; self.layers.len()] }
+        Cache { kvs: (0..self.layers.len()).map(|_| KvCache::new(1, super::gpt2::KV_CHUNK)).collect() }
     }
 
     fn rope(&self, x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
@@ -210,16 +211,10 @@ impl QuantLm {
 
     /// Attention of one sequence: `q` `(t, heads, d)`, `k`/`v` `(t, kv_heads, d)` for its newest
     /// t positions, over its cache extended by them; returns `(t, heads * d)`.
-    fn attend(&self, q: &Tensor, k: &Tensor, v: &Tensor, kv: &mut Option<(Tensor, Tensor)>, mask: Option<&Tensor>) -> Result<Tensor> {
+    fn attend(&self, q: &Tensor, k: &Tensor, v: &Tensor, kv: &mut KvCache, mask: Option<&Tensor>) -> Result<Tensor> {
         let t = q.dim(0)?;
         let group = self.n_head / self.n_kv_head;
-        let mut k = k.transpose(0, 1)?.contiguous()?;
-        let mut v = v.transpose(0, 1)?.contiguous()?;
-        if let Some((pk, pv)) = kv.as_ref() {
-            k = Tensor::cat(&[pk, &k], 1)?;
-            v = Tensor::cat(&[pv, &v], 1)?;
-        }
-        *kv = Some((k.clone(), v.clone()));
+        let (k, v) = kv.append(&k.transpose(0, 1)?.contiguous()?, &v.transpose(0, 1)?.contiguous()?)?;
         // Heads sharing a key-value head are stacked: (kv_heads, group * t, d), with no copies
         // of the keys and values.
         let q = q.transpose(0, 1)?.contiguous()?.reshape((self.n_kv_head, group * t, self.head_dim))?;
@@ -250,43 +245,40 @@ impl QuantLm {
     /// Runs `ids` (one sequence) at positions `pos..`, extending `cache`; returns the logits of
     /// the last position `(vocab,)`.
     pub fn forward(&self, ids: &[u32], pos: usize, cache: &mut Cache) -> Result<Tensor> {
-        let t = ids.len();
-        let (cos, sin) = self.positions(&(pos..pos + t).collect::<Vec<_>>())?;
-        let mut x = self.embed.index_select(&Tensor::new(ids, &self.device)?, 0)?;
-        let mask = if t > 1 { Some(super::gpt2::causal_mask(t, pos, &self.device)?) } else { None };
-        for (layer, kv) in self.layers.iter().zip(cache.kvs.iter_mut()) {
-            let h = candle_nn::ops::rms_norm(&x, &layer.attn_norm, self.eps)?;
-            let (q, k, v) = self.qkv(layer, &h, &cos, &sin)?;
-            let y = self.attend(&q, &k, &v, kv, mask.as_ref())?;
-            x = (x + layer.wo.forward(&y)?)?;
-            x = (&x + self.mlp(layer, &x)?)?;
-        }
-        let last = candle_nn::ops::rms_norm(&x.narrow(0, t - 1, 1)?, &self.norm, self.eps)?;
-        Ok(self.output.forward(&last)?.squeeze(0)?)
+        Ok(self.forward_batch(&[(ids, pos)], &mut [cache])?.squeeze(0)?)
     }
 
-    /// One decode step for several sequences at once: `steps[i]` is sequence i's newest token
-    /// and its position, `caches[i]` its cache. Returns the next-token logits `(n, vocab)`.
-    pub fn forward_batch(&self, steps: &[(u32, usize)], caches: &mut [&mut Cache]) -> Result<Tensor> {
-        let n = steps.len();
-        if n != caches.len() || n == 0 {
-            return Err(WorkerError::Internal(format!("{n} decode steps for {} caches", caches.len())));
-        }
-        let ids = Tensor::from_vec(steps.iter().map(|s| s.0).collect::<Vec<_>>(), n, &self.device)?;
-        let (cos, sin) = self.positions(&steps.iter().map(|s| s.1).collect::<Vec<_>>())?;
-        let mut x = self.embed.index_select(&ids, 0)?;
+    /// One step for several sequences at once, as `Gpt2::forward_batch`: `feeds[i]` is the
+    /// tokens sequence i takes now and the position of the first; every quantized product runs
+    /// once for all their tokens, attention per sequence. Returns the logits after each feed's
+    /// last token, `(n, vocab)`.
+    pub fn forward_batch(&self, feeds: &[(&[u32], usize)], caches: &mut [&mut Cache]) -> Result<Tensor> {
+        let packed = super::Packed::new(feeds, caches.len(), &self.device)?;
+        let positions: Vec<usize> = feeds.iter().flat_map(|&(ids, pos)| pos..pos + ids.len()).collect();
+        let (cos, sin) = self.positions(&positions)?;
+        let masks = packed.masks(&self.device)?;
+        let mut x = self.embed.index_select(&packed.ids, 0)?;
         for (l, layer) in self.layers.iter().enumerate() {
             let h = candle_nn::ops::rms_norm(&x, &layer.attn_norm, self.eps)?;
             let (q, k, v) = self.qkv(layer, &h, &cos, &sin)?;
             let ys = caches
                 .par_iter_mut()
-                .enumerate()
-                .map(|(i, cache)| self.attend(&q.narrow(0, i, 1)?, &k.narrow(0, i, 1)?, &v.narrow(0, i, 1)?, &mut cache.kvs[l], None))
+                .zip(packed.spans.par_iter().zip(masks.par_iter()))
+                .map(|(cache, (&(start, len), mask))| {
+                    self.attend(
+                        &q.narrow(0, start, len)?,
+                        &k.narrow(0, start, len)?,
+                        &v.narrow(0, start, len)?,
+                        &mut cache.kvs[l],
+                        mask.as_ref(),
+                    )
+                })
                 .collect::<Result<Vec<_>>>()?;
             x = (x + layer.wo.forward(&Tensor::cat(&ys, 0)?)?)?;
             x = (&x + self.mlp(layer, &x)?)?;
         }
-        Ok(self.output.forward(&candle_nn::ops::rms_norm(&x, &self.norm, self.eps)?)?)
+        let last = candle_nn::ops::rms_norm(&x.index_select(&packed.last_rows, 0)?, &self.norm, self.eps)?;
+        Ok(self.output.forward(&last)?)
     }
 }
 
@@ -332,11 +324,13 @@ mod tests {
             lm.forward(p, 0, c).unwrap();
             lm.forward(p, 0, a).unwrap();
         }
-        let steps: Vec<(u32, usize)> = prompts.iter().map(|p| (11, p.len())).collect();
+        // One sequence decodes while another prefills a chunk: one batch.
+        let extra: [u32; 3] = [12, 13, 14];
+        let feeds: Vec<(&[u32], usize)> = vec![(&[11], prompts[0].len()), (&extra, prompts[1].len()), (&[11], prompts[2].len())];
         let mut refs: Vec<&mut Cache> = caches.iter_mut().collect();
-        let batched = lm.forward_batch(&steps, &mut refs).unwrap().to_vec2::<f32>().unwrap();
-        for (i, (step, a)) in steps.iter().zip(alone.iter_mut()).enumerate() {
-            let one = lm.forward(&[step.0], step.1, a).unwrap().to_vec1::<f32>().unwrap();
+        let batched = lm.forward_batch(&feeds, &mut refs).unwrap().to_vec2::<f32>().unwrap();
+        for (i, (feed, a)) in feeds.iter().zip(alone.iter_mut()).enumerate() {
+            let one = lm.forward(feed.0, feed.1, a).unwrap().to_vec1::<f32>().unwrap();
             let diff = one.iter().zip(&batched[i]).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
             assert!(diff < 1e-4, "sequence {i}: {diff}");
         }

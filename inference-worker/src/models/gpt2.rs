@@ -1,8 +1,9 @@
 //! GPT-2 (`GPT2LMHeadModel` / `GPT2Model` checkpoints) with a KV cache. candle has no GPT-2
 //! module and its bigcode one mis-shapes multi-head attention, hence this one.
 
-use candle_core::{DType, Device, IndexOp, Module, Tensor, D};
-use candle_nn::{Embedding, LayerNorm, Linear};
+use candle_core::{DType, Device, Module, Tensor, D};
+use candle_nn::kv_cache::KvCache;
+use candle_nn::{Embedding, LayerNorm};
 use rayon::prelude::*;
 use serde_json::Value;
 
@@ -21,8 +22,53 @@ impl Conv1D {
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(x.broadcast_matmul(&self.weight)?.broadcast_add(&self.bias)?)
+        Ok(rows_matmul(x, &self.weight)?.broadcast_add(&self.bias)?)
     }
+}
+
+/// Weights per part of a one-row product, at least (floats).
+const WEIGHTS_PER_PART: usize = 128 * 768;
+
+/// `x @ w` for `x` `(.., k)` and `w` `(k, n)`. gemm computes a product with one row (every decode
+/// step of one sequence) on one thread, however large: memory-bound, it leaves the other cores
+/// idle. Such a product is split over the rayon pool into parts that each read one contiguous
+/// block of `w` (views, nothing copied): by rows of a row-major `w` (each part a partial sum of
+/// the output, added up after), by columns of a transposed one (each part a slice of the output).
+/// Products with more rows are gemm's to spread over the cores.
+fn rows_matmul(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    let (k, n) = w.dims2()?;
+    let dims = x.dims().to_vec();
+    let rows: usize = dims[..dims.len() - 1].iter().product();
+    let threads = rayon::current_num_threads();
+    let parts = (k * n / WEIGHTS_PER_PART).min(2 * threads);
+    if rows != 1 || threads < 2 || parts < 2 {
+        return Ok(x.broadcast_matmul(w)?);
+    }
+    let x = x.reshape((1, k))?;
+    let by_rows = w.stride()[1] == 1;
+    let len = if by_rows { k } else { n };
+    let size = len.div_ceil(parts);
+    let outs = (0..len.div_ceil(size))
+        .into_par_iter()
+        .map(|i| {
+            let (start, size) = (i * size, size.min(len - i * size));
+            Ok(if by_rows { x.narrow(1, start, size)?.matmul(&w.narrow(0, start, size)?)? } else { x.matmul(&w.narrow(1, start, size)?)? })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let out = if by_rows {
+        let mut sum = outs[0].clone();
+        for o in &outs[1..] {
+            sum = (sum + o)?;
+        }
+        sum
+    } else {
+        Tensor::cat(&outs, 1)?
+    };
+    let mut out_dims = dims;
+    if let Some(last) = out_dims.last_mut() {
+        *last = n;
+    }
+    Ok(out.reshape(out_dims)?)
 }
 
 struct Block {
@@ -39,17 +85,21 @@ pub struct Gpt2 {
     wpe: Embedding,
     blocks: Vec<Block>,
     ln_f: LayerNorm,
-    lm_head: Linear,
+    lm_head: Tensor,
     n_head: usize,
     pub n_positions: usize,
     activation: candle_nn::Activation,
     device: Device,
 }
 
-/// Keys and values per layer, `(batch, heads, seen, head_dim)`.
+/// Keys and values per layer, `(batch, heads, seen, head_dim)`, written in place into buffers
+/// that grow by `KV_CHUNK` positions (instead of copying the whole cache at every token).
 pub struct Cache {
-    kvs: Vec<Option<(Tensor, Tensor)>>,
+    kvs: Vec<KvCache>,
 }
+
+/// Positions a KV buffer grows by.
+pub(super) const KV_CHUNK: usize = 64;
 
 impl Gpt2 {
     pub fn load(config: &Value, w: &Weights, device: &Device) -> Result<Gpt2> {
@@ -87,7 +137,8 @@ impl Gpt2 {
             })
             .collect::<Result<Vec<_>>>()?;
         // The LM head is tied to the token embeddings unless the checkpoint has its own.
-        let lm_head = Linear::new(w.tensors.get("lm_head.weight").cloned().unwrap_or_else(|| wte.clone()), None);
+        // The LM head as `(c, vocab)` (a transposed view, nothing copied) for `rows_matmul`.
+        let lm_head = w.tensors.get("lm_head.weight").cloned().unwrap_or_else(|| wte.clone()).t()?;
         Ok(Gpt2 {
             wte: Embedding::new(wte, n_embd),
             wpe: Embedding::new(w.get(&format!("{p}wpe.weight"))?.clone(), n_embd),
@@ -102,47 +153,26 @@ impl Gpt2 {
     }
 
     pub fn new_cache(&self) -> Cache {
-        Cache { kvs: vec![None; self.blocks.len()] }
+        Cache { kvs: (0..self.blocks.len()).map(|_| KvCache::new(2, KV_CHUNK)).collect() }
     }
 
     /// Runs `ids` (one sequence) at positions `pos..`, extending `cache`; returns the logits of
     /// the last position `(vocab,)`.
     pub fn forward(&self, ids: &[u32], pos: usize, cache: &mut Cache) -> Result<Tensor> {
-        let t = ids.len();
-        let input = Tensor::new(ids, &self.device)?.unsqueeze(0)?;
-        let positions = Tensor::arange(pos as u32, (pos + t) as u32, &self.device)?.unsqueeze(0)?;
-        let mut x = self.wte.forward(&input)?.broadcast_add(&self.wpe.forward(&positions)?)?;
-        let mask = if t > 1 { Some(causal_mask(t, pos, &self.device)?) } else { None };
-        for (block, kv) in self.blocks.iter().zip(cache.kvs.iter_mut()) {
-            let h = self.attention(block, &block.ln_1.forward(&x)?, kv, mask.as_ref())?;
-            x = (x + h)?;
-            let m = block.mlp_proj.forward(&self.activation.forward(&block.c_fc.forward(&block.ln_2.forward(&x)?)?)?)?;
-            x = (x + m)?;
-        }
-        let last = self.ln_f.forward(&x.i((.., t - 1, ..))?)?;
-        Ok(self.lm_head.forward(&last)?.squeeze(0)?)
-    }
-
-    fn attention(&self, block: &Block, x: &Tensor, kv: &mut Option<(Tensor, Tensor)>, mask: Option<&Tensor>) -> Result<Tensor> {
-        let y = self.attend(&block.c_attn.forward(x)?, kv, mask)?;
-        block.attn_proj.forward(&y)
+        Ok(self.forward_batch(&[(ids, pos)], &mut [cache])?.squeeze(0)?)
     }
 
     /// Attention of one sequence, `qkv` `(1, t, 3c)`, over its cache extended by these `t`
     /// positions; returns `(1, t, c)` before the output projection.
-    fn attend(&self, qkv: &Tensor, kv: &mut Option<(Tensor, Tensor)>, mask: Option<&Tensor>) -> Result<Tensor> {
+    fn attend(&self, qkv: &Tensor, kv: &mut KvCache, mask: Option<&Tensor>) -> Result<Tensor> {
         let (b, t, c3) = qkv.dims3()?;
         let c = c3 / 3;
         let hd = c / self.n_head;
         let split = |i: usize| -> Result<Tensor> {
             Ok(qkv.narrow(D::Minus1, i * c, c)?.reshape((b, t, self.n_head, hd))?.transpose(1, 2)?.contiguous()?)
         };
-        let (q, mut k, mut v) = (split(0)?, split(1)?, split(2)?);
-        if let Some((pk, pv)) = kv.as_ref() {
-            k = Tensor::cat(&[pk, &k], 2)?;
-            v = Tensor::cat(&[pv, &v], 2)?;
-        }
-        *kv = Some((k.clone(), v.clone()));
+        let q = split(0)?;
+        let (k, v) = kv.append(&split(1)?, &split(2)?)?;
         let mut att = (q.matmul(&k.t()?)? / (hd as f64).sqrt())?;
         if let Some(mask) = mask {
             att = att.broadcast_add(mask)?;
@@ -151,32 +181,33 @@ impl Gpt2 {
         Ok(att.matmul(&v)?.transpose(1, 2)?.reshape((b, t, c))?)
     }
 
-    /// One decode step for several sequences at once: `steps[i]` is sequence i's newest token
-    /// and its position, `caches[i]` its cache. Every weight matrix is read once for all of them
-    /// (one `(n, c)` product instead of n `(1, c)` ones); only attention, which reads each
-    /// sequence's own cache, runs per sequence. Returns the next-token logits `(n, vocab)`.
-    pub fn forward_batch(&self, steps: &[(u32, usize)], caches: &mut [&mut Cache]) -> Result<Tensor> {
-        let n = steps.len();
-        if n != caches.len() || n == 0 {
-            return Err(WorkerError::Internal(format!("{n} decode steps for {} caches", caches.len())));
-        }
-        let ids = Tensor::from_vec(steps.iter().map(|s| s.0).collect::<Vec<_>>(), n, &self.device)?;
-        let positions = Tensor::from_vec(steps.iter().map(|s| s.1 as u32).collect::<Vec<_>>(), n, &self.device)?;
-        let mut x = (self.wte.forward(&ids)? + self.wpe.forward(&positions)?)?;
+    /// One step for several sequences at once: `feeds[i]` is the tokens sequence i takes now
+    /// (its newest token when decoding, a chunk of its prompt when prefilling) and the position
+    /// of the first, `caches[i]` its cache. All their tokens go through every weight matrix
+    /// together (one `(tokens, c)` product instead of one per sequence); only attention, which
+    /// reads each sequence's own cache, runs per sequence. Returns the logits after each feed's
+    /// last token, `(n, vocab)`.
+    pub fn forward_batch(&self, feeds: &[(&[u32], usize)], caches: &mut [&mut Cache]) -> Result<Tensor> {
+        let packed = super::Packed::new(feeds, caches.len(), &self.device)?;
+        let mut x = (self.wte.forward(&packed.ids)? + self.wpe.forward(&packed.positions)?)?;
+        let masks = packed.masks(&self.device)?;
         for (layer, block) in self.blocks.iter().enumerate() {
             let qkv = block.c_attn.forward(&block.ln_1.forward(&x)?)?;
             // Each sequence's attention is small and independent of the others': spread over
             // the cores instead of one after another.
             let ys = caches
                 .par_iter_mut()
-                .enumerate()
-                .map(|(i, cache)| Ok(self.attend(&qkv.narrow(0, i, 1)?.unsqueeze(0)?, &mut cache.kvs[layer], None)?.squeeze(0)?))
+                .zip(packed.spans.par_iter().zip(masks.par_iter()))
+                .map(|(cache, (&(start, len), mask))| {
+                    Ok(self.attend(&qkv.narrow(0, start, len)?.unsqueeze(0)?, &mut cache.kvs[layer], mask.as_ref())?.squeeze(0)?)
+                })
                 .collect::<Result<Vec<_>>>()?;
             x = (x + block.attn_proj.forward(&Tensor::cat(&ys, 0)?)?)?;
             let m = block.mlp_proj.forward(&self.activation.forward(&block.c_fc.forward(&block.ln_2.forward(&x)?)?)?)?;
             x = (x + m)?;
         }
-        Ok(self.lm_head.forward(&self.ln_f.forward(&x)?)?)
+        // The LM head only for the rows whose next token is wanted.
+        rows_matmul(&self.ln_f.forward(&x.index_select(&packed.last_rows, 0)?)?, &self.lm_head)
     }
 }
 

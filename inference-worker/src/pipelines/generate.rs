@@ -14,6 +14,7 @@ use std::time::Instant;
 use candle_core::{Device, Tensor};
 use candle_transformers::generation::{LogitsProcessor, Sampling};
 use prometheus::{IntCounter, IntGauge};
+use rayon::prelude::*;
 use serde_json::{json, Value};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
@@ -499,23 +500,10 @@ fn decode_loop(
         }
         {
             let _slot = compute.acquire();
-            // One chunk of one prompt per step: a long prompt does not hold up the running streams.
-            if let Some(a) = active.iter_mut().find(|a| a.leaving.is_none() && a.fed < a.job.seq.prompt_ids.len()) {
-                let len = a.job.seq.prompt_ids.len();
-                let end = len.min(a.fed.saturating_add(lm.prefill_chunk()));
-                let logits = lm.forward(&a.job.seq.prompt_ids[a.fed..end], a.fed, &mut a.state);
-                match logits.and_then(|l| l.to_vec1::<f32>().map_err(WorkerError::from)) {
-                    Ok(logits) => {
-                        a.fed = end;
-                        a.logits = (end == len).then_some(logits);
-                    }
-                    Err(e) => a.leaving = Some(Leaving::Failed(e)),
-                }
-            }
-            // Every sequence with fresh logits chooses its next token; those that go on decode
-            // it together.
-            for a in active.iter_mut().filter(|a| a.leaving.is_none()) {
-                let Some(scores) = a.logits.take() else { continue };
+            // Every sequence with fresh logits chooses its next token, all at once on the
+            // cores (each choice reads its whole vocabulary's logits).
+            active.par_iter_mut().filter(|a| a.leaving.is_none()).for_each(|a| {
+                let Some(scores) = a.logits.take() else { return };
                 gauges.tokens.inc();
                 match a.job.seq.choose(tokenizer, eos, scores) {
                     Ok((_, true)) => a.leaving = Some(Leaving::Finished),
@@ -529,27 +517,57 @@ fn decode_loop(
                     }
                     Err(e) => a.leaving = Some(Leaving::Failed(e)),
                 }
-            }
-            let mut steps = Vec::new();
+            });
+            // Then one batch: the chosen tokens of the running sequences, and chunks of the
+            // prompts still to prefill, at most `prefill_chunk` prompt tokens in all, so that a
+            // long prompt holds the running streams up for one chunk per step, not its length.
+            let mut budget = lm.prefill_chunk();
+            let mut feeds: Vec<(&[u32], usize)> = Vec::new();
             let mut states = Vec::new();
-            let mut rows = Vec::new();
+            // (sequence, prompt tokens fed up to, whether that ends the prompt); None: decoding.
+            let mut rows: Vec<(usize, Option<(usize, bool)>)> = Vec::new();
             for (i, a) in active.iter_mut().enumerate() {
-                if let (None, Some(id)) = (&a.leaving, a.pending.take()) {
-                    steps.push((id, a.job.seq.ids.len() - 1));
-                    states.push(&mut a.state);
-                    rows.push(i);
+                let Active { job, state, fed, pending, leaving, .. } = a;
+                if leaving.is_some() {
+                    continue;
                 }
+                let prompt = &job.seq.prompt_ids;
+                if *fed < prompt.len() {
+                    if budget == 0 {
+                        continue;
+                    }
+                    let end = prompt.len().min(fed.saturating_add(budget));
+                    budget -= end - *fed;
+                    feeds.push((&prompt[*fed..end], *fed));
+                    rows.push((i, Some((end, end == prompt.len()))));
+                } else if let Some(id) = pending.as_ref() {
+                    feeds.push((std::slice::from_ref(id), job.seq.ids.len() - 1));
+                    rows.push((i, None));
+                } else {
+                    continue;
+                }
+                states.push(state);
             }
-            if !steps.is_empty() {
+            if !feeds.is_empty() {
                 gauges.steps.inc();
-                match lm.decode_batch(&steps, &mut states) {
+                let result = lm.step(&feeds, &mut states);
+                drop((feeds, states));
+                match result {
                     Ok(logits) => {
-                        for (i, l) in rows.into_iter().zip(logits) {
-                            active[i].logits = Some(l);
+                        for ((i, prefill), l) in rows.into_iter().zip(logits) {
+                            let a = &mut active[i];
+                            a.pending = None;
+                            match prefill {
+                                Some((end, last)) => {
+                                    a.fed = end;
+                                    a.logits = last.then_some(l);
+                                }
+                                None => a.logits = Some(l),
+                            }
                         }
                     }
                     Err(e) => {
-                        for i in rows {
+                        for (i, _) in rows {
                             active[i].leaving = Some(Leaving::Failed(WorkerError::Internal(e.to_string())));
                         }
                     }
