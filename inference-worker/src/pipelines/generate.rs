@@ -521,7 +521,11 @@ fn decode_loop(
             // Then one batch: the chosen tokens of the running sequences, and chunks of the
             // prompts still to prefill, at most `prefill_chunk` prompt tokens in all, so that a
             // long prompt holds the running streams up for one chunk per step, not its length.
-            let mut budget = lm.prefill_chunk();
+            // A prompt is cut only at multiples of `prefill_chunk`, whatever else runs: its
+            // numbers then never depend on the company it keeps (with quantized activations, a
+            // different cut can round one activation differently and change the tokens).
+            let chunk = lm.prefill_chunk();
+            let mut budget = chunk;
             let mut feeds: Vec<(&[u32], usize)> = Vec::new();
             let mut states = Vec::new();
             // (sequence, prompt tokens fed up to, whether that ends the prompt); None: decoding.
@@ -533,10 +537,10 @@ fn decode_loop(
                 }
                 let prompt = &job.seq.prompt_ids;
                 if *fed < prompt.len() {
-                    if budget == 0 {
+                    let end = prompt.len().min((*fed / chunk + 1).saturating_mul(chunk));
+                    if end - *fed > budget {
                         continue;
                     }
-                    let end = prompt.len().min(fed.saturating_add(budget));
                     budget -= end - *fed;
                     feeds.push((&prompt[*fed..end], *fed));
                     rows.push((i, Some((end, end == prompt.len()))));
