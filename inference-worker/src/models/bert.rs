@@ -155,6 +155,7 @@ fn activation(act: Act, x: &Tensor) -> Result<Tensor> {
     Ok(match (act, x.device()) {
         (Act::GeluErf, Device::Cpu) => x.apply_op1_no_bwd(&ParallelGeluErf)?,
         (Act::GeluErf, _) => x.gelu_erf()?,
+        (Act::GeluTanh, Device::Cpu) => x.apply_op1_no_bwd(&ParallelGeluTanh)?,
         (Act::GeluTanh, _) => x.gelu()?,
         (Act::Relu, _) => x.relu()?,
     })
@@ -264,9 +265,42 @@ impl CustomOp1 for ParallelGeluErf {
     }
 }
 
+/// tanh-approximated GELU (GPT-2's `gelu_new`) over all cores, with candle's own formula, so
+/// the results are the same to the bit (candle's runs on one core).
+pub(crate) struct ParallelGeluTanh;
+
+impl CustomOp1 for ParallelGeluTanh {
+    fn name(&self) -> &'static str {
+        "parallel-gelu-tanh"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let Some((start, end)) = layout.contiguous_offsets() else { candle_core::bail!("parallel-gelu-tanh needs a contiguous input") };
+        let input = &storage.as_slice::<f32>()?[start..end];
+        let mut out = vec![0f32; input.len()];
+        #[allow(clippy::excessive_precision)]
+        let k: f32 = 0.79788456080286535587989211986876373; // candle's SQRT_TWO_OVER_PI_F32
+        out.par_chunks_mut(4 * 1024).zip(input.par_chunks(4 * 1024)).for_each(|(o, i)| {
+            for (o, &v) in o.iter_mut().zip(i) {
+                *o = 0.5 * v * (1.0 + f32::tanh(k * v * (1.0 + 0.044715 * v * v)));
+            }
+        });
+        Ok((CpuStorage::F32(out), layout.shape().clone()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parallel_tanh_gelu_is_candles_to_the_bit() {
+        let x = Tensor::arange(-60000i64, 60000, &Device::Cpu).unwrap().to_dtype(DType::F32).unwrap();
+        let x = (x / 10000.0).unwrap();
+        let ours = x.apply_op1_no_bwd(&ParallelGeluTanh).unwrap().to_vec1::<f32>().unwrap();
+        let candle = x.gelu().unwrap().to_vec1::<f32>().unwrap();
+        assert!(ours.iter().zip(&candle).all(|(a, b)| a.to_bits() == b.to_bits()));
+    }
 
     #[test]
     fn parallel_gelu_matches_candles_exact_one() {

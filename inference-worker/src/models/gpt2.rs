@@ -152,6 +152,14 @@ impl Gpt2 {
         })
     }
 
+    /// The MLP's activation; `gelu_new` over all the cores (candle's runs on one).
+    fn activate(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(match (&self.activation, x.device()) {
+            (candle_nn::Activation::NewGelu, Device::Cpu) => x.apply_op1_no_bwd(&super::bert::ParallelGeluTanh)?,
+            (act, _) => act.forward(x)?,
+        })
+    }
+
     pub fn new_cache(&self) -> Cache {
         Cache { kvs: (0..self.blocks.len()).map(|_| KvCache::new(2, KV_CHUNK)).collect() }
     }
@@ -203,7 +211,7 @@ impl Gpt2 {
                 })
                 .collect::<Result<Vec<_>>>()?;
             x = (x + block.attn_proj.forward(&Tensor::cat(&ys, 0)?)?)?;
-            let m = block.mlp_proj.forward(&self.activation.forward(&block.c_fc.forward(&block.ln_2.forward(&x)?)?)?)?;
+            let m = block.mlp_proj.forward(&self.activate(&block.c_fc.forward(&block.ln_2.forward(&x)?)?)?)?;
             x = (x + m)?;
         }
         // The LM head only for the rows whose next token is wanted.
