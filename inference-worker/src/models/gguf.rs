@@ -34,7 +34,9 @@ struct Layer {
 }
 
 pub struct QuantLm {
-    embed: Tensor,
+    /// The token embeddings, kept quantized: each step dequantizes only its tokens' rows (as f32
+    /// the table of a 128k-token vocabulary would take a gigabyte by itself).
+    embed: std::sync::Arc<QTensor>,
     layers: Vec<Layer>,
     norm: Tensor,
     output: QMatMul,
@@ -121,12 +123,11 @@ impl QuantLm {
         };
         let (cos, sin) = rope_tables(head_dim, base, freq_factors.as_deref(), max_positions, device)?;
         let embed_q = std::sync::Arc::new(tensor("token_embd.weight")?);
-        let embed = embed_q.dequantize(device)?;
         let norm = dense(tensor("output_norm.weight")?)?;
         // Without its own output matrix the model's head is tied to the token embeddings.
         let output = match content.tensor_infos.contains_key("output.weight") {
             true => std::sync::Arc::new(tensor("output.weight")?),
-            false => embed_q,
+            false => embed_q.clone(),
         };
         let mut layers = Vec::with_capacity(n_layer);
         for i in 0..n_layer {
@@ -160,7 +161,7 @@ impl QuantLm {
             .map(|(k, _)| format!("{k:?}"))
             .unwrap_or_else(|| "F32".into());
         Ok(QuantLm {
-            embed,
+            embed: embed_q,
             layers,
             norm,
             output: QMatMul::from_arc(output)?,
@@ -257,7 +258,7 @@ impl QuantLm {
         let positions: Vec<usize> = feeds.iter().flat_map(|&(ids, pos)| pos..pos + ids.len()).collect();
         let (cos, sin) = self.positions(&positions)?;
         let masks = packed.masks(&self.device)?;
-        let mut x = self.embed.index_select(&packed.ids, 0)?;
+        let mut x = self.embed.embedding(&packed.ids)?;
         for (l, layer) in self.layers.iter().enumerate() {
             let h = candle_nn::ops::rms_norm(&x, &layer.attn_norm, self.eps)?;
             let (q, k, v) = self.qkv(layer, &h, &cos, &sin)?;
