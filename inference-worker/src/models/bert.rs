@@ -253,16 +253,26 @@ impl CustomOp1 for ParallelGeluErf {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let Some((start, end)) = layout.contiguous_offsets() else { candle_core::bail!("parallel-gelu-erf needs a contiguous input") };
-        let input = &storage.as_slice::<f32>()?[start..end];
-        let mut out = vec![0f32; input.len()];
-        out.par_chunks_mut(16 * 1024).zip(input.par_chunks(16 * 1024)).for_each(|(o, i)| {
-            for (o, &v) in o.iter_mut().zip(i) {
-                *o = 0.5 * v * (1.0 + erf(v * std::f32::consts::FRAC_1_SQRT_2));
-            }
-        });
-        Ok((CpuStorage::F32(out), layout.shape().clone()))
+        parallel_map(self.name(), storage, layout, |v| 0.5 * v * (1.0 + erf(v * std::f32::consts::FRAC_1_SQRT_2)))
     }
+}
+
+/// `f` applied to every value of a contiguous f32 tensor, in blocks over the rayon pool.
+fn parallel_map(
+    name: &str,
+    storage: &CpuStorage,
+    layout: &Layout,
+    f: impl Fn(f32) -> f32 + Sync,
+) -> candle_core::Result<(CpuStorage, Shape)> {
+    let Some((start, end)) = layout.contiguous_offsets() else { candle_core::bail!("{name} needs a contiguous input") };
+    let input = &storage.as_slice::<f32>()?[start..end];
+    let mut out = vec![0f32; input.len()];
+    out.par_chunks_mut(4 * 1024).zip(input.par_chunks(4 * 1024)).for_each(|(o, i)| {
+        for (o, &v) in o.iter_mut().zip(i) {
+            *o = f(v);
+        }
+    });
+    Ok((CpuStorage::F32(out), layout.shape().clone()))
 }
 
 /// tanh-approximated GELU (GPT-2's `gelu_new`) over all cores, with candle's own formula, so
@@ -275,17 +285,9 @@ impl CustomOp1 for ParallelGeluTanh {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let Some((start, end)) = layout.contiguous_offsets() else { candle_core::bail!("parallel-gelu-tanh needs a contiguous input") };
-        let input = &storage.as_slice::<f32>()?[start..end];
-        let mut out = vec![0f32; input.len()];
         #[allow(clippy::excessive_precision)]
         let k: f32 = 0.79788456080286535587989211986876373; // candle's SQRT_TWO_OVER_PI_F32
-        out.par_chunks_mut(4 * 1024).zip(input.par_chunks(4 * 1024)).for_each(|(o, i)| {
-            for (o, &v) in o.iter_mut().zip(i) {
-                *o = 0.5 * v * (1.0 + f32::tanh(k * v * (1.0 + 0.044715 * v * v)));
-            }
-        });
-        Ok((CpuStorage::F32(out), layout.shape().clone()))
+        parallel_map(self.name(), storage, layout, |v| 0.5 * v * (1.0 + f32::tanh(k * v * (1.0 + 0.044715 * v * v))))
     }
 }
 

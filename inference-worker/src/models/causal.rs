@@ -139,43 +139,26 @@ impl CausalLm {
     pub fn step(&self, feeds: &[(&[u32], usize)], states: &mut [&mut State]) -> Result<Vec<Vec<f32>>> {
         match &self.arch {
             Arch::Gpt2(m) => {
-                let mut caches = Vec::with_capacity(states.len());
-                for state in states.iter_mut() {
-                    match &mut **state {
-                        State::Gpt2(cache) => caches.push(cache),
-                        _ => return Err(WorkerError::Internal("generation state of another architecture".into())),
-                    }
-                }
+                let mut caches = caches(states, |s| if let State::Gpt2(c) = s { Some(c) } else { None })?;
                 Ok(m.forward_batch(feeds, &mut caches)?.to_vec2::<f32>()?)
             }
             Arch::Gguf(m) => {
-                let mut caches = Vec::with_capacity(states.len());
-                for state in states.iter_mut() {
-                    match &mut **state {
-                        State::Gguf(cache) => caches.push(cache),
-                        _ => return Err(WorkerError::Internal("generation state of another architecture".into())),
-                    }
-                }
+                let mut caches = caches(states, |s| if let State::Gguf(c) = s { Some(c) } else { None })?;
                 Ok(m.forward_batch(feeds, &mut caches)?.to_vec2::<f32>()?)
             }
-            Arch::Llama { .. } => feeds
+            Arch::Llama { model, .. } => feeds
                 .iter()
-                .zip(states.iter_mut())
-                .map(|(&(ids, pos), state)| Ok(self.forward(ids, pos, state)?.to_vec1::<f32>()?))
+                .zip(caches(states, |s| if let State::Llama(c) = s { Some(c) } else { None })?)
+                .map(|(&(ids, pos), cache)| {
+                    let input = Tensor::new(ids, &self.device)?.unsqueeze(0)?;
+                    Ok(model.forward(&input, pos, cache)?.squeeze(0)?.to_vec1::<f32>()?)
+                })
                 .collect(),
         }
     }
+}
 
-    /// Feeds `ids` at positions `pos..` and returns the next-token logits as a `(vocab,)` tensor.
-    pub fn forward(&self, ids: &[u32], pos: usize, state: &mut State) -> Result<Tensor> {
-        match (&self.arch, state) {
-            (Arch::Gpt2(m), State::Gpt2(cache)) => m.forward(ids, pos, cache),
-            (Arch::Llama { model, .. }, State::Llama(cache)) => {
-                let input = Tensor::new(ids, &self.device)?.unsqueeze(0)?;
-                Ok(model.forward(&input, pos, cache)?.squeeze(0)?)
-            }
-            (Arch::Gguf(m), State::Gguf(cache)) => m.forward(ids, pos, cache),
-            _ => Err(WorkerError::Internal("generation state of another architecture".into())),
-        }
-    }
+/// Each state's cache of the architecture `pick` takes (a state of another one is a bug).
+fn caches<'a, C>(states: &'a mut [&mut State], pick: impl Fn(&'a mut State) -> Option<&'a mut C>) -> Result<Vec<&'a mut C>> {
+    states.iter_mut().map(|s| pick(s).ok_or_else(|| WorkerError::Internal("generation state of another architecture".into()))).collect()
 }

@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use candle_core::quantized::{gguf_file, GgmlDType, QMatMul, QTensor};
+use candle_core::quantized::{gguf_file, QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::kv_cache::KvCache;
 use rayon::prelude::*;
@@ -51,8 +51,6 @@ pub struct QuantLm {
     pub max_positions: usize,
     /// `tokenizer.ggml.eos_token_id`, when the file names one.
     pub eos: Option<u32>,
-    /// The weights' quantization, e.g. `Q8_0` (the most common one among the matrices).
-    pub quantization: String,
     device: Device,
 }
 
@@ -109,15 +107,14 @@ impl QuantLm {
         let max_positions = context.clamp(1, MAX_POSITIONS);
         let eos = md.get("tokenizer.ggml.eos_token_id").and_then(|v| v.to_u32().ok());
 
-        let mut kinds: std::collections::HashMap<GgmlDType, usize> = std::collections::HashMap::new();
-        let mut tensor = |name: &str| -> Result<QTensor> {
-            let t = content.tensor(&mut file, name, device).map_err(|e| unsupported(format!("tensor {name}: {e}")))?;
-            *kinds.entry(t.dtype()).or_default() += 1;
-            Ok(t)
+        let file = std::cell::RefCell::new(file);
+        let tensor = |name: &str| -> Result<QTensor> {
+            content.tensor(&mut *file.borrow_mut(), name, device).map_err(|e| unsupported(format!("tensor {name}: {e}")))
         };
+        let has = |name: &str| content.tensor_infos.contains_key(name);
         let dense = |t: QTensor| -> Result<Tensor> { Ok(t.dequantize(device)?) };
         // llama 3's long-context scaling ships as per-frequency divisors.
-        let freq_factors = match content.tensor_infos.contains_key("rope_freqs.weight") {
+        let freq_factors = match has("rope_freqs.weight") {
             true => Some(dense(tensor("rope_freqs.weight")?)?.to_vec1::<f32>()?),
             false => None,
         };
@@ -125,15 +122,16 @@ impl QuantLm {
         let embed_q = std::sync::Arc::new(tensor("token_embd.weight")?);
         let norm = dense(tensor("output_norm.weight")?)?;
         // Without its own output matrix the model's head is tied to the token embeddings.
-        let output = match content.tensor_infos.contains_key("output.weight") {
+        let output = match has("output.weight") {
             true => std::sync::Arc::new(tensor("output.weight")?),
             false => embed_q.clone(),
         };
         let mut layers = Vec::with_capacity(n_layer);
         for i in 0..n_layer {
-            let mut get = |n: &str| tensor(&format!("blk.{i}.{n}"));
-            let bias = |n: &str, get: &mut dyn FnMut(&str) -> Result<QTensor>| -> Result<Option<Tensor>> {
-                match content.tensor_infos.contains_key(&format!("blk.{i}.{n}")) {
+            let get = |n: &str| tensor(&format!("blk.{i}.{n}"));
+            // qwen2 has biases on q, k and v.
+            let bias = |n: &str| -> Result<Option<Tensor>> {
+                match has(&format!("blk.{i}.{n}")) {
                     true => Ok(Some(dense(get(n)?)?)),
                     false => Ok(None),
                 }
@@ -143,9 +141,9 @@ impl QuantLm {
                 wq: QMatMul::from_qtensor(get("attn_q.weight")?)?,
                 wk: QMatMul::from_qtensor(get("attn_k.weight")?)?,
                 wv: QMatMul::from_qtensor(get("attn_v.weight")?)?,
-                bq: bias("attn_q.bias", &mut get)?,
-                bk: bias("attn_k.bias", &mut get)?,
-                bv: bias("attn_v.bias", &mut get)?,
+                bq: bias("attn_q.bias")?,
+                bk: bias("attn_k.bias")?,
+                bv: bias("attn_v.bias")?,
                 wo: QMatMul::from_qtensor(get("attn_output.weight")?)?,
                 ffn_norm: dense(get("ffn_norm.weight")?)?,
                 gate: QMatMul::from_qtensor(get("ffn_gate.weight")?)?,
@@ -154,12 +152,6 @@ impl QuantLm {
             };
             layers.push(layer);
         }
-        let quantization = kinds
-            .into_iter()
-            .filter(|(k, _)| !matches!(k, GgmlDType::F32))
-            .max_by_key(|(_, n)| *n)
-            .map(|(k, _)| format!("{k:?}"))
-            .unwrap_or_else(|| "F32".into());
         Ok(QuantLm {
             embed: embed_q,
             layers,
@@ -174,7 +166,6 @@ impl QuantLm {
             sin,
             max_positions,
             eos,
-            quantization,
             device: device.clone(),
         })
     }
@@ -235,18 +226,15 @@ impl QuantLm {
         Ok(layer.down.forward(&(g * layer.up.forward(&h)?)?)?)
     }
 
-    fn positions(&self, pos: &[usize]) -> Result<(Tensor, Tensor)> {
-        if let Some(&p) = pos.iter().find(|&&p| p >= self.max_positions) {
-            return Err(WorkerError::BadInput(format!("position {p} is beyond the model's {} positions", self.max_positions)));
+    /// The rotations of the packed tokens' positions, `(tokens, d/2)` each.
+    fn rotations(&self, packed: &super::Packed) -> Result<(Tensor, Tensor)> {
+        if packed.last_position >= self.max_positions {
+            return Err(WorkerError::BadInput(format!(
+                "position {} is beyond the model's {} positions",
+                packed.last_position, self.max_positions
+            )));
         }
-        let idx = Tensor::from_vec(pos.iter().map(|&p| p as u32).collect::<Vec<_>>(), pos.len(), &self.device)?;
-        Ok((self.cos.index_select(&idx, 0)?, self.sin.index_select(&idx, 0)?))
-    }
-
-    /// Runs `ids` (one sequence) at positions `pos..`, extending `cache`; returns the logits of
-    /// the last position `(vocab,)`.
-    pub fn forward(&self, ids: &[u32], pos: usize, cache: &mut Cache) -> Result<Tensor> {
-        Ok(self.forward_batch(&[(ids, pos)], &mut [cache])?.squeeze(0)?)
+        Ok((self.cos.index_select(&packed.positions, 0)?, self.sin.index_select(&packed.positions, 0)?))
     }
 
     /// One step for several sequences at once, as `Gpt2::forward_batch`: `feeds[i]` is the
@@ -255,16 +243,14 @@ impl QuantLm {
     /// last token, `(n, vocab)`.
     pub fn forward_batch(&self, feeds: &[(&[u32], usize)], caches: &mut [&mut Cache]) -> Result<Tensor> {
         let packed = super::Packed::new(feeds, caches.len(), &self.device)?;
-        let positions: Vec<usize> = feeds.iter().flat_map(|&(ids, pos)| pos..pos + ids.len()).collect();
-        let (cos, sin) = self.positions(&positions)?;
-        let masks = packed.masks(&self.device)?;
+        let (cos, sin) = self.rotations(&packed)?;
         let mut x = self.embed.embedding(&packed.ids)?;
         for (l, layer) in self.layers.iter().enumerate() {
             let h = candle_nn::ops::rms_norm(&x, &layer.attn_norm, self.eps)?;
             let (q, k, v) = self.qkv(layer, &h, &cos, &sin)?;
             let ys = caches
                 .par_iter_mut()
-                .zip(packed.spans.par_iter().zip(masks.par_iter()))
+                .zip(packed.spans.par_iter().zip(packed.masks.par_iter()))
                 .map(|(cache, (&(start, len), mask))| {
                     self.attend(
                         &q.narrow(0, start, len)?,
@@ -300,6 +286,14 @@ fn rope_tables(dim: usize, base: f32, factors: Option<&[f32]>, positions: usize,
 #[cfg(test)]
 mod tests {
     use super::*;
+    use candle_core::quantized::GgmlDType;
+
+    impl QuantLm {
+        /// One sequence's step: `ids` at positions `pos..`; the logits after the last.
+        fn forward(&self, ids: &[u32], pos: usize, cache: &mut Cache) -> Result<Tensor> {
+            Ok(self.forward_batch(&[(ids, pos)], &mut [cache])?.squeeze(0)?)
+        }
+    }
 
     /// A tiny model's batched decode step gives each sequence the logits its own step gives, and
     /// a prompt fed in chunks the logits of the whole prompt at once.
@@ -311,7 +305,6 @@ mod tests {
             let path = dir.join("tiny.gguf");
             write_tiny(&path, dtype, width);
             let lm = QuantLm::load(&path, &Device::Cpu).unwrap();
-            assert_eq!(lm.quantization, format!("{dtype:?}"));
             check_batched(&lm);
             std::fs::remove_dir_all(&dir).ok();
         }

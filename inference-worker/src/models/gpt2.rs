@@ -164,12 +164,6 @@ impl Gpt2 {
         Cache { kvs: (0..self.blocks.len()).map(|_| KvCache::new(2, KV_CHUNK)).collect() }
     }
 
-    /// Runs `ids` (one sequence) at positions `pos..`, extending `cache`; returns the logits of
-    /// the last position `(vocab,)`.
-    pub fn forward(&self, ids: &[u32], pos: usize, cache: &mut Cache) -> Result<Tensor> {
-        Ok(self.forward_batch(&[(ids, pos)], &mut [cache])?.squeeze(0)?)
-    }
-
     /// Attention of one sequence, `qkv` `(1, t, 3c)`, over its cache extended by these `t`
     /// positions; returns `(1, t, c)` before the output projection.
     fn attend(&self, qkv: &Tensor, kv: &mut KvCache, mask: Option<&Tensor>) -> Result<Tensor> {
@@ -198,14 +192,13 @@ impl Gpt2 {
     pub fn forward_batch(&self, feeds: &[(&[u32], usize)], caches: &mut [&mut Cache]) -> Result<Tensor> {
         let packed = super::Packed::new(feeds, caches.len(), &self.device)?;
         let mut x = (self.wte.forward(&packed.ids)? + self.wpe.forward(&packed.positions)?)?;
-        let masks = packed.masks(&self.device)?;
         for (layer, block) in self.blocks.iter().enumerate() {
             let qkv = block.c_attn.forward(&block.ln_1.forward(&x)?)?;
             // Each sequence's attention is small and independent of the others': spread over
             // the cores instead of one after another.
             let ys = caches
                 .par_iter_mut()
-                .zip(packed.spans.par_iter().zip(masks.par_iter()))
+                .zip(packed.spans.par_iter().zip(packed.masks.par_iter()))
                 .map(|(cache, (&(start, len), mask))| {
                     Ok(self.attend(&qkv.narrow(0, start, len)?.unsqueeze(0)?, &mut cache.kvs[layer], mask.as_ref())?.squeeze(0)?)
                 })

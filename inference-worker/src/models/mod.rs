@@ -16,13 +16,15 @@ use serde_json::Value;
 use crate::error::{Result, WorkerError};
 
 /// The tokens several sequences take in one step, packed into one column for the weight
-/// products: `ids` and `positions` `(tokens,)`, each sequence's rows `spans` (start, length), and
-/// the row of each one's last token.
+/// products: `ids` and `positions` `(tokens,)`, each sequence's rows `spans` (start, length) and
+/// causal mask (`None` for a single token), the row of each one's last token, and the furthest
+/// position.
 pub(crate) struct Packed {
     pub ids: Tensor,
     pub positions: Tensor,
+    pub last_position: usize,
     pub spans: Vec<(usize, usize)>,
-    pub starts: Vec<usize>,
+    pub masks: Vec<Option<Tensor>>,
     pub last_rows: Tensor,
 }
 
@@ -31,30 +33,23 @@ impl Packed {
         if feeds.len() != caches || feeds.is_empty() || feeds.iter().any(|f| f.0.is_empty()) {
             return Err(WorkerError::Internal(format!("{} feeds (one empty?) for {caches} caches", feeds.len())));
         }
-        let (mut ids, mut positions, mut spans, mut last) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut ids, mut positions, mut spans, mut masks, mut last) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for &(tokens, pos) in feeds {
             spans.push((ids.len(), tokens.len()));
+            masks.push(if tokens.len() > 1 { Some(gpt2::causal_mask(tokens.len(), pos, device)?) } else { None });
             ids.extend_from_slice(tokens);
             positions.extend((pos..pos + tokens.len()).map(|p| p as u32));
             last.push((ids.len() - 1) as u32);
         }
         let n = ids.len();
         Ok(Packed {
+            last_position: positions.iter().copied().max().unwrap_or(0) as usize,
             ids: Tensor::from_vec(ids, n, device)?,
             positions: Tensor::from_vec(positions, n, device)?,
-            starts: feeds.iter().map(|f| f.1).collect(),
             spans,
+            masks,
             last_rows: Tensor::from_vec(last, feeds.len(), device)?,
         })
-    }
-
-    /// The causal mask of each sequence that takes more than one token (`None` for one).
-    pub fn masks(&self, device: &Device) -> Result<Vec<Option<Tensor>>> {
-        self.spans
-            .iter()
-            .zip(&self.starts)
-            .map(|(&(_, len), &pos)| if len > 1 { gpt2::causal_mask(len, pos, device).map(Some) } else { Ok(None) })
-            .collect()
     }
 }
 

@@ -554,9 +554,7 @@ fn decode_loop(
             }
             if !feeds.is_empty() {
                 gauges.steps.inc();
-                let result = lm.step(&feeds, &mut states);
-                drop((feeds, states));
-                match result {
+                match lm.step(&feeds, &mut states) {
                     Ok(logits) => {
                         for ((i, prefill), l) in rows.into_iter().zip(logits) {
                             let a = &mut active[i];

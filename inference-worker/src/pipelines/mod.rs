@@ -188,17 +188,23 @@ pub fn load(req: LoadRequest<'_>) -> Result<LoadedModel> {
     })
 }
 
+/// The model's tokenizer.json (a GGUF file's own vocabulary is not read).
+fn read_tokenizer(dir: &Path) -> Result<Tokenizer> {
+    let mut tokenizer = Tokenizer::from_file(dir.join("tokenizer.json"))
+        .map_err(|e| WorkerError::Unsupported(format!("the model needs a tokenizer.json the tokenizers crate can read: {e}")))?;
+    // Padding baked into tokenizer.json (MiniLM pads every text to 128) would waste most of
+    // the compute: batches are padded to their longest text instead.
+    tokenizer.with_padding(None);
+    Ok(tokenizer)
+}
+
 fn load_inner(req: LoadRequest<'_>) -> Result<LoadedModel> {
     let dir = req.dir;
     if let Some(path) = &req.gguf {
         return load_gguf(&req, path);
     }
     let config = read_config(dir)?;
-    let mut tokenizer = Tokenizer::from_file(dir.join("tokenizer.json"))
-        .map_err(|e| WorkerError::Unsupported(format!("the model needs a tokenizer.json the tokenizers crate can read: {e}")))?;
-    // Padding baked into tokenizer.json (MiniLM pads every text to 128) would waste most of
-    // the compute: batches are padded to their longest text instead.
-    tokenizer.with_padding(None);
+    let mut tokenizer = read_tokenizer(dir)?;
     let tokenizer_config = read_json(&dir.join("tokenizer_config.json")).unwrap_or(Value::Null);
     let weights = Weights::load(dir, &req.device)?;
     let (kind, max_tokens) = match req.task.kind() {
@@ -215,10 +221,7 @@ fn load_gguf(req: &LoadRequest<'_>, path: &Path) -> Result<LoadedModel> {
     if req.task.kind() != Task::TextGeneration {
         return Err(WorkerError::Unsupported(format!("a GGUF model serves text-generation, not {}", req.task.name())));
     }
-    let mut tokenizer = Tokenizer::from_file(req.dir.join("tokenizer.json")).map_err(|e| {
-        WorkerError::Unsupported(format!("a GGUF model needs a tokenizer.json beside it that the tokenizers crate can read: {e}"))
-    })?;
-    tokenizer.with_padding(None);
+    let mut tokenizer = read_tokenizer(req.dir)?;
     let config = read_json(&req.dir.join("config.json")).unwrap_or(Value::Null);
     let lm = CausalLm::load_gguf(path, &req.device)?;
     let (kind, max_tokens) = start_generator(req, &config, lm, &mut tokenizer)?;
