@@ -35,7 +35,7 @@ pub mod xet;
 #[cfg(feature = "client")]
 pub use api::{token_from_env, xet_disabled_by_env, HubClient, HubClientBuilder, ListQuery, Progress, Repo};
 #[cfg(feature = "client")]
-pub use download::FileMetadata;
+pub use download::{snapshot_files, FileMetadata};
 #[cfg(feature = "client")]
 pub use error::{HubError, Result};
 pub use types::RepoType;

@@ -40,6 +40,11 @@ struct ServeArgs {
     /// Models kept loaded; the least recently used one is dropped beyond this.
     #[arg(long, env = "INFERENCE_MAX_MODELS", default_value_t = 4)]
     max_models: usize,
+    /// Largest model, in bytes, the worker downloads and loads (weights, configs and card
+    /// together, as the hub lists them). Larger ones are refused with 400 before any download.
+    /// A GGUF model takes about twice its file size in memory.
+    #[arg(long, env = "INFERENCE_MAX_MODEL_BYTES", default_value_t = 10_000_000_000)]
+    max_model_bytes: u64,
     /// Forward passes or generation steps running at once, across all models.
     #[arg(long, env = "INFERENCE_MAX_CONCURRENCY", default_value_t = 1)]
     max_concurrency: usize,
@@ -89,6 +94,7 @@ async fn main() -> anyhow::Result<()> {
         cache_dir,
         device,
         max_models: args.max_models,
+        max_model_bytes: args.max_model_bytes,
         max_batch: args.max_batch,
         max_concurrency: args.max_concurrency,
         streams: inference_worker::pipelines::generate::StreamLimits { active: args.max_streams as usize, queued: args.stream_queue },

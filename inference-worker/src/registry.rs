@@ -26,6 +26,14 @@ pub struct Resolved {
     pub pipeline_tag: Option<String>,
     /// The GGUF file the model is served from, for a repo without safetensors weights.
     pub gguf: Option<String>,
+    /// What loading it downloads: the sizes of the files [`load_patterns`] selects.
+    pub bytes: u64,
+}
+
+/// The files a model's load fetches: its configs and tokenizer, its weights (safetensors, or
+/// the one GGUF file chosen) and its card.
+pub fn load_patterns(gguf: Option<&str>) -> [&str; 3] {
+    ["*.json", gguf.unwrap_or("model*.safetensors"), "README.md"]
 }
 
 /// Quantizations in the order a repo's GGUF file is chosen when it holds several: the usual
@@ -47,7 +55,9 @@ pub fn choose_gguf(files: &[String]) -> Option<String> {
     ggufs.sort();
     let rank = |f: &str| {
         let lower = f.to_ascii_lowercase();
-        GGUF_PREFERENCE.iter().position(|q| lower.contains(q)).unwrap_or(GGUF_PREFERENCE.len())
+        // "f16" names F16, not the end of "bf16": a quantization starts a word of the name.
+        let names = |q: &str| lower.match_indices(q).any(|(i, _)| !lower[..i].ends_with(|c: char| c.is_ascii_alphanumeric()));
+        GGUF_PREFERENCE.iter().position(|q| names(q)).unwrap_or(GGUF_PREFERENCE.len())
     };
     ggufs.into_iter().min_by_key(|f| rank(f)).cloned()
 }
@@ -66,6 +76,7 @@ pub struct Registry {
     cache_dir: PathBuf,
     pub device: Device,
     pub max_models: usize,
+    max_model_bytes: u64,
     max_batch: usize,
     pub compute: Arc<ComputeSlots>,
     streams: pipelines::generate::StreamLimits,
@@ -81,10 +92,22 @@ pub struct RegistryConfig {
     pub cache_dir: PathBuf,
     pub device: Device,
     pub max_models: usize,
+    /// Largest download a model's load may take; larger models are refused before fetching.
+    pub max_model_bytes: u64,
     pub max_batch: usize,
     pub max_concurrency: usize,
     /// Generation sequences one model decodes together, and requests that may wait for a place.
     pub streams: pipelines::generate::StreamLimits,
+}
+
+/// `bytes` in the units the Hub's model pages use (decimal).
+fn human_bytes(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1_000_000_000 => format!("{:.1} GB", b as f64 / 1e9),
+        b if b >= 1_000_000 => format!("{:.1} MB", b as f64 / 1e6),
+        b if b >= 1_000 => format!("{:.1} kB", b as f64 / 1e3),
+        b => format!("{b} bytes"),
+    }
 }
 
 fn fingerprint(token: Option<&str>) -> String {
@@ -98,6 +121,7 @@ impl Registry {
             cache_dir: c.cache_dir,
             device: c.device,
             max_models: c.max_models.max(1),
+            max_model_bytes: c.max_model_bytes,
             max_batch: c.max_batch,
             compute: Arc::new(ComputeSlots::new(c.max_concurrency)),
             streams: c.streams,
@@ -140,11 +164,20 @@ impl Registry {
             }
         }
         let info = self.client(token)?.repo(RepoType::Model, id, revision).info().await?;
-        let files: Vec<String> = info.siblings.unwrap_or_default().into_iter().map(|s| s.rfilename).collect();
+        let siblings = info.siblings.unwrap_or_default();
+        let files: Vec<String> = siblings.iter().map(|s| s.rfilename.clone()).collect();
+        let gguf = choose_gguf(&files);
+        // A file listed without a size (not our hub's answer) counts as nothing: the limit is
+        // for the files a stranger can push, whose sizes the hub knows.
+        let bytes = hub_client::snapshot_files(siblings, &load_patterns(gguf.as_deref()), &[])?
+            .iter()
+            .map(|s| s.lfs.as_ref().map(|l| l.size).or(s.size).unwrap_or(0))
+            .fold(0u64, u64::saturating_add);
         let resolved = Resolved {
             sha: info.sha.ok_or_else(|| WorkerError::Hub("the hub's model info has no sha".into()))?,
             pipeline_tag: info.pipeline_tag.flatten(),
-            gguf: choose_gguf(&files),
+            gguf,
+            bytes,
         };
         let mut cache = self.resolved.lock().unwrap_or_else(|e| e.into_inner());
         cache.retain(|_, (_, at)| at.elapsed() < RESOLVE_TTL);
@@ -154,6 +187,13 @@ impl Registry {
 
     /// The loaded model for `id` at `resolved`, loading it if needed.
     pub async fn get(&self, id: &str, resolved: &Resolved, task: Option<Task>, token: Option<&str>) -> Result<Arc<LoadedModel>> {
+        if resolved.bytes > self.max_model_bytes {
+            return Err(WorkerError::Unsupported(format!(
+                "the model {id} is too large to be loaded by this worker ({} > {}: its weights and configs, against --max-model-bytes)",
+                human_bytes(resolved.bytes),
+                human_bytes(self.max_model_bytes)
+            )));
+        }
         let key: Key = (id.to_string(), resolved.sha.clone(), task);
         let cell = {
             let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
@@ -182,8 +222,7 @@ impl Registry {
     async fn load(&self, id: &str, resolved: &Resolved, task: Option<Task>, token: Option<&str>) -> Result<Arc<LoadedModel>> {
         let started = Instant::now();
         let repo = self.client(token)?.repo(RepoType::Model, id, &resolved.sha);
-        let weights: &str = resolved.gguf.as_deref().unwrap_or("model*.safetensors");
-        let dir = repo.snapshot(&["*.json", weights, "README.md"], &[]).await?;
+        let dir = repo.snapshot(&load_patterns(resolved.gguf.as_deref()), &[]).await?;
         let tag = resolved.pipeline_tag.as_deref();
         let task = match (task, &resolved.gguf) {
             (Some(t), _) => t,
@@ -267,5 +306,7 @@ mod tests {
         assert_eq!(choose_gguf(&names(&["m.F16.gguf", "m.q8_0.GGUF"])).as_deref(), Some("m.q8_0.GGUF"));
         assert_eq!(choose_gguf(&names(&["b.IQ2_XS.gguf", "a.IQ3_M.gguf"])).as_deref(), Some("a.IQ3_M.gguf"));
         assert_eq!(choose_gguf(&names(&["mmproj-f16.gguf"])), None);
+        assert_eq!(choose_gguf(&names(&["m-bf16.gguf", "m-f16.gguf"])).as_deref(), Some("m-f16.gguf"));
+        assert_eq!(choose_gguf(&names(&["m-f16.gguf", "m-bf16.gguf"])).as_deref(), Some("m-f16.gguf"));
     }
 }

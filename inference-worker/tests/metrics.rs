@@ -25,6 +25,7 @@ async fn metrics_count_requests_by_route_pattern_and_show_the_queue() {
         cache_dir: std::env::temp_dir().join("inference-worker-metrics-test"),
         device: candle_core::Device::Cpu,
         max_models: 1,
+        max_model_bytes: 1 << 30,
         max_batch: 8,
         max_concurrency: 3,
         streams: inference_worker::pipelines::generate::StreamLimits { active: 4, queued: 4 },

@@ -271,16 +271,7 @@ impl Repo {
             };
         }
         let (info, commit) = self.snapshot_info().await?;
-        let allow = globs(allow)?;
-        let ignore = globs(ignore)?;
-        let files: Vec<_> = info
-            .siblings
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|s| {
-                allow.as_ref().is_none_or(|g| g.is_match(&s.rfilename)) && !ignore.as_ref().is_some_and(|g| g.is_match(&s.rfilename))
-            })
-            .collect();
+        let files = snapshot_files(info.siblings.unwrap_or_default(), allow, ignore)?;
         cache.write_ref(&self.revision, &commit)?;
         std::fs::create_dir_all(cache.snapshot_dir(&commit))?;
         let at_commit = self.at(&commit);
@@ -390,6 +381,18 @@ impl Repo {
         self.cache().write_ref(&self.revision, &commit)?;
         Ok(self.cache().snapshot_dir(&commit))
     }
+}
+
+/// The files of `siblings` that [`Repo::snapshot`] with these patterns downloads (fnmatch-style
+/// globs, as huggingface_hub's `allow_patterns`/`ignore_patterns`: `*` crosses `/`). Callers that
+/// must know the size of a snapshot before fetching it sum these.
+pub fn snapshot_files(siblings: Vec<crate::types::Sibling>, allow: &[&str], ignore: &[&str]) -> Result<Vec<crate::types::Sibling>> {
+    let allow = globs(allow)?;
+    let ignore = globs(ignore)?;
+    Ok(siblings
+        .into_iter()
+        .filter(|s| allow.as_ref().is_none_or(|g| g.is_match(&s.rfilename)) && !ignore.as_ref().is_some_and(|g| g.is_match(&s.rfilename)))
+        .collect())
 }
 
 #[cfg(test)]

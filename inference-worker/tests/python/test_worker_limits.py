@@ -2,7 +2,8 @@
 at most --max-models loaded, many concurrent requests to one model all get their own answer
 (micro-batched in fours), and a request that runs past --timeout is stopped with 504 while the
 worker keeps serving. Generation: 16 concurrent streams decoded together give the tokens each
-gives alone; a client that leaves frees its place in the batch; a full queue answers 503."""
+gives alone; a client that leaves frees its place in the batch; a full queue answers 503. A model
+larger than --max-model-bytes is refused before any of it is downloaded."""
 
 from __future__ import annotations
 
@@ -67,6 +68,23 @@ def wide_worker(hub, workdir):
 def narrow_worker(hub, workdir):
     # One sequence decoded at a time and one more waiting: the queue's edges are in reach.
     yield from worker(hub, workdir, "narrow-worker", "--max-streams", "1", "--stream-queue", "1")
+
+
+def load_bytes(hub, name: str) -> int:
+    """What the worker downloads to load alice/<name>: configs, safetensors weights and card."""
+    from fnmatch import fnmatch
+
+    from huggingface_hub import HfApi
+
+    info = HfApi(endpoint=hub.url, token=hub.alice).model_info(f"alice/{name}", files_metadata=True)
+    wanted = ["*.json", "model*.safetensors", "README.md"]
+    return sum(s.size for s in info.siblings if any(fnmatch(s.rfilename, p) for p in wanted))
+
+
+@pytest.fixture(scope="module")
+def frugal_worker(hub, workdir):
+    # Exactly tiny-bert-sentiment's files: it loads, a larger model does not.
+    yield from worker(hub, workdir, "frugal-worker", "--max-model-bytes", str(load_bytes(hub, "tiny-bert-sentiment")))
 
 
 def metric(url: str, name: str) -> float:
@@ -260,3 +278,15 @@ def test_a_broken_gguf_is_refused_with_the_reason(small_worker, hub, models, tmp
         assert reason in answer["error"], (name, answer)
     status, answer = call(f"{small_worker}/models/alice/tiny-llama-gguf", {"inputs": "Hello", "parameters": {"max_new_tokens": 2}}, hub.alice)
     assert status == 200 and answer[0]["generated_text"], answer
+
+
+def test_a_model_over_the_size_limit_is_refused_before_download(frugal_worker, hub, workdir):
+    assert load_bytes(hub, "tiny-gpt2") > load_bytes(hub, "tiny-bert-sentiment"), "the fixtures changed: pick another pair"
+    status, answer = call(f"{frugal_worker}/models/alice/tiny-gpt2", {"inputs": "Hello", "parameters": {"max_new_tokens": 2}}, hub.alice)
+    assert status == 400, answer
+    assert "too large" in answer["error"] and "--max-model-bytes" in answer["error"], answer
+    # Refused from the listing: not one file of it was fetched.
+    assert not (workdir / "frugal-worker-cache" / "models--alice--tiny-gpt2").exists()
+    status, answer = call(f"{frugal_worker}/models/alice/tiny-bert-sentiment", {"inputs": "fine"}, hub.alice)
+    assert status == 200 and answer[0][0]["label"], answer
+    assert call(f"{frugal_worker}/health")[0] == 200
