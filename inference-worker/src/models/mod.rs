@@ -6,6 +6,7 @@ pub mod encoder;
 pub mod gguf;
 pub mod gpt2;
 pub mod seq2seq;
+pub mod vmath;
 
 use std::collections::HashMap;
 use std::path::Path;
