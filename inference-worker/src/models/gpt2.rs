@@ -164,23 +164,28 @@ impl Gpt2 {
         Cache { kvs: (0..self.blocks.len()).map(|_| KvCache::new(2, KV_CHUNK)).collect() }
     }
 
-    /// Attention of one sequence, `qkv` `(1, t, 3c)`, over its cache extended by these `t`
-    /// positions; returns `(1, t, c)` before the output projection.
+    /// Attention of one sequence, `qkv` `(t, 3c)`, over its cache extended by these `t`
+    /// positions; returns `(t, c)` before the output projection.
     fn attend(&self, qkv: &Tensor, kv: &mut KvCache, mask: Option<&Tensor>) -> Result<Tensor> {
-        let (b, t, c3) = qkv.dims3()?;
+        let (t, c3) = qkv.dims2()?;
         let c = c3 / 3;
         let hd = c / self.n_head;
+        // `(1, heads, t, hd)`, the cache's layout.
         let split = |i: usize| -> Result<Tensor> {
-            Ok(qkv.narrow(D::Minus1, i * c, c)?.reshape((b, t, self.n_head, hd))?.transpose(1, 2)?.contiguous()?)
+            Ok(qkv.narrow(D::Minus1, i * c, c)?.reshape((1, t, self.n_head, hd))?.transpose(1, 2)?.contiguous()?)
         };
-        let q = split(0)?;
         let (k, v) = kv.append(&split(1)?, &split(2)?)?;
+        let q = qkv.narrow(D::Minus1, 0, c)?;
+        if let Device::Cpu = self.device {
+            return super::attention::cached_attention(&q, &k, &v, self.n_head);
+        }
+        let q = q.reshape((1, t, self.n_head, hd))?.transpose(1, 2)?.contiguous()?;
         let mut att = (q.matmul(&k.t()?)? / (hd as f64).sqrt())?;
         if let Some(mask) = mask {
             att = att.broadcast_add(mask)?;
         }
         let att = candle_nn::ops::softmax_last_dim(&att)?;
-        Ok(att.matmul(&v)?.transpose(1, 2)?.reshape((b, t, c))?)
+        Ok(att.matmul(&v)?.transpose(1, 2)?.reshape((t, c))?)
     }
 
     /// One step for several sequences at once: `feeds[i]` is the tokens sequence i takes now
@@ -199,9 +204,7 @@ impl Gpt2 {
             let ys = caches
                 .par_iter_mut()
                 .zip(packed.spans.par_iter().zip(packed.masks.par_iter()))
-                .map(|(cache, (&(start, len), mask))| {
-                    Ok(self.attend(&qkv.narrow(0, start, len)?.unsqueeze(0)?, &mut cache.kvs[layer], mask.as_ref())?.squeeze(0)?)
-                })
+                .map(|(cache, (&(start, len), mask))| self.attend(&qkv.narrow(0, start, len)?, &mut cache.kvs[layer], mask.as_ref()))
                 .collect::<Result<Vec<_>>>()?;
             x = (x + block.attn_proj.forward(&Tensor::cat(&ys, 0)?)?)?;
             let m = block.mlp_proj.forward(&self.activate(&block.c_fc.forward(&block.ln_2.forward(&x)?)?)?)?;

@@ -1,5 +1,6 @@
 //! Loading checkpoints saved by transformers into candle modules.
 
+pub mod attention;
 pub mod bert;
 pub mod causal;
 pub mod encoder;
