@@ -82,9 +82,15 @@ fn device() -> anyhow::Result<candle_core::Device> {
 const CANDLE_SPIN_LIMIT: &str = "100";
 
 fn main() -> anyhow::Result<()> {
+    // Before any thread exists (the runtime is started below), so nothing reads them meanwhile.
     if std::env::var_os("CANDLE_BARRIER_POOL_SPIN_LIMIT").is_none() {
-        // Before any thread exists (the runtime is started below), so nothing reads it meanwhile.
         std::env::set_var("CANDLE_BARRIER_POOL_SPIN_LIMIT", CANDLE_SPIN_LIMIT);
+    }
+    // candle asks how many threads to use at every matmul; without RAYON_NUM_THREADS, on a VM
+    // whose CPUs it cannot rank, that answer parses /proc/cpuinfo each time (~3% of a MiniLM
+    // request). Its own answer, asked once, is the same number.
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        std::env::set_var("RAYON_NUM_THREADS", candle_core::utils::get_num_threads().to_string());
     }
     tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve())
 }
