@@ -4,7 +4,7 @@
 //! three QKV matmuls, a five-pass softmax and a single-threaded erf, which left it at about
 //! 0.6× PyTorch on CPU.
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Device, Layout, Module, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Module, Shape, Tensor};
 use candle_nn::{Embedding, LayerNorm};
 use rayon::prelude::*;
 use serde_json::Value;
@@ -124,30 +124,55 @@ impl Bert {
         let x = self.word.forward(&ids.flatten_all()?)?.reshape((b, t, h))?;
         let x = x.broadcast_add(&self.position.forward(&positions)?)?.broadcast_add(&self.token_type)?;
         let mut x = self.emb_norm.forward(&x.reshape((b * t, h))?)?;
-        // Additive mask: 0 where a token is real, a large negative where it is padding.
-        // Additive mask: 0 where a token is real, a large negative where it is padding.
+        let real = mask.flatten_all()?.to_vec1::<u32>()?;
+        let padded = real.contains(&0);
+        if let Device::Cpu = self.device {
+            // Only the real tokens go through the layers (a batch of sentences of 27 to 33 tokens
+            // padded to 33 computes a tenth less): each sequence's, one after another, attention
+            // within each sequence's span. Their values are the same as with the padding masked.
+            let keep: Vec<u32> = (0..b * t).filter(|&r| real[r] != 0).map(|r| r as u32).collect();
+            let mut spans = Vec::with_capacity(b);
+            for bi in 0..b {
+                let start = spans.last().map_or(0, |&(s, l)| s + l);
+                spans.push((start, real[bi * t..(bi + 1) * t].iter().filter(|&&m| m != 0).count()));
+            }
+            let keep = Tensor::from_vec(keep, spans.last().map_or(0, |&(s, l)| s + l), &self.device)?;
+            if padded {
+                x = x.index_select(&keep, 0)?;
+            }
+            let attention = FusedAttention { spans, heads };
+            for layer in &self.layers {
+                let ctx = layer.qkv.forward(&x)?.apply_op1_no_bwd(&attention)?;
+                x = self.feed_forward(layer, &x, &ctx)?;
+            }
+            if padded {
+                // Padding positions come back as zeros (every caller reads only real tokens).
+                x = Tensor::zeros((b * t, h), DType::F32, &self.device)?.index_add(&keep, &x, 0)?;
+            }
+            return Ok(x.reshape((b, t, h))?);
+        }
+        // Elsewhere (a GPU), candle's ops over the padded batch with an additive mask: 0 where a
+        // token is real, a large negative where it is padding.
         let bias = ((mask.to_dtype(DType::F32)? - 1.0)? * 1e30)?;
-        let padded = mask.min_keepdim(1)?.flatten_all()?.to_vec1::<u32>()?.contains(&0);
         for layer in &self.layers {
-            let qkv = layer.qkv.forward(&x)?;
-            let ctx = match self.device {
-                Device::Cpu => qkv.apply_op2_no_bwd(&bias, &FusedAttention { batch: b, tokens: t, heads })?,
-                _ => {
-                    let qkv = qkv.reshape((b, t, 3, heads, hd))?.permute((2, 0, 3, 1, 4))?.contiguous()?;
-                    let (q, k, v) = (qkv.get(0)?, qkv.get(1)?, qkv.get(2)?);
-                    let mut scores = q.matmul(&k.t()?)?;
-                    if padded {
-                        scores = scores.broadcast_add(&bias.reshape((b, 1, 1, t))?)?;
-                    }
-                    let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-                    probs.matmul(&v)?.transpose(1, 2)?.contiguous()?.reshape((b * t, h))?
-                }
-            };
-            x = layer.attn_norm.forward(&(layer.attn_out.forward(&ctx)? + &x)?)?;
-            let inter = activation(self.act, &layer.intermediate.forward(&x)?)?;
-            x = layer.output_norm.forward(&(layer.output.forward(&inter)? + &x)?)?;
+            let qkv = layer.qkv.forward(&x)?.reshape((b, t, 3, heads, hd))?.permute((2, 0, 3, 1, 4))?.contiguous()?;
+            let (q, k, v) = (qkv.get(0)?, qkv.get(1)?, qkv.get(2)?);
+            let mut scores = q.matmul(&k.t()?)?;
+            if padded {
+                scores = scores.broadcast_add(&bias.reshape((b, 1, 1, t))?)?;
+            }
+            let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+            let ctx = probs.matmul(&v)?.transpose(1, 2)?.contiguous()?.reshape((b * t, h))?;
+            x = self.feed_forward(layer, &x, &ctx)?;
         }
         Ok(x.reshape((b, t, h))?)
+    }
+
+    /// The rest of a layer after attention: output projection, residual and norm, the MLP.
+    fn feed_forward(&self, layer: &Layer, x: &Tensor, ctx: &Tensor) -> Result<Tensor> {
+        let x = layer.attn_norm.forward(&(layer.attn_out.forward(ctx)? + x)?)?;
+        let inter = activation(self.act, &layer.intermediate.forward(&x)?)?;
+        Ok(layer.output_norm.forward(&(layer.output.forward(&inter)? + &x)?)?)
     }
 }
 
@@ -162,54 +187,49 @@ fn activation(act: Act, x: &Tensor) -> Result<Tensor> {
 }
 
 /// Self-attention of every (sequence, head) pair in parallel, straight from the fused QKV rows
-/// `(batch·tokens, 3·hidden)` (queries already scaled) and the additive padding bias
-/// `(batch, tokens)`, into context rows `(batch·tokens, hidden)`. candle's batched matmul would
-/// run one multi-threaded GEMM per (sequence, head): thousands of tiny ones per batch.
+/// `(tokens, 3·hidden)` (queries already scaled; each sequence's real tokens one after another,
+/// at `spans` (first row, length), padding left out) into context rows `(tokens, hidden)`.
+/// candle's batched matmul would run one multi-threaded GEMM per (sequence, head): thousands of
+/// tiny ones per batch.
 struct FusedAttention {
-    batch: usize,
-    tokens: usize,
+    spans: Vec<(usize, usize)>,
     heads: usize,
 }
 
-impl CustomOp2 for FusedAttention {
+impl CustomOp1 for FusedAttention {
     fn name(&self) -> &'static str {
         "fused-attention"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (Some((q0, q1)), Some((b0, b1))) = (l1.contiguous_offsets(), l2.contiguous_offsets()) else {
-            candle_core::bail!("fused-attention needs contiguous inputs")
-        };
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let Some((q0, q1)) = l1.contiguous_offsets() else { candle_core::bail!("fused-attention needs a contiguous input") };
         let qkv = &s1.as_slice::<f32>()?[q0..q1];
-        let bias = &s2.as_slice::<f32>()?[b0..b1];
-        let (b, t, heads) = (self.batch, self.tokens, self.heads);
-        let row = qkv.len() / (b * t).max(1);
+        let heads = self.heads;
+        let (rows, row) = l1.shape().dims2()?;
         let h = row / 3;
         let hd = h / heads;
-        if row * b * t != qkv.len() || bias.len() != b * t || hd * heads != h {
+        if rows * row != qkv.len() || hd * heads != h || self.spans.iter().any(|&(start, len)| start + len > rows) {
             candle_core::bail!("fused-attention: unexpected shapes");
         }
         // One (tokens, head_dim) block per (sequence, head), then laid out as rows.
-        let blocks: Vec<Vec<f32>> = (0..b * heads)
+        let blocks: Vec<Vec<f32>> = (0..self.spans.len() * heads)
             .into_par_iter()
-            .map(|bh| {
-                let (bi, hi) = (bh / heads, bh % heads);
-                let mut out = vec![0f32; t * hd];
-                let head =
-                    HeadAttention { qkv, bias: &bias[bi * t..(bi + 1) * t], out: &mut out, first: bi * t * row + hi * hd, row, h, hd };
-                vmath::simd_op(head);
+            .map(|sh| {
+                let ((start, len), hi) = (self.spans[sh / heads], sh % heads);
+                let mut out = vec![0f32; len * hd];
+                vmath::simd_op(HeadAttention { qkv, tokens: len, out: &mut out, first: start * row + hi * hd, row, h, hd });
                 out
             })
             .collect();
-        let mut ctx = vec![0f32; b * t * h];
-        for (bh, block) in blocks.iter().enumerate() {
-            let (bi, hi) = (bh / heads, bh % heads);
-            for i in 0..t {
-                let dst = (bi * t + i) * h + hi * hd;
+        let mut ctx = vec![0f32; rows * h];
+        for (sh, block) in blocks.iter().enumerate() {
+            let ((start, len), hi) = (self.spans[sh / heads], sh % heads);
+            for i in 0..len {
+                let dst = (start + i) * h + hi * hd;
                 ctx[dst..dst + hd].copy_from_slice(&block[i * hd..(i + 1) * hd]);
             }
         }
-        Ok((CpuStorage::F32(ctx), Shape::from((b * t, h))))
+        Ok((CpuStorage::F32(ctx), Shape::from((rows, h))))
     }
 }
 
@@ -217,8 +237,7 @@ impl CustomOp2 for FusedAttention {
 /// rather than a closure so that its loops are sure to be compiled for the CPU's vector width.
 struct HeadAttention<'a> {
     qkv: &'a [f32],
-    /// The sequence's additive padding bias, one per token.
-    bias: &'a [f32],
+    tokens: usize,
     out: &'a mut [f32],
     /// Where the head's query of the sequence's first token starts in `qkv`.
     first: usize,
@@ -232,8 +251,7 @@ impl pulp::WithSimd for HeadAttention<'_> {
 
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, _: S) {
-        let HeadAttention { qkv, bias, out, first, row, h, hd } = self;
-        let t = bias.len();
+        let HeadAttention { qkv, tokens: t, out, first, row, h, hd } = self;
         let at = |tok: usize, part: usize| first + tok * row + part * h;
         // The keys transposed, `(head_dim, tokens)` with the tokens padded to lanes of 16: a query's
         // scores are then sums of rows, 16 tokens in one register for the whole head dimension
@@ -260,9 +278,6 @@ impl pulp::WithSimd for HeadAttention<'_> {
                 lanes.copy_from_slice(&acc);
             }
             let scores = &mut scores[..t];
-            for (s, b) in scores.iter_mut().zip(bias) {
-                *s += b;
-            }
             let max = scores.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
             for s in scores.iter_mut() {
                 *s = vmath::exp(*s - max);
