@@ -64,6 +64,29 @@ pub fn gelu_tanh(v: f32) -> f32 {
     0.5 * v * (1.0 + tanh(K * v * (1.0 + 0.044715 * v * v)))
 }
 
+/// ln Σ e^x over `xs` (not empty), by the largest value first; 16 partial maxima and sums.
+#[inline(always)]
+pub fn log_sum_exp(xs: &[f32]) -> f32 {
+    const L: usize = 16;
+    let chunks = xs.chunks_exact(L);
+    let larger = |a: f32, b: f32| if b > a { b } else { a };
+    let mut m = [f32::NEG_INFINITY; L];
+    for c in chunks.clone() {
+        for i in 0..L {
+            m[i] = larger(m[i], c[i]);
+        }
+    }
+    let max = m.iter().chain(chunks.remainder()).fold(f32::NEG_INFINITY, |a, &b| larger(a, b));
+    let mut s = [0f32; L];
+    for c in chunks.clone() {
+        for i in 0..L {
+            s[i] += exp(c[i] - max);
+        }
+    }
+    let sum = s.iter().sum::<f32>() + chunks.remainder().iter().map(|&x| exp(x - max)).sum::<f32>();
+    max + sum.ln()
+}
+
 /// `a · b` in 16 independent partial sums (a float sum in order cannot vectorize).
 #[inline(always)]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
@@ -129,6 +152,17 @@ mod tests {
             2.0 / std::f64::consts::PI.sqrt() * sum
         };
         v.copysign(x)
+    }
+
+    #[test]
+    fn log_sum_exp_matches_f64() {
+        for n in [1, 15, 16, 17, 50257] {
+            let xs: Vec<f32> = (0..n).map(|i| 12.0 * (i as f32 * 0.61).sin() - 3.0).collect();
+            let max = xs.iter().fold(f64::NEG_INFINITY, |a, &b| a.max(b as f64));
+            let exact = max + xs.iter().map(|&x| (x as f64 - max).exp()).sum::<f64>().ln();
+            let ours = simd(|| log_sum_exp(&xs)) as f64;
+            assert!((ours - exact).abs() < 1e-5 * exact.abs().max(1.0), "n = {n}: {ours} vs {exact}");
+        }
     }
 
     #[test]
