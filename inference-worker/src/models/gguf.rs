@@ -207,6 +207,10 @@ impl QuantLm {
         let t = q.dim(0)?;
         let group = self.n_head / self.n_kv_head;
         let (k, v) = kv.append(&k.transpose(0, 1)?.contiguous()?, &v.transpose(0, 1)?.contiguous()?)?;
+        if let Device::Cpu = self.device {
+            let q = q.contiguous()?.reshape((t, self.n_head * self.head_dim))?;
+            return super::attention::cached_attention(&q, &k, &v, self.n_head);
+        }
         // Heads sharing a key-value head are stacked: (kv_heads, group * t, d), with no copies
         // of the keys and values.
         let q = q.transpose(0, 1)?.contiguous()?.reshape((self.n_kv_head, group * t, self.head_dim))?;
