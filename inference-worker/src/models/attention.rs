@@ -69,7 +69,7 @@ impl CustomOp3 for CachedAttention {
             .map(|h| {
                 let kvh = h / group;
                 let mut out = vec![0f32; t * d];
-                vmath::simd_op(Head {
+                vmath::simd(Head {
                     q: (0..t).map(|i| &q.data[q.start + i * q.strides[0] + h * d..][..d]).collect(),
                     k: &k.data[k.start + kvh * k.strides[n - 3]..],
                     v: &v.data[v.start + kvh * v.strides[n - 3]..],

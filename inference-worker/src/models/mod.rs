@@ -19,8 +19,8 @@ use crate::error::{Result, WorkerError};
 
 /// The tokens several sequences take in one step, packed into one column for the weight
 /// products: `ids` and `positions` `(tokens,)`, each sequence's rows `spans` (start, length) and
-/// causal mask (`None` for a single token), the row of each one's last token, and the furthest
-/// position.
+/// causal mask (`None` for a single token, and on the CPU, where attention applies causality
+/// itself), the row of each one's last token, and the furthest position.
 pub(crate) struct Packed {
     pub ids: Tensor,
     pub positions: Tensor,
@@ -38,7 +38,8 @@ impl Packed {
         let (mut ids, mut positions, mut spans, mut masks, mut last) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for &(tokens, pos) in feeds {
             spans.push((ids.len(), tokens.len()));
-            masks.push(if tokens.len() > 1 { Some(gpt2::causal_mask(tokens.len(), pos, device)?) } else { None });
+            let masked = tokens.len() > 1 && !device.is_cpu();
+            masks.push(if masked { Some(gpt2::causal_mask(tokens.len(), pos, device)?) } else { None });
             ids.extend_from_slice(tokens);
             positions.extend((pos..pos + tokens.len()).map(|p| p as u32));
             last.push((ids.len() - 1) as u32);

@@ -3,17 +3,13 @@
 //! set the CPU has (AVX-512, AVX2, else the baseline), which pulp detects at run time. libm's
 //! scalar `expf`/`tanhf` took a sixth of a MiniLM batch; these keep every lane busy.
 
-/// Runs `f` compiled for the CPU's best instruction set: its loops vectorize 16 (AVX-512) or 8
-/// (AVX2) lanes wide instead of the 4 of the x86-64 baseline this crate is built for.
+/// Runs `op` compiled for the CPU's best instruction set: its loops vectorize 16 (AVX-512) or 8
+/// (AVX2) lanes wide instead of the 4 of the x86-64 baseline this crate is built for. A closure
+/// will do for a small body; a large one should be a `WithSimd` type with an
+/// `#[inline(always)]` `with_simd`, or it may not be inlined into the dispatching function (and
+/// so compiled for it).
 #[inline(always)]
-pub fn simd<R>(f: impl FnOnce() -> R) -> R {
-    pulp::Arch::new().dispatch(f)
-}
-
-/// Runs `op` compiled for the CPU's best instruction set: for an op too large to be sure a closure
-/// passed to [`simd`] is inlined into the dispatching function (and so compiled for it).
-#[inline(always)]
-pub fn simd_op<Op: pulp::WithSimd>(op: Op) -> Op::Output {
+pub fn simd<Op: pulp::WithSimd>(op: Op) -> Op::Output {
     pulp::Arch::new().dispatch(op)
 }
 
