@@ -9,35 +9,17 @@ use candle_nn::{Embedding, LayerNorm};
 use rayon::prelude::*;
 use serde_json::Value;
 
+use super::linear::{Act, Linear, Norm};
 use super::{vmath, Weights};
 use crate::error::{Result, WorkerError};
 
-/// `x @ w + b` with `w` stored `[in, out]`.
-struct Dense {
-    w: Tensor,
-    b: Tensor,
-}
-
-impl Dense {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(x.matmul(&self.w)?.broadcast_add(&self.b)?)
-    }
-}
-
 struct Layer {
-    qkv: Dense,
-    attn_out: Dense,
-    attn_norm: LayerNorm,
-    intermediate: Dense,
-    output: Dense,
-    output_norm: LayerNorm,
-}
-
-#[derive(Clone, Copy)]
-enum Act {
-    GeluErf,
-    GeluTanh,
-    Relu,
+    qkv: Linear,
+    attn_out: Linear,
+    attn_norm: Norm,
+    intermediate: Linear,
+    output: Linear,
+    output_norm: Norm,
 }
 
 pub struct Bert {
@@ -74,11 +56,8 @@ impl Bert {
         };
         let t = |name: &str| -> Result<Tensor> { Ok(w.get(&format!("{prefix}{name}"))?.clone()) };
         // Linear weights are saved `[out, in]`; stored transposed so rows multiply directly.
-        let dense = |name: &str| -> Result<Dense> {
-            Ok(Dense { w: t(&format!("{name}.weight"))?.t()?.contiguous()?, b: t(&format!("{name}.bias"))? })
-        };
-        let norm =
-            |name: &str| -> Result<LayerNorm> { Ok(LayerNorm::new(t(&format!("{name}.weight"))?, t(&format!("{name}.bias"))?, eps)) };
+        let dense = |name: &str| -> Result<Linear> { Linear::new(t(&format!("{name}.weight"))?.t()?, Some(t(&format!("{name}.bias"))?)) };
+        let norm = |name: &str| -> Result<Norm> { Norm::new(t(&format!("{name}.weight"))?, t(&format!("{name}.bias"))?, eps) };
         let scale = 1.0 / ((hidden / heads) as f64).sqrt();
         let layers = (0..layers)
             .map(|i| {
@@ -93,7 +72,7 @@ impl Bert {
                     0,
                 )?;
                 Ok(Layer {
-                    qkv: Dense { w: qkv_w.t()?.contiguous()?, b: qkv_b },
+                    qkv: Linear::new(qkv_w.t()?, Some(qkv_b))?,
                     attn_out: dense(&format!("{l}.attention.output.dense"))?,
                     attn_norm: norm(&format!("{l}.attention.output.LayerNorm"))?,
                     intermediate: dense(&format!("{l}.intermediate.dense"))?,
@@ -106,7 +85,7 @@ impl Bert {
             word: Embedding::new(t("embeddings.word_embeddings.weight")?, hidden),
             position: Embedding::new(t("embeddings.position_embeddings.weight")?, hidden),
             token_type: t("embeddings.token_type_embeddings.weight")?.get(0)?,
-            emb_norm: norm("embeddings.LayerNorm")?,
+            emb_norm: LayerNorm::new(t("embeddings.LayerNorm.weight")?, t("embeddings.LayerNorm.bias")?, eps),
             layers,
             heads,
             hidden,
@@ -142,7 +121,7 @@ impl Bert {
             }
             let attention = FusedAttention { spans, heads };
             for layer in &self.layers {
-                let ctx = layer.qkv.forward(&x)?.apply_op1_no_bwd(&attention)?;
+                let ctx = layer.qkv.forward(&x, Act::Identity, None, None)?.apply_op1_no_bwd(&attention)?;
                 x = self.feed_forward(layer, &x, &ctx)?;
             }
             if padded {
@@ -155,7 +134,8 @@ impl Bert {
         // token is real, a large negative where it is padding.
         let bias = ((mask.to_dtype(DType::F32)? - 1.0)? * 1e30)?;
         for layer in &self.layers {
-            let qkv = layer.qkv.forward(&x)?.reshape((b, t, 3, heads, hd))?.permute((2, 0, 3, 1, 4))?.contiguous()?;
+            let qkv =
+                layer.qkv.forward(&x, Act::Identity, None, None)?.reshape((b, t, 3, heads, hd))?.permute((2, 0, 3, 1, 4))?.contiguous()?;
             let (q, k, v) = (qkv.get(0)?, qkv.get(1)?, qkv.get(2)?);
             let mut scores = q.matmul(&k.t()?)?;
             if padded {
@@ -170,20 +150,10 @@ impl Bert {
 
     /// The rest of a layer after attention: output projection, residual and norm, the MLP.
     fn feed_forward(&self, layer: &Layer, x: &Tensor, ctx: &Tensor) -> Result<Tensor> {
-        let x = layer.attn_norm.forward(&(layer.attn_out.forward(ctx)? + x)?)?;
-        let inter = activation(self.act, &layer.intermediate.forward(&x)?)?;
-        Ok(layer.output_norm.forward(&(layer.output.forward(&inter)? + &x)?)?)
+        let x = layer.attn_out.forward(ctx, Act::Identity, Some(x), Some(&layer.attn_norm))?;
+        let inter = layer.intermediate.forward(&x, self.act, None, None)?;
+        layer.output.forward(&inter, Act::Identity, Some(&x), Some(&layer.output_norm))
     }
-}
-
-fn activation(act: Act, x: &Tensor) -> Result<Tensor> {
-    Ok(match (act, x.device()) {
-        (Act::GeluErf, Device::Cpu) => x.apply_op1_no_bwd(&ParallelGeluErf)?,
-        (Act::GeluErf, _) => x.gelu_erf()?,
-        (Act::GeluTanh, Device::Cpu) => x.apply_op1_no_bwd(&ParallelGeluTanh)?,
-        (Act::GeluTanh, _) => x.gelu()?,
-        (Act::Relu, _) => x.relu()?,
-    })
 }
 
 /// Self-attention of every (sequence, head) pair in parallel, straight from the fused QKV rows
@@ -290,72 +260,6 @@ impl pulp::WithSimd for HeadAttention<'_> {
                     *o += p * v;
                 }
             }
-        }
-    }
-}
-
-/// Exact-erf GELU over all cores, vectorized (candle's runs on one core, through libm's erf).
-struct ParallelGeluErf;
-
-impl CustomOp1 for ParallelGeluErf {
-    fn name(&self) -> &'static str {
-        "parallel-gelu-erf"
-    }
-
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        parallel_map(self.name(), storage, layout, vmath::gelu_erf)
-    }
-}
-
-/// `f` applied to every value of a contiguous f32 tensor, in blocks over the rayon pool.
-fn parallel_map(
-    name: &str,
-    storage: &CpuStorage,
-    layout: &Layout,
-    f: impl Fn(f32) -> f32 + Sync,
-) -> candle_core::Result<(CpuStorage, Shape)> {
-    let Some((start, end)) = layout.contiguous_offsets() else { candle_core::bail!("{name} needs a contiguous input") };
-    let input = &storage.as_slice::<f32>()?[start..end];
-    let mut out = vec![0f32; input.len()];
-    out.par_chunks_mut(4 * 1024).zip(input.par_chunks(4 * 1024)).for_each(|(o, i)| {
-        vmath::simd(|| {
-            for (o, &v) in o.iter_mut().zip(i) {
-                *o = f(v);
-            }
-        })
-    });
-    Ok((CpuStorage::F32(out), layout.shape().clone()))
-}
-
-/// tanh-approximated GELU (GPT-2's `gelu_new`) over all cores, vectorized (candle's runs on one
-/// core, through libm's tanh).
-pub(crate) struct ParallelGeluTanh;
-
-impl CustomOp1 for ParallelGeluTanh {
-    fn name(&self) -> &'static str {
-        "parallel-gelu-tanh"
-    }
-
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        parallel_map(self.name(), storage, layout, vmath::gelu_tanh)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parallel_gelus_match_candles() {
-        // -6..6 in steps of 1e-4: every block of the parallel map, both tails and zero.
-        let x = (Tensor::arange(-60000i64, 60000, &Device::Cpu).unwrap().to_dtype(DType::F32).unwrap() / 10000.0).unwrap();
-        let cases: [(&str, Tensor, Tensor); 2] = [
-            ("tanh", x.apply_op1_no_bwd(&ParallelGeluTanh).unwrap(), x.gelu().unwrap()),
-            ("erf", x.apply_op1_no_bwd(&ParallelGeluErf).unwrap(), x.gelu_erf().unwrap()),
-        ];
-        for (name, ours, candle) in cases {
-            let diff = (ours - candle).unwrap().abs().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap();
-            assert!(diff < 1e-6, "{name}: max difference {diff}");
         }
     }
 }

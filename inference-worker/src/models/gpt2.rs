@@ -7,69 +7,22 @@ use candle_nn::{Embedding, LayerNorm};
 use rayon::prelude::*;
 use serde_json::Value;
 
+use super::linear::{Act, Linear};
 use super::Weights;
 use crate::error::{Result, WorkerError};
 
 /// transformers' Conv1D: the weight is stored `[in, out]`, so `x @ w + b` with no transpose.
-struct Conv1D {
-    weight: Tensor,
-    bias: Tensor,
-}
-
-impl Conv1D {
-    fn load(w: &Weights, prefix: &str) -> Result<Conv1D> {
-        Ok(Conv1D { weight: w.get(&format!("{prefix}.weight"))?.clone(), bias: w.get(&format!("{prefix}.bias"))?.clone() })
-    }
-
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(rows_matmul(x, &self.weight)?.broadcast_add(&self.bias)?)
-    }
-}
-
-/// Weights per part of a one-row product, at least (floats).
-const WEIGHTS_PER_PART: usize = 128 * 768;
-
-/// `x @ w` for `x` `(.., k)` and a row-major `w` `(k, n)`. gemm computes a product with one row
-/// (every decode step of one sequence) on one thread, however large: memory-bound, it leaves the
-/// other cores idle. Such a product is split over the rayon pool into parts that each read one
-/// contiguous block of rows of `w` (views, nothing copied), each part a partial sum of the
-/// output, added up after. Products with more rows are gemm's to spread over the cores.
-fn rows_matmul(x: &Tensor, w: &Tensor) -> Result<Tensor> {
-    let (k, n) = w.dims2()?;
-    let dims = x.dims().to_vec();
-    let rows: usize = dims[..dims.len() - 1].iter().product();
-    let threads = rayon::current_num_threads();
-    let parts = (k * n / WEIGHTS_PER_PART).min(2 * threads);
-    if rows != 1 || threads < 2 || parts < 2 || !w.is_contiguous() {
-        return Ok(x.broadcast_matmul(w)?);
-    }
-    let x = x.reshape((1, k))?;
-    let size = k.div_ceil(parts);
-    let outs = (0..k.div_ceil(size))
-        .into_par_iter()
-        .map(|i| {
-            let (start, size) = (i * size, size.min(k - i * size));
-            Ok(x.narrow(1, start, size)?.matmul(&w.narrow(0, start, size)?)?)
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let mut sum = outs[0].clone();
-    for o in &outs[1..] {
-        sum = (sum + o)?;
-    }
-    let mut out_dims = dims;
-    if let Some(last) = out_dims.last_mut() {
-        *last = n;
-    }
-    Ok(sum.reshape(out_dims)?)
+fn conv1d(w: &Weights, prefix: &str) -> Result<Linear> {
+    Linear::new(w.get(&format!("{prefix}.weight"))?.clone(), Some(w.get(&format!("{prefix}.bias"))?.clone()))
 }
 
 struct Block {
     ln_1: LayerNorm,
-    c_attn: Conv1D,
-    attn_proj: Conv1D,
+    c_attn: Linear,
+    attn_proj: Linear,
     ln_2: LayerNorm,
-    c_fc: Conv1D,
-    mlp_proj: Conv1D,
+    c_fc: Linear,
+    mlp_proj: Linear,
 }
 
 pub struct Gpt2 {
@@ -77,10 +30,10 @@ pub struct Gpt2 {
     wpe: Embedding,
     blocks: Vec<Block>,
     ln_f: LayerNorm,
-    lm_head: Tensor,
+    lm_head: Linear,
     n_head: usize,
     pub n_positions: usize,
-    activation: candle_nn::Activation,
+    activation: Act,
     device: Device,
 }
 
@@ -105,9 +58,9 @@ impl Gpt2 {
             return Err(WorkerError::Unsupported(format!("n_embd {n_embd} is not divisible by n_head {n_head}")));
         }
         let activation = match config["activation_function"].as_str().unwrap_or("gelu_new") {
-            "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => candle_nn::Activation::NewGelu,
-            "gelu" => candle_nn::Activation::Gelu,
-            "relu" => candle_nn::Activation::Relu,
+            "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => Act::GeluTanh,
+            "gelu" => Act::GeluErf,
+            "relu" => Act::Relu,
             other => return Err(WorkerError::Unsupported(format!("GPT-2 activation {other:?} is not supported"))),
         };
         // GPT2LMHeadModel saves under `transformer.`, a bare GPT2Model without a prefix.
@@ -120,11 +73,11 @@ impl Gpt2 {
                 let b = format!("{p}h.{i}");
                 Ok(Block {
                     ln_1: w.layer_norm(&format!("{b}.ln_1"), eps)?,
-                    c_attn: Conv1D::load(w, &format!("{b}.attn.c_attn"))?,
-                    attn_proj: Conv1D::load(w, &format!("{b}.attn.c_proj"))?,
+                    c_attn: conv1d(w, &format!("{b}.attn.c_attn"))?,
+                    attn_proj: conv1d(w, &format!("{b}.attn.c_proj"))?,
                     ln_2: w.layer_norm(&format!("{b}.ln_2"), eps)?,
-                    c_fc: Conv1D::load(w, &format!("{b}.mlp.c_fc"))?,
-                    mlp_proj: Conv1D::load(w, &format!("{b}.mlp.c_proj"))?,
+                    c_fc: conv1d(w, &format!("{b}.mlp.c_fc"))?,
+                    mlp_proj: conv1d(w, &format!("{b}.mlp.c_proj"))?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -132,7 +85,7 @@ impl Gpt2 {
         // kept as a `(c, vocab)` copy, row-major: as a transposed view of `(vocab, c)`, gemm
         // gathered all of it value by value into its panels at every product of more than one
         // row (a quarter of a 16-stream decode step). 154 MB more for GPT-2 small.
-        let lm_head = w.tensors.get("lm_head.weight").cloned().unwrap_or_else(|| wte.clone()).t()?.contiguous()?;
+        let lm_head = Linear::new(w.tensors.get("lm_head.weight").cloned().unwrap_or_else(|| wte.clone()).t()?, None)?;
         Ok(Gpt2 {
             wte: Embedding::new(wte, n_embd),
             wpe: Embedding::new(w.get(&format!("{p}wpe.weight"))?.clone(), n_embd),
@@ -143,14 +96,6 @@ impl Gpt2 {
             n_positions,
             activation,
             device: device.clone(),
-        })
-    }
-
-    /// The MLP's activation; `gelu_new` over all the cores (candle's runs on one).
-    fn activate(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(match (&self.activation, x.device()) {
-            (candle_nn::Activation::NewGelu, Device::Cpu) => x.apply_op1_no_bwd(&super::bert::ParallelGeluTanh)?,
-            (act, _) => act.forward(x)?,
         })
     }
 
@@ -192,7 +137,7 @@ impl Gpt2 {
         let packed = super::Packed::new(feeds, caches.len(), &self.device)?;
         let mut x = (self.wte.forward(&packed.ids)? + self.wpe.forward(&packed.positions)?)?;
         for (layer, block) in self.blocks.iter().enumerate() {
-            let qkv = block.c_attn.forward(&block.ln_1.forward(&x)?)?;
+            let qkv = block.c_attn.forward(&block.ln_1.forward(&x)?, Act::Identity, None, None)?;
             // Each sequence's attention is small and independent of the others': spread over
             // the cores instead of one after another.
             let ys = caches
@@ -200,12 +145,12 @@ impl Gpt2 {
                 .zip(packed.spans.par_iter().zip(packed.masks.par_iter()))
                 .map(|(cache, (&(start, len), mask))| self.attend(&qkv.narrow(0, start, len)?, &mut cache.kvs[layer], mask.as_ref()))
                 .collect::<Result<Vec<_>>>()?;
-            x = (x + block.attn_proj.forward(&Tensor::cat(&ys, 0)?)?)?;
-            let m = block.mlp_proj.forward(&self.activate(&block.c_fc.forward(&block.ln_2.forward(&x)?)?)?)?;
-            x = (x + m)?;
+            x = block.attn_proj.forward(&Tensor::cat(&ys, 0)?, Act::Identity, Some(&x), None)?;
+            let m = block.c_fc.forward(&block.ln_2.forward(&x)?, self.activation, None, None)?;
+            x = block.mlp_proj.forward(&m, Act::Identity, Some(&x), None)?;
         }
         // The LM head only for the rows whose next token is wanted.
-        rows_matmul(&self.ln_f.forward(&x.index_select(&packed.last_rows, 0)?)?, &self.lm_head)
+        self.lm_head.forward(&self.ln_f.forward(&x.index_select(&packed.last_rows, 0)?)?, Act::Identity, None, None)
     }
 }
 

@@ -6,6 +6,7 @@ pub mod causal;
 pub mod encoder;
 pub mod gguf;
 pub mod gpt2;
+pub mod linear;
 pub mod seq2seq;
 pub mod vmath;
 
