@@ -65,10 +65,7 @@ fn serve(encoder: Encoder, rx: Receiver<Job>, max_batch: usize, compute: Arc<Com
             continue;
         }
         let seqs: Vec<&Vec<u32>> = jobs.iter().flat_map(|j| j.seqs.iter()).collect();
-        let outputs = {
-            let _slot = compute.acquire();
-            forward_all(&encoder, &seqs, max_batch)
-        };
+        let outputs = compute.run(|| forward_all(&encoder, &seqs, max_batch));
         match outputs {
             Ok(mut outputs) => {
                 for job in jobs {

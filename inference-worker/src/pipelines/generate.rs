@@ -501,8 +501,7 @@ fn decode_loop(
                 a.leaving = Some(Leaving::Failed(WorkerError::Timeout(a.job.seq.timeout_s)));
             }
         }
-        {
-            let _slot = compute.acquire();
+        compute.run(|| {
             // Every sequence with fresh logits chooses its next token, all at once on the
             // cores (each choice reads its whole vocabulary's logits).
             active.par_iter_mut().filter(|a| a.leaving.is_none()).for_each(|a| {
@@ -578,7 +577,7 @@ fn decode_loop(
                     }
                 }
             }
-        }
+        });
         // Finished, failed and abandoned sequences leave the batch; their places are free.
         let mut i = 0;
         while i < active.len() {

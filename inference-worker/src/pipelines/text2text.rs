@@ -75,12 +75,9 @@ pub async fn run(
         .get_ids()
         .to_vec();
     let (s2s, deadline, timeout_s) = (s2s.clone(), Instant::now() + timeout, timeout.as_secs_f64());
-    let out = tokio::task::spawn_blocking(move || {
-        let _slot = compute.acquire();
-        s2s.generate(&ids, max_new, deadline, timeout_s)
-    })
-    .await
-    .map_err(|e| WorkerError::Internal(e.to_string()))??;
+    let out = tokio::task::spawn_blocking(move || compute.run(|| s2s.generate(&ids, max_new, deadline, timeout_s)))
+        .await
+        .map_err(|e| WorkerError::Internal(e.to_string()))??;
     let text = model.tokenizer.decode(&out, true).map_err(|e| WorkerError::Internal(e.to_string()))?;
     let key = match task {
         Task::Summarization => "summary_text",
