@@ -14,7 +14,7 @@ pub struct ComputeSlots {
     metrics: SlotMetrics,
 }
 
-pub struct Slot<'a>(&'a ComputeSlots);
+struct Slot<'a>(&'a ComputeSlots);
 
 impl ComputeSlots {
     pub fn new(n: usize) -> ComputeSlots {
@@ -22,7 +22,7 @@ impl ComputeSlots {
         ComputeSlots { free: Mutex::new(n), freed: Condvar::new(), metrics: SlotMetrics::new(n) }
     }
 
-    pub fn acquire(&self) -> Slot<'_> {
+    fn acquire(&self) -> Slot<'_> {
         let asked = Instant::now();
         let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
         if *free == 0 {

@@ -247,7 +247,7 @@ mod tests {
     }
 
     #[test]
-    fn every_form_matches_candles_ops() {
+    fn every_form_matches_a_reference() {
         // Widths: several blocks on any thread count, one with a short last block, one narrower
         // than a block; rows: one (decode), a few, and more than one gathering task.
         for (k, n) in [(64, 384), (48, 1000), (16, 37)] {
