@@ -35,7 +35,7 @@ impl CausalLm {
         matches!(model_type(config).as_str(), "gpt2" | "llama")
     }
 
-    pub fn load(config: &Value, weights: &Weights, device: &Device) -> Result<CausalLm> {
+    pub fn load(config: &Value, weights: Weights, device: &Device) -> Result<CausalLm> {
         match model_type(config).as_str() {
             "gpt2" => {
                 let m = Gpt2::load(config, weights, device)?;
@@ -91,7 +91,7 @@ impl CausalLm {
                 if let Some(missing) = needed.iter().find(|n| !weights.has(n)) {
                     return Err(WorkerError::Unsupported(format!("the checkpoint has no tensor {missing}")));
                 }
-                let vb = VarBuilder::from_tensors(weights.tensors.clone(), DType::F32, device);
+                let vb = VarBuilder::from_tensors(weights.tensors, DType::F32, device);
                 let model = llama::Llama::load(vb, &config)?;
                 Ok(CausalLm { max_positions: config.max_position_embeddings, arch: Arch::Llama { model, config }, device: device.clone() })
             }

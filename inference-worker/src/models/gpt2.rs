@@ -12,8 +12,12 @@ use super::Weights;
 use crate::error::{Result, WorkerError};
 
 /// transformers' Conv1D: the weight is stored `[in, out]`, so `x @ w + b` with no transpose.
-fn conv1d(w: &Weights, prefix: &str) -> Result<Linear> {
-    Linear::new(w.get(&format!("{prefix}.weight"))?.clone(), Some(w.get(&format!("{prefix}.bias"))?.clone()))
+fn conv1d(w: &mut Weights, prefix: &str) -> Result<Linear> {
+    Linear::new(w.take(&format!("{prefix}.weight"))?, Some(w.take(&format!("{prefix}.bias"))?))
+}
+
+fn layer_norm(w: &mut Weights, prefix: &str, eps: f64) -> Result<LayerNorm> {
+    Ok(LayerNorm::new(w.take(&format!("{prefix}.weight"))?, w.take(&format!("{prefix}.bias"))?, eps))
 }
 
 struct Block {
@@ -47,7 +51,10 @@ pub struct Cache {
 pub(super) const KV_CHUNK: usize = 64;
 
 impl Gpt2 {
-    pub fn load(config: &Value, w: &Weights, device: &Device) -> Result<Gpt2> {
+    /// Takes each tensor out of `w` as it is used: the linear layers are copies (column
+    /// panels), and the checkpoint's originals go layer by layer instead of after the whole
+    /// model is built.
+    pub fn load(config: &Value, mut w: Weights, device: &Device) -> Result<Gpt2> {
         let get = |k: &str| config[k].as_u64().map(|v| v as usize);
         let n_embd = get("n_embd").ok_or_else(|| WorkerError::Unsupported("GPT-2 config.json lacks n_embd".into()))?;
         let n_layer = get("n_layer").ok_or_else(|| WorkerError::Unsupported("GPT-2 config.json lacks n_layer".into()))?;
@@ -67,15 +74,16 @@ impl Gpt2 {
         let p = w
             .prefix_of("wte.weight", &["transformer.", ""])
             .ok_or_else(|| WorkerError::Unsupported("no GPT-2 token embeddings (wte.weight) in the checkpoint".into()))?;
-        let wte = w.get(&format!("{p}wte.weight"))?.clone();
+        let wte = w.take(&format!("{p}wte.weight"))?;
+        let w = &mut w;
         let blocks = (0..n_layer)
             .map(|i| {
                 let b = format!("{p}h.{i}");
                 Ok(Block {
-                    ln_1: w.layer_norm(&format!("{b}.ln_1"), eps)?,
+                    ln_1: layer_norm(w, &format!("{b}.ln_1"), eps)?,
                     c_attn: conv1d(w, &format!("{b}.attn.c_attn"))?,
                     attn_proj: conv1d(w, &format!("{b}.attn.c_proj"))?,
-                    ln_2: w.layer_norm(&format!("{b}.ln_2"), eps)?,
+                    ln_2: layer_norm(w, &format!("{b}.ln_2"), eps)?,
                     c_fc: conv1d(w, &format!("{b}.mlp.c_fc"))?,
                     mlp_proj: conv1d(w, &format!("{b}.mlp.c_proj"))?,
                 })
@@ -85,12 +93,12 @@ impl Gpt2 {
         // kept as a `(c, vocab)` copy, row-major: as a transposed view of `(vocab, c)`, gemm
         // gathered all of it value by value into its panels at every product of more than one
         // row (a quarter of a 16-stream decode step). 154 MB more for GPT-2 small.
-        let lm_head = Linear::new(w.tensors.get("lm_head.weight").cloned().unwrap_or_else(|| wte.clone()).t()?, None)?;
+        let lm_head = Linear::new(w.tensors.remove("lm_head.weight").unwrap_or_else(|| wte.clone()).t()?, None)?;
         Ok(Gpt2 {
             wte: Embedding::new(wte, n_embd),
-            wpe: Embedding::new(w.get(&format!("{p}wpe.weight"))?.clone(), n_embd),
+            wpe: Embedding::new(w.take(&format!("{p}wpe.weight"))?, n_embd),
             blocks,
-            ln_f: w.layer_norm(&format!("{p}ln_f"), eps)?,
+            ln_f: layer_norm(w, &format!("{p}ln_f"), eps)?,
             lm_head,
             n_head,
             n_positions,

@@ -97,6 +97,13 @@ impl Weights {
         self.tensors.get(name).ok_or_else(|| WorkerError::Unsupported(format!("the checkpoint has no tensor {name}")))
     }
 
+    /// Takes `name` out, so that its memory goes as soon as what it became (a copy in another
+    /// layout) no longer needs it: loaders that copy weights take them one layer at a time,
+    /// and the peak stays near the model's size instead of twice it.
+    pub fn take(&mut self, name: &str) -> Result<Tensor> {
+        self.tensors.remove(name).ok_or_else(|| WorkerError::Unsupported(format!("the checkpoint has no tensor {name}")))
+    }
+
     pub fn has(&self, name: &str) -> bool {
         self.tensors.contains_key(name)
     }

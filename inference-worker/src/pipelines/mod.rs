@@ -208,7 +208,7 @@ fn load_inner(req: LoadRequest<'_>) -> Result<LoadedModel> {
     let tokenizer_config = read_json(&dir.join("tokenizer_config.json")).unwrap_or(Value::Null);
     let weights = Weights::load(dir, &req.device)?;
     let (kind, max_tokens) = match req.task.kind() {
-        Task::TextGeneration => generator(&req, &config, &weights, &mut tokenizer)?,
+        Task::TextGeneration => generator(&req, &config, weights, &mut tokenizer)?,
         Task::Text2TextGeneration => seq2seq(&config, &tokenizer_config, &weights, &mut tokenizer, &req.device)?,
         task => encoder_task(task, &req, &config, &tokenizer_config, &weights, &mut tokenizer)?,
     };
@@ -228,7 +228,7 @@ fn load_gguf(req: &LoadRequest<'_>, path: &Path) -> Result<LoadedModel> {
     Ok(LoadedModel { id: req.id.clone(), revision: req.revision.clone(), task: req.task, tokenizer, max_tokens, kind })
 }
 
-fn generator(req: &LoadRequest<'_>, config: &Value, weights: &Weights, tokenizer: &mut Tokenizer) -> Result<(Kind, usize)> {
+fn generator(req: &LoadRequest<'_>, config: &Value, weights: Weights, tokenizer: &mut Tokenizer) -> Result<(Kind, usize)> {
     start_generator(req, config, CausalLm::load(config, weights, &req.device)?, tokenizer)
 }
 
