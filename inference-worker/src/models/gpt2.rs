@@ -51,8 +51,8 @@ pub struct Cache {
 pub(super) const KV_CHUNK: usize = 64;
 
 impl Gpt2 {
-    /// Takes each tensor out of `w` as it is used: the linear layers are copies (column
-    /// panels), and the checkpoint's originals go layer by layer instead of after the whole
+    /// Takes each tensor out of `w` as it is used: the linear layers are copies (strips
+    /// down the depth), and the checkpoint's originals go layer by layer instead of after the whole
     /// model is built.
     pub fn load(config: &Value, mut w: Weights, device: &Device) -> Result<Gpt2> {
         let get = |k: &str| config[k].as_u64().map(|v| v as usize);
@@ -89,10 +89,10 @@ impl Gpt2 {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        // The LM head is tied to the token embeddings unless the checkpoint has its own. It is
-        // kept as a `(c, vocab)` copy, row-major: as a transposed view of `(vocab, c)`, gemm
-        // gathered all of it value by value into its panels at every product of more than one
-        // row (a quarter of a 16-stream decode step). 154 MB more for GPT-2 small.
+        // The LM head is tied to the token embeddings unless the checkpoint has its own. `Linear`
+        // keeps its own copy as strips: used as a transposed view of `(vocab, c)`, gemm gathered
+        // all of it value by value at every product of more than one row (a quarter of a
+        // 16-stream decode step). 154 MB more for GPT-2 small.
         let lm_head = Linear::new(w.tensors.remove("lm_head.weight").unwrap_or_else(|| wte.clone()).t()?, None)?;
         Ok(Gpt2 {
             wte: Embedding::new(wte, n_embd),
