@@ -57,7 +57,8 @@ impl Bert {
         };
         let t = |name: &str| -> Result<Tensor> { Ok(w.get(&format!("{prefix}{name}"))?.clone()) };
         // Linear weights are saved `[out, in]`; stored transposed so rows multiply directly.
-        let dense = |name: &str| -> Result<Linear> { Linear::new(t(&format!("{name}.weight"))?.t()?, Some(t(&format!("{name}.bias"))?)) };
+        let dense =
+            |name: &str| -> Result<Linear> { Linear::panels(t(&format!("{name}.weight"))?.t()?, Some(t(&format!("{name}.bias"))?)) };
         let norm = |name: &str| -> Result<Norm> { Norm::new(t(&format!("{name}.weight"))?, t(&format!("{name}.bias"))?, eps) };
         let scale = 1.0 / ((hidden / heads) as f64).sqrt();
         let layers = (0..layers)
@@ -73,7 +74,7 @@ impl Bert {
                     0,
                 )?;
                 Ok(Layer {
-                    qkv: Linear::new(qkv_w.t()?, Some(qkv_b))?,
+                    qkv: Linear::panels(qkv_w.t()?, Some(qkv_b))?,
                     attn_out: dense(&format!("{l}.attention.output.dense"))?,
                     attn_norm: norm(&format!("{l}.attention.output.LayerNorm"))?,
                     intermediate: dense(&format!("{l}.intermediate.dense"))?,
