@@ -16,10 +16,6 @@ fn conv1d(w: &mut Weights, prefix: &str) -> Result<Linear> {
     Linear::new(w.take(&format!("{prefix}.weight"))?, Some(w.take(&format!("{prefix}.bias"))?))
 }
 
-fn layer_norm(w: &mut Weights, prefix: &str, eps: f64) -> Result<LayerNorm> {
-    Ok(LayerNorm::new(w.take(&format!("{prefix}.weight"))?, w.take(&format!("{prefix}.bias"))?, eps))
-}
-
 struct Block {
     ln_1: LayerNorm,
     c_attn: Linear,
@@ -80,10 +76,10 @@ impl Gpt2 {
             .map(|i| {
                 let b = format!("{p}h.{i}");
                 Ok(Block {
-                    ln_1: layer_norm(w, &format!("{b}.ln_1"), eps)?,
+                    ln_1: w.layer_norm(&format!("{b}.ln_1"), eps)?,
                     c_attn: conv1d(w, &format!("{b}.attn.c_attn"))?,
                     attn_proj: conv1d(w, &format!("{b}.attn.c_proj"))?,
-                    ln_2: layer_norm(w, &format!("{b}.ln_2"), eps)?,
+                    ln_2: w.layer_norm(&format!("{b}.ln_2"), eps)?,
                     c_fc: conv1d(w, &format!("{b}.mlp.c_fc"))?,
                     mlp_proj: conv1d(w, &format!("{b}.mlp.c_proj"))?,
                 })
@@ -98,7 +94,7 @@ impl Gpt2 {
             wte: Embedding::new(wte, n_embd),
             wpe: Embedding::new(w.take(&format!("{p}wpe.weight"))?, n_embd),
             blocks,
-            ln_f: layer_norm(w, &format!("{p}ln_f"), eps)?,
+            ln_f: w.layer_norm(&format!("{p}ln_f"), eps)?,
             lm_head,
             n_head,
             n_positions,

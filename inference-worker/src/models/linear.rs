@@ -106,10 +106,11 @@ impl Linear {
         }
         let bias_cpu = bias.to_dtype(DType::F32)?.to_device(&Device::Cpu)?.to_vec1()?;
         let parts = if w.device().is_cpu() {
+            // `s` divides GROUP: every group but a short last strip holds whole strips.
             let whole = n / s * s;
             let mut parts = Vec::new();
-            for start in (0..whole).step_by(GROUP.max(s)) {
-                let width = GROUP.max(s).min(whole - start);
+            for start in (0..whole).step_by(GROUP) {
+                let width = GROUP.min(whole - start);
                 parts.push(w.narrow(1, start, width)?.reshape((k, width / s, s))?.transpose(0, 1)?.contiguous()?);
             }
             if whole < n {
@@ -231,7 +232,8 @@ fn strips_of<'a>(
 fn product(x: &Tensor, group: &Tensor) -> Result<Tensor> {
     let (strips, k, w) = group.dims3()?;
     let m = x.dim(0)?;
-    if m > 1 {
+    if m > 1 || w >= GROUP {
+        // (A panel's one row goes through gemm's matrix-vector path, as before the strips.)
         return Ok(x.unsqueeze(0)?.broadcast_as((strips, m, k))?.matmul(group)?);
     }
     // One row: gemm's matrix-vector path, called per strip, ran ~30% slower than on whole
@@ -442,7 +444,7 @@ mod tests {
             let mut col = 0;
             for (i, g) in linear.parts.iter().enumerate() {
                 let (strips, depth, width) = g.dims3().unwrap();
-                assert!(g.is_contiguous() && depth == k && strips * width <= GROUP.max(s));
+                assert!(g.is_contiguous() && depth == k && strips * width <= GROUP);
                 // Full strips everywhere; a short one only last, alone.
                 assert!(width == s || (i + 1 == linear.parts.len() && strips == 1 && width < s), "{n}: group {i} is {strips}×{width}");
                 // Strip j's value at depth r, column c is w[r][col + j·width + c].
