@@ -17,20 +17,59 @@ use crate::error::{Result, WorkerError};
 /// one sequence grows with its length, and prompts beyond this are refused per request.
 const MAX_POSITIONS: usize = 32_768;
 
+/// A quantized weight that multiplies every row the same way whatever the number of rows.
+/// candle chooses its kernel by the row count: on x86 with AVX2, Q6_K multiplies one row with
+/// its compact dot product and several with repacked tiles, whose sums round differently. A
+/// stream's tokens must not depend on how many others share its step, so where one row would
+/// not get the numbers it gets among others (found at load, by multiplying both ways), it is
+/// multiplied as a pair of itself. (A file's F32 or F16 matrices are multiplied by gemm, whose
+/// sums for a row change from 5 rows on: those are not covered.)
+struct QLinear {
+    w: QMatMul,
+    pair_single: bool,
+}
+
+impl QLinear {
+    fn new(t: std::sync::Arc<QTensor>) -> Result<QLinear> {
+        let (k, device) = (t.shape().dims2()?.1, t.device());
+        let w = QMatMul::from_arc(t)?;
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let row: Vec<f32> = (0..k)
+            .map(|_| {
+                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                (seed >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+            })
+            .collect();
+        let one = Tensor::from_vec(row, (1, k), &device)?;
+        let alone = w.forward(&one)?.flatten_all()?.to_vec1::<f32>()?;
+        let paired = w.forward(&Tensor::cat(&[&one, &one], 0)?)?.get(0)?.to_vec1::<f32>()?;
+        let pair_single = alone.iter().zip(&paired).any(|(a, b)| a.to_bits() != b.to_bits());
+        Ok(QLinear { w, pair_single })
+    }
+
+    /// `x` `(rows, in)` times the weight: `(rows, out)`.
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if self.pair_single && x.dim(0)? == 1 {
+            return Ok(self.w.forward(&Tensor::cat(&[x, x], 0)?)?.narrow(0, 0, 1)?);
+        }
+        Ok(self.w.forward(x)?)
+    }
+}
+
 struct Layer {
     attn_norm: Tensor,
-    wq: QMatMul,
-    wk: QMatMul,
-    wv: QMatMul,
+    wq: QLinear,
+    wk: QLinear,
+    wv: QLinear,
     /// qwen2 has biases on q, k and v; llama none.
     bq: Option<Tensor>,
     bk: Option<Tensor>,
     bv: Option<Tensor>,
-    wo: QMatMul,
+    wo: QLinear,
     ffn_norm: Tensor,
-    gate: QMatMul,
-    up: QMatMul,
-    down: QMatMul,
+    gate: QLinear,
+    up: QLinear,
+    down: QLinear,
 }
 
 pub struct QuantLm {
@@ -39,7 +78,7 @@ pub struct QuantLm {
     embed: std::sync::Arc<QTensor>,
     layers: Vec<Layer>,
     norm: Tensor,
-    output: QMatMul,
+    output: QLinear,
     n_head: usize,
     n_kv_head: usize,
     head_dim: usize,
@@ -138,17 +177,17 @@ impl QuantLm {
             };
             let layer = Layer {
                 attn_norm: dense(get("attn_norm.weight")?)?,
-                wq: QMatMul::from_qtensor(get("attn_q.weight")?)?,
-                wk: QMatMul::from_qtensor(get("attn_k.weight")?)?,
-                wv: QMatMul::from_qtensor(get("attn_v.weight")?)?,
+                wq: QLinear::new(get("attn_q.weight")?.into())?,
+                wk: QLinear::new(get("attn_k.weight")?.into())?,
+                wv: QLinear::new(get("attn_v.weight")?.into())?,
                 bq: bias("attn_q.bias")?,
                 bk: bias("attn_k.bias")?,
                 bv: bias("attn_v.bias")?,
-                wo: QMatMul::from_qtensor(get("attn_output.weight")?)?,
+                wo: QLinear::new(get("attn_output.weight")?.into())?,
                 ffn_norm: dense(get("ffn_norm.weight")?)?,
-                gate: QMatMul::from_qtensor(get("ffn_gate.weight")?)?,
-                up: QMatMul::from_qtensor(get("ffn_up.weight")?)?,
-                down: QMatMul::from_qtensor(get("ffn_down.weight")?)?,
+                gate: QLinear::new(get("ffn_gate.weight")?.into())?,
+                up: QLinear::new(get("ffn_up.weight")?.into())?,
+                down: QLinear::new(get("ffn_down.weight")?.into())?,
             };
             layers.push(layer);
         }
@@ -156,7 +195,7 @@ impl QuantLm {
             embed: embed_q,
             layers,
             norm,
-            output: QMatMul::from_arc(output)?,
+            output: QLinear::new(output)?,
             n_head,
             n_kv_head,
             head_dim,
@@ -182,7 +221,7 @@ impl QuantLm {
     /// q `(t, heads, d)`, k and v `(t, kv_heads, d)`.
     fn qkv(&self, layer: &Layer, x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
         let t = x.dim(0)?;
-        let proj = |w: &QMatMul, b: &Option<Tensor>| -> Result<Tensor> {
+        let proj = |w: &QLinear, b: &Option<Tensor>| -> Result<Tensor> {
             let y = w.forward(x)?;
             Ok(match b {
                 Some(b) => y.broadcast_add(b)?,
@@ -299,11 +338,47 @@ mod tests {
         }
     }
 
-    /// A tiny model's batched decode step gives each sequence the logits its own step gives, and
-    /// a prompt fed in chunks the logits of the whole prompt at once.
+    /// A row's product has the same bits whether it is multiplied alone or among others, for every
+    /// quantized weight type and row counts on both sides of the kernels' tile sizes. (F32 and F16
+    /// matrices go through gemm, whose sums change at 5 rows: not covered, see `QLinear`.)
+    #[test]
+    fn every_row_is_multiplied_alike_in_any_batch() {
+        use GgmlDType as G;
+        let (n, k) = (64usize, 512usize);
+        let values = |count: usize, mut seed: u64| -> Vec<f32> {
+            (0..count)
+                .map(|_| {
+                    seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    (seed >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+                })
+                .collect()
+        };
+        let x = Tensor::from_vec(values(40 * k, 1), (40, k), &Device::Cpu).unwrap();
+        let w = Tensor::from_vec(values(n * k, 2), (n, k), &Device::Cpu).unwrap();
+        let mut paired = Vec::new();
+        for dtype in [G::Q4_0, G::Q4_1, G::Q5_0, G::Q5_1, G::Q8_0, G::Q2K, G::Q3K, G::Q4K, G::Q5K, G::Q6K] {
+            let lin = QLinear::new(std::sync::Arc::new(QTensor::quantize(&w, dtype).unwrap())).unwrap();
+            if lin.pair_single {
+                paired.push(dtype);
+            }
+            let alone: Vec<Vec<f32>> =
+                (0..40).map(|i| lin.forward(&x.narrow(0, i, 1).unwrap()).unwrap().get(0).unwrap().to_vec1().unwrap()).collect();
+            for m in [2, 3, 4, 5, 8, 16, 17, 32, 33, 40] {
+                let rows = lin.forward(&x.narrow(0, 0, m).unwrap()).unwrap().to_vec2::<f32>().unwrap();
+                for (i, row) in rows.iter().enumerate() {
+                    let same = row.iter().zip(&alone[i]).all(|(a, b)| a.to_bits() == b.to_bits());
+                    assert!(same, "{dtype:?}: row {i} of {m} differs from the row alone");
+                }
+            }
+        }
+        eprintln!("weight types multiplied as pairs on this CPU: {paired:?}");
+    }
+
+    /// A tiny model's batched decode step gives each sequence exactly the logits its own step
+    /// gives, and a prompt fed in chunks the logits of the whole prompt at once.
     #[test]
     fn batched_decode_matches_one_sequence_at_a_time() {
-        for (dtype, width) in [(GgmlDType::Q8_0, 64), (GgmlDType::Q4K, 256)] {
+        for (dtype, width) in [(GgmlDType::Q8_0, 64), (GgmlDType::Q4K, 256), (GgmlDType::Q6K, 256)] {
             let dir = std::env::temp_dir().join(format!("gguf-test-{}-{dtype:?}", std::process::id()));
             std::fs::create_dir_all(&dir).unwrap();
             let path = dir.join("tiny.gguf");
@@ -329,8 +404,8 @@ mod tests {
         let batched = lm.forward_batch(&feeds, &mut refs).unwrap().to_vec2::<f32>().unwrap();
         for (i, (feed, a)) in feeds.iter().zip(alone.iter_mut()).enumerate() {
             let one = lm.forward(feed.0, feed.1, a).unwrap().to_vec1::<f32>().unwrap();
-            let diff = one.iter().zip(&batched[i]).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
-            assert!(diff < 1e-4, "sequence {i}: {diff}");
+            let same = one.iter().zip(&batched[i]).all(|(x, y)| x.to_bits() == y.to_bits());
+            assert!(same, "sequence {i}'s logits in the batch differ from its own step's");
         }
         // A prompt fed in two chunks gives the logits of the whole prompt fed at once.
         let (mut whole, mut parts) = (lm.new_cache(), lm.new_cache());
