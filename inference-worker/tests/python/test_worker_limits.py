@@ -137,8 +137,9 @@ def generated_ids(url: str, token: str, prompt: str, n: int) -> list[int]:
     return [t["id"] for t in answer[0]["details"]["tokens"]]
 
 
-def test_concurrent_generation_streams_give_each_ones_tokens(wide_worker, hub):
-    url = f"{wide_worker}/models/alice/tiny-gpt2"
+@pytest.mark.parametrize("name", ["tiny-gpt2", "tiny-llama-gguf"])
+def test_concurrent_generation_streams_give_each_ones_tokens(wide_worker, hub, name):
+    url = f"{wide_worker}/models/alice/{name}"
     prompts = [f"Stream {i} begins" + " and goes on" * (i % 5) for i in range(16)]
     alone = [generated_ids(url, hub.alice, p, 200) for p in prompts]
     steps, tokens = metric(wide_worker, "inference_generation_steps_total"), metric(wide_worker, "inference_generation_chosen_tokens_total")
