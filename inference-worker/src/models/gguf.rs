@@ -266,7 +266,7 @@ impl QuantLm {
     fn mlp(&self, layer: &Layer, x: &Tensor) -> Result<Tensor> {
         let h = candle_nn::ops::rms_norm(x, &layer.ffn_norm, self.eps)?;
         let g = candle_nn::ops::silu(&layer.gate.forward(&h)?)?;
-        Ok(layer.down.forward(&(g * layer.up.forward(&h)?)?)?)
+        layer.down.forward(&(g * layer.up.forward(&h)?)?)
     }
 
     /// The rotations of the packed tokens' positions, `(tokens, d/2)` each.
@@ -308,7 +308,7 @@ impl QuantLm {
             x = (&x + self.mlp(layer, &x)?)?;
         }
         let last = candle_nn::ops::rms_norm(&x.index_select(&packed.last_rows, 0)?, &self.norm, self.eps)?;
-        Ok(self.output.forward(&last)?)
+        self.output.forward(&last)
     }
 }
 
