@@ -33,14 +33,7 @@ impl QLinear {
     fn new(t: std::sync::Arc<QTensor>) -> Result<QLinear> {
         let (k, device) = (t.shape().dims2()?.1, t.device());
         let w = QMatMul::from_arc(t)?;
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let row: Vec<f32> = (0..k)
-            .map(|_| {
-                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                (seed >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-            })
-            .collect();
-        let one = Tensor::from_vec(row, (1, k), &device)?;
+        let one = Tensor::from_vec(noise(k, 0x9e37_79b9_7f4a_7c15), (1, k), &device)?;
         let alone = w.forward(&one)?.flatten_all()?.to_vec1::<f32>()?;
         let paired = w.forward(&Tensor::cat(&[&one, &one], 0)?)?.get(0)?.to_vec1::<f32>()?;
         let pair_single = alone.iter().zip(&paired).any(|(a, b)| a.to_bits() != b.to_bits());
@@ -54,6 +47,16 @@ impl QLinear {
         }
         Ok(self.w.forward(x)?)
     }
+}
+
+/// `count` values in [-1, 1) from a fixed seed (a linear congruential generator).
+fn noise(count: usize, mut seed: u64) -> Vec<f32> {
+    (0..count)
+        .map(|_| {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (seed >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+        })
+        .collect()
 }
 
 struct Layer {
@@ -345,16 +348,8 @@ mod tests {
     fn every_row_is_multiplied_alike_in_any_batch() {
         use GgmlDType as G;
         let (n, k) = (64usize, 512usize);
-        let values = |count: usize, mut seed: u64| -> Vec<f32> {
-            (0..count)
-                .map(|_| {
-                    seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                    (seed >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-                })
-                .collect()
-        };
-        let x = Tensor::from_vec(values(40 * k, 1), (40, k), &Device::Cpu).unwrap();
-        let w = Tensor::from_vec(values(n * k, 2), (n, k), &Device::Cpu).unwrap();
+        let x = Tensor::from_vec(noise(40 * k, 1), (40, k), &Device::Cpu).unwrap();
+        let w = Tensor::from_vec(noise(n * k, 2), (n, k), &Device::Cpu).unwrap();
         let mut paired = Vec::new();
         for dtype in [G::Q4_0, G::Q4_1, G::Q5_0, G::Q5_1, G::Q8_0, G::Q2K, G::Q3K, G::Q4K, G::Q5K, G::Q6K] {
             let lin = QLinear::new(std::sync::Arc::new(QTensor::quantize(&w, dtype).unwrap())).unwrap();
@@ -433,13 +428,8 @@ mod tests {
         let (vocab, ffn) = (64usize, 2 * c);
         let mut seed = 0u64;
         let mut rand = |shape: &[usize], scale: f32| {
-            let n: usize = shape.iter().product();
-            let data: Vec<f32> = (0..n)
-                .map(|_| {
-                    seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                    ((seed >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * scale
-                })
-                .collect();
+            seed += 1;
+            let data: Vec<f32> = noise(shape.iter().product(), seed).into_iter().map(|v| v * scale / 2.0).collect();
             Tensor::from_vec(data, shape, &dev).unwrap()
         };
         let q = |t: Tensor| QTensor::quantize(&t, dtype).unwrap();
