@@ -58,6 +58,9 @@ pub struct Linear {
     parts: Vec<Tensor>,
     /// Columns per strip on the CPU ([`GROUP`] for panels).
     strip: usize,
+    /// Kept as panels ([`Linear::panels`]): split by columns at every row count, one row
+    /// through gemm.
+    panels: bool,
     bias: Tensor,
     bias_cpu: Vec<f32>,
 }
@@ -84,7 +87,7 @@ fn strip_width() -> usize {
 impl Linear {
     /// `w` `(in, out)`; no bias is zeros.
     pub fn new(w: Tensor, bias: Option<Tensor>) -> Result<Linear> {
-        Linear::build(w, bias, strip_width())
+        Linear::build(w, bias, strip_width(), false)
     }
 
     /// The same with the weight as panels of [`GROUP`] whole columns, for a model that mostly
@@ -92,10 +95,10 @@ impl Linear {
     /// panel rather than reading them strided once per strip. A MiniLM batch of 32 took ~8%
     /// more CPU as strips on a 2-core EPYC; its single sentences about the same.
     pub fn panels(w: Tensor, bias: Option<Tensor>) -> Result<Linear> {
-        Linear::build(w, bias, GROUP)
+        Linear::build(w, bias, GROUP, true)
     }
 
-    fn build(w: Tensor, bias: Option<Tensor>, s: usize) -> Result<Linear> {
+    fn build(w: Tensor, bias: Option<Tensor>, s: usize, panels: bool) -> Result<Linear> {
         let (k, n) = w.dims2()?;
         let bias = match bias {
             Some(b) => b,
@@ -120,7 +123,7 @@ impl Linear {
         } else {
             vec![w.contiguous()?]
         };
-        Ok(Linear { parts, strip: s, bias, bias_cpu })
+        Ok(Linear { parts, strip: s, panels, bias, bias_cpu })
     }
 
     /// `norm(act(x @ w + b) + residual)` for `x` `(rows, in)`; `residual` `(rows, out)`.
@@ -142,12 +145,12 @@ impl Linear {
         let res = res_guard.as_ref().map(|g| slice(g, m * n)).transpose()?;
         let threads = rayon::current_num_threads().max(1);
         let mut dst = vec![0f32; m * n];
-        if m < ROW_SPLIT || self.strip >= GROUP {
+        if m < ROW_SPLIT || self.panels {
             // Few rows (or panels): the weight is what costs, read once, the groups shared out. Runs of
             // neighbouring groups per task, two tasks per thread (so that a thread that starts
             // late is made up for); then the rows gathered.
             let run = self.parts.len().div_ceil(2 * threads);
-            let outs = self.parts.par_iter().with_min_len(run).map(|g| product(&x, g)).collect::<Result<Vec<_>>>()?;
+            let outs = self.parts.par_iter().with_min_len(run).map(|g| product(&x, g, self.panels)).collect::<Result<Vec<_>>>()?;
             let guards: Vec<_> = outs.iter().map(Tensor::storage_and_layout).collect();
             let parts = strips_of(&outs, &guards, m)?;
             let per = (16 * 1024 / n).max(1);
@@ -171,7 +174,7 @@ impl Linear {
                 let mut outs: Vec<Vec<Tensor>> = xs.iter().map(|_| Vec::with_capacity(self.parts.len())).collect();
                 for g in &self.parts {
                     for (xb, out) in xs.iter().zip(&mut outs) {
-                        out.push(product(xb, g)?);
+                        out.push(product(xb, g, false)?);
                     }
                 }
                 for ((xb, out), b) in xs.iter().zip(&outs).zip((0..len).step_by(block)) {
@@ -229,11 +232,12 @@ fn strips_of<'a>(
 }
 
 /// `x` `(rows, in)` times a group of strips `(strips, in, strip)` → `(strips, rows, strip)`.
-fn product(x: &Tensor, group: &Tensor) -> Result<Tensor> {
+fn product(x: &Tensor, group: &Tensor, panel: bool) -> Result<Tensor> {
     let (strips, k, w) = group.dims3()?;
     let m = x.dim(0)?;
-    if m > 1 || w >= GROUP {
-        // (A panel's one row goes through gemm's matrix-vector path, as before the strips.)
+    if m > 1 || panel {
+        // (A panel's one row, a short last panel's too, goes through gemm's matrix-vector path,
+        // as before the strips.)
         return Ok(x.unsqueeze(0)?.broadcast_as((strips, m, k))?.matmul(group)?);
     }
     // One row: gemm's matrix-vector path, called per strip, ran ~30% slower than on whole
