@@ -275,9 +275,9 @@ def embed_http(client, path, sentences):
     return out
 
 
-def generate_http(client, path, max_new_tokens=NEW_TOKENS):
+def generate_http(client, path, max_new_tokens=NEW_TOKENS, prompt=PROMPT):
     """Streams one greedy generation; returns (ttft s, decode s, ids, logprobs, final event)."""
-    body = {"inputs": PROMPT, "parameters": {"max_new_tokens": max_new_tokens, "details": True}, "stream": True}
+    body = {"inputs": prompt, "parameters": {"max_new_tokens": max_new_tokens, "details": True}, "stream": True}
     start = time.perf_counter()
     resp = client.post(path, body, stream=True)
     first = last = None
