@@ -5,17 +5,23 @@ the same files, and prints the table. Every subcommand runs in the llama.cpp ven
 
   llamacpp.py prepare DIR GPT2_TOKENIZER_JSON    DIR/<quant>/ for each quantization: model-<QUANT>.gguf,
                                              tokenizer.json and a card (pipeline_tag text-generation)
-  llamacpp.py upload DIR                         alice/llama-<quant> for each (reads HF_ENDPOINT, HF_TOKEN)
-  llamacpp.py llamacpp GGUF TOKENIZER OUT        llama.cpp: time to first token, decode tokens/s, ids
+  llamacpp.py train DIR GPT2_TOKENIZER_JSON      (in the torch venv) DIR/trained.npz: the small trained llama
+  llamacpp.py prepare-trained DIR GPT2_TOKENIZER_JSON   DIR/trained-<quant>/ from it, as `prepare` does
+  llamacpp.py upload DIR                         alice/llama-<quant> and alice/trained-<quant> for each
+                                             (reads HF_ENDPOINT, HF_TOKEN)
+  llamacpp.py llamacpp GGUF TOKENIZER OUT [trained]   llama.cpp: time to first token, decode tokens/s, ids
   llamacpp.py worker QUANT WORKER PID OUT        the worker, on a fresh process: load, warm-up, timed
                                              rounds, then BENCH_STREAMS concurrent streams
+  llamacpp.py worker-trained QUANT WORKER OUT    the worker's greedy ids on the trained model
   llamacpp.py table OUTDIR                       prints the figures; exits 1 when a check failed
 
 The model has the shapes of TinyLlama 1.1B (BENCH_GGUF_SHAPE=1.1b, the default: width 2048, 22
 layers, 32 heads, 4 key-value heads, FFN 5632) or a small one for a quick look (BENCH_GGUF_SHAPE=small),
 and GPT-2's byte-level BPE vocabulary (50257 tokens), so both sides tokenize nothing differently:
 the prompt's ids come from the same tokenizer.json on both. Weights are random (seeded), so the
-text means nothing; the speed is a 1.1 B model's, and the ids show whether both run the same math.
+text means nothing; the speed is a 1.1 B model's, and the ids show whether both run the same math
+up to the first near-tie. The trained model (TRAINED) has a trained model's margins: there the ids
+must be identical.
 """
 
 import json
