@@ -381,6 +381,10 @@ def compare_ids(label, wk, lc, trained):
         print(f"|   {label} greedy ids: identical, {len(wk['ids'])} tokens; log-probabilities within {noise:.4f}; "
               f"llama.cpp's smallest top-2 gap {min(lc['gaps']):.3f} |")
         return True
+    if n >= min(len(wk["ids"]), len(lc["ids"])):
+        print(f"|   {label} greedy ids: identical for {n} tokens, then one side stopped: worker {len(wk['ids'])}, "
+              f"llama.cpp {len(lc['ids'])} tokens |")
+        return False
     gap = lc["gaps"][n]
     tie = gap <= 2 * noise
     print(f"|   {label} greedy ids: identical for {n} tokens (log-probabilities within {noise:.4f}), then differ "
@@ -451,23 +455,13 @@ def table(outdir):
     return ok
 
 
+COMMANDS = {"prepare": prepare, "train": train, "prepare-trained": prepare_trained, "upload": upload,
+            "llamacpp": llamacpp, "worker": worker, "worker-trained": worker_trained}
+
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
-    if cmd == "prepare":
-        prepare(*args)
-    elif cmd == "upload":
-        upload(*args)
-    elif cmd == "llamacpp":
-        llamacpp(*args)
-    elif cmd == "worker":
-        worker(*args)
-    elif cmd == "train":
-        train(*args)
-    elif cmd == "prepare-trained":
-        prepare_trained(*args)
-    elif cmd == "worker-trained":
-        worker_trained(*args)
-    elif cmd == "table":
+    if cmd == "table":
         sys.exit(0 if table(*args) else 1)
-    else:
+    if cmd not in COMMANDS:
         sys.exit(f"unknown command {cmd}")
+    COMMANDS[cmd](*args)
