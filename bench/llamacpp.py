@@ -250,6 +250,9 @@ def train(out, tokenizer_json):
         return rms(h, P["output_norm.weight"]) @ P["output.weight"].T
 
     opt = torch.optim.Adam(P.values(), lr=3e-3)
+    # Down to zero by the last step: at a constant rate the loss still jumps about (0.03-0.06 at
+    # step 150) and the recitation's smallest top-2 margin with it (0.03-3.5 over four runs).
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, TRAIN_STEPS)
     t0, avg = time.perf_counter(), None
     for step in range(1, TRAIN_STEPS + 1):
         starts = torch.randint(0, len(data) - TRAIN_WINDOW - 1, (4,))
@@ -259,6 +262,7 @@ def train(out, tokenizer_json):
         opt.zero_grad()
         loss.backward()
         opt.step()
+        sched.step()
         avg = loss.item() if avg is None else 0.9 * avg + 0.1 * loss.item()
         if step % 50 == 0:
             print(f"  step {step}: loss {avg:.4f} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
